@@ -1,0 +1,3 @@
+from ghga_tasks.cli import main
+
+main()

@@ -1,0 +1,158 @@
+"""`ghga-cli`: a thin click shell over the library. Exit codes are mapped here, and only here.
+
+Exit codes (sysexits): 0 done (also "already complete"), 1 internal error, 2 usage,
+65 size/checksum mismatch, 66 local input missing, 69 API refuses, 73 cannot write output,
+75 transient (state kept; run again), 77 not allowed, 78 configuration, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import traceback
+from typing import Callable
+
+import click
+
+from . import __version__
+from .errors import ExitCode, GhgaError
+from .progress import ProgressBar, human_bytes
+
+log = logging.getLogger("ghga_tasks")
+
+
+def option(*names: str, **kwargs):
+    """An option under both spellings: --api-url and --api_url."""
+    spellings = []
+    for name in names:
+        spellings.append(name)
+        if name.startswith("--") and "-" in name[2:] and "/" not in name:
+            spellings.append("--" + name[2:].replace("-", "_"))
+    return click.option(*spellings, **kwargs)
+
+
+def transfer_options(f: Callable) -> Callable:
+    opts = [
+        option("--parallel", type=int, default=None, help="Concurrent connections [4]."),
+        option("--max-rate", default=None, metavar="BYTES/S",
+               help="Bandwidth cap for the file, e.g. 50M or 10MiB [unlimited]."),
+        option("--state-dir", default=None, type=click.Path(file_okay=False),
+               help="Where resumable state lives [user cache dir; env GHGA_TASKS_STATE_DIR]."),
+        option("--retries", type=int, default=None, help="Retries per request [5]."),
+        option("--timeout", type=float, default=None,
+               help="Connect/read timeout and stall limit in seconds [60]."),
+        option("--max-wait", type=float, default=None,
+               help="Deadline in seconds for staging or acceptance [3600]."),
+        option("--ca-bundle", default=None, help="CA bundle to verify TLS with."),
+        option("--token", default=None, help="Sent as 'Authorization: Bearer TOKEN'."),
+        option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
+               help="Config file (TOML) [env GHGA_TASKS_CONFIG]."),
+        option("--json", "json_output", is_flag=True, default=None,
+               help="Print one JSON object per file on stdout."),
+        option("--quiet", "-q", is_flag=True, default=None, help="No progress, no summary."),
+        option("--verbose", "-v", is_flag=True, default=False, help="Log details to stderr."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def run_command(func: Callable) -> Callable:
+    """The one place that maps errors to exit codes and one-line messages."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        verbose = kwargs.get("verbose", False)
+        logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                            format="ghga-cli: %(message)s", stream=sys.stderr)
+        try:
+            func(*args, **kwargs)
+        except GhgaError as exc:
+            click.echo(f"ghga-cli: error: {exc.message}", err=True)
+            sys.exit(int(exc.exit_code))
+        except KeyboardInterrupt:
+            click.echo("ghga-cli: interrupted; the state is kept, run the same command again "
+                       "to resume", err=True)
+            sys.exit(int(ExitCode.INTERRUPTED))
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # a bug: say so, in one line unless verbose
+            if verbose:
+                traceback.print_exc()
+            click.echo(f"ghga-cli: internal error: {type(exc).__name__}: {exc}", err=True)
+            sys.exit(int(ExitCode.INTERNAL))
+        sys.exit(int(ExitCode.OK))
+
+    return wrapper
+
+
+def _load(config_path, **flags):
+    from .settings import load
+    return load(config_path, json=flags.pop("json_output"), **flags)
+
+
+def _report(result, settings) -> None:
+    if settings.json:
+        click.echo(json.dumps(result.as_dict(), sort_keys=True))
+    if not settings.quiet:
+        rate = result.bytes_transferred / result.seconds if result.seconds > 0 else 0
+        click.echo(f"ghga-cli: {result.file_id}: {result.status}, {result.path} "
+                   f"({human_bytes(result.size)}; moved {human_bytes(result.bytes_transferred)} "
+                   f"at {human_bytes(rate)}/s, resumed {human_bytes(result.bytes_resumed)}, "
+                   f"sha256 {result.sha256 or 'n/a'})", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ghga-cli")
+def main() -> None:
+    """Resumable, parallel up- and download for the GHGA file services."""
+
+
+@main.command("upload-by-id")
+@option("--api-url", required=True, help="Upload Controller API, e.g. http://host:port/upload")
+@option("--file-id", required=True, help="The registered file's id.")
+@option("--file-path", required=True, help="The local file to upload.")
+@option("--wait/--no-wait", default=None, help="Wait until the server accepted the file.")
+@transfer_options
+@run_command
+def upload_cmd(api_url, file_id, file_path, verbose, config_path, **flags):
+    """Upload FILE_PATH as the registered file FILE_ID (resumes after any interruption)."""
+    from .api import upload_by_id
+    settings = _load(config_path, **flags)
+    bar = ProgressBar(f"upload {file_id}", enabled=None if not settings.quiet else False)
+    try:
+        result = upload_by_id(api_url, file_id, file_path, settings=settings, progress=bar)
+    finally:
+        bar.close()
+    _report(result, settings)
+
+
+@main.command("download-by-id")
+@option("--api-url", required=True, help="DRS3 API base, e.g. http://host:port/ga4gh/drs/v1")
+@option("--file-id", required=True, help="The DRS object id.")
+@option("--output-dir", required=True, help="Directory the file is saved in.")
+@option("--part-size", default=None, metavar="BYTES", help="Range size, e.g. 64MiB [64MiB].")
+@option("--overwrite", is_flag=True, default=None, help="Replace a different existing file.")
+@transfer_options
+@run_command
+def download_cmd(api_url, file_id, output_dir, verbose, config_path, **flags):
+    """Download FILE_ID into OUTPUT_DIR (waits for staging; resumes; verifies SHA-256)."""
+    from .api import download_by_id
+    settings = _load(config_path, **flags)
+    bar = ProgressBar(f"download {file_id}", enabled=None if not settings.quiet else False)
+    try:
+        result = download_by_id(api_url, file_id, output_dir, settings=settings, progress=bar)
+    finally:
+        bar.close()
+    _report(result, settings)
+
+
+try:
+    from .server.command import serve
+except ModuleNotFoundError as _exc:  # pragma: no cover - only while server/command.py is missing
+    if "ghga_tasks.server" not in str(_exc):
+        raise
+else:
+    main.add_command(serve)

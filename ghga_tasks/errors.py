@@ -1,0 +1,117 @@
+"""Typed errors and the exit-code table (sysexits), mapped in one place by the CLI."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    INTEGRITY = 65
+    NO_INPUT = 66
+    REFUSED = 69
+    CANNOT_WRITE = 73
+    TRANSIENT = 75
+    NOT_ALLOWED = 77
+    CONFIG = 78
+    INTERRUPTED = 130
+
+
+class GhgaError(Exception):
+    """Base of every error the library raises on purpose."""
+
+    exit_code = ExitCode.INTERNAL
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(GhgaError):
+    """Bad arguments, e.g. a file id that would escape the output dir."""
+
+    exit_code = ExitCode.USAGE
+
+
+class IntegrityError(GhgaError):
+    """Size or checksum mismatch, or the server rejected the upload."""
+
+    exit_code = ExitCode.INTEGRITY
+
+
+class InputError(GhgaError):
+    """The local input file is missing or unreadable."""
+
+    exit_code = ExitCode.NO_INPUT
+
+
+class ApiRefused(GhgaError):
+    """The API refuses permanently (unknown id, conflict, junk answers)."""
+
+    exit_code = ExitCode.REFUSED
+
+    def __init__(self, message: str, status: int | None = None, exception_id: str | None = None,
+                 data: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.exception_id = exception_id
+        self.data = data or {}
+
+
+class OutputError(GhgaError):
+    """The output cannot be written: exists, not writable, disk full."""
+
+    exit_code = ExitCode.CANNOT_WRITE
+
+
+class TransientError(GhgaError):
+    """Failed after retries; the state is kept and a re-run resumes."""
+
+    exit_code = ExitCode.TRANSIENT
+
+
+class LockedError(TransientError):
+    """Another process is transferring the same file."""
+
+
+class NotAllowed(GhgaError):
+    """401/403 from the API."""
+
+    exit_code = ExitCode.NOT_ALLOWED
+
+
+class ConfigError(GhgaError):
+    """Bad configuration file, environment variable or setting."""
+
+    exit_code = ExitCode.CONFIG
+
+
+class Interrupted(GhgaError):
+    exit_code = ExitCode.INTERRUPTED
+
+
+_BY_NAME = {cls.__name__: cls for cls in (
+    GhgaError, UsageError, IntegrityError, InputError, ApiRefused, OutputError,
+    TransientError, LockedError, NotAllowed, ConfigError, Interrupted)}
+
+
+def error_to_dict(exc: BaseException) -> dict:
+    """What a failed luigi task leaves in the state dir for the runner."""
+    if isinstance(exc, GhgaError):
+        return {"type": type(exc).__name__, "message": exc.message, "exit_code": int(exc.exit_code)}
+    return {"type": "InternalError", "message": f"{type(exc).__name__}: {exc}",
+            "exit_code": int(ExitCode.INTERNAL)}
+
+
+def error_from_dict(data: dict) -> GhgaError:
+    cls = _BY_NAME.get(data.get("type", ""), GhgaError)
+    err = GhgaError.__new__(cls)
+    GhgaError.__init__(err, str(data.get("message", "unknown error")))
+    if cls is GhgaError:
+        err.exit_code = ExitCode(int(data.get("exit_code", 1)))
+    return err

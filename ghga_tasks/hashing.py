@@ -1,0 +1,87 @@
+"""Hash a file while it is being written or read, trailing its contiguous finished prefix."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from typing import Optional
+
+from .fileio import O_BINARY, read_at
+
+BLOCK = 8 * 1024 * 1024
+
+
+class PrefixHasher:
+    """A thread that hashes bytes [0, target) of a file as `target` advances.
+
+    hashlib and positioned reads release the GIL, so this runs beside the pycurl loop.
+    """
+
+    def __init__(self, path: str, algorithm: str = "sha256"):
+        self.path = path
+        self.algorithm = algorithm
+        self._hash = hashlib.new(algorithm)
+        self._extra = hashlib.sha256() if algorithm != "sha256" else None
+        self._fd = os.open(path, os.O_RDONLY | O_BINARY)
+        self._pos = 0
+        self._target = 0
+        self._closing = False
+        self._aborted = False
+        self._error: Optional[BaseException] = None
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="ghga-hasher", daemon=True)
+        self._thread.start()
+
+    @property
+    def position(self) -> int:
+        return self._pos
+
+    def advance(self, upto: int) -> None:
+        with self._cond:
+            if upto > self._target:
+                self._target = upto
+                self._cond.notify()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while self._pos >= self._target and not self._closing:
+                        self._cond.wait()
+                    if self._pos >= self._target or self._aborted:
+                        return
+                    target = self._target
+                while self._pos < target and not self._aborted:
+                    n = min(BLOCK, target - self._pos)
+                    data = read_at(self._fd, n, self._pos)
+                    if not data:
+                        raise OSError(f"{self.path} ended at {self._pos} bytes while hashing")
+                    self._hash.update(data)
+                    if self._extra is not None:
+                        self._extra.update(data)
+                    self._pos += len(data)
+        except BaseException as exc:  # reported by finish()
+            self._error = exc
+
+    def finish(self, total: int) -> dict:
+        """Hash up to `total` and return {'sha256': hex, algorithm: hex}."""
+        self.advance(total)
+        self.close()
+        if self._error is not None:
+            raise self._error
+        if self._pos != total:
+            raise OSError(f"hashed {self._pos} of {total} bytes of {self.path}")
+        digests = {self.algorithm: self._hash.hexdigest()}
+        digests["sha256"] = (self._extra or self._hash).hexdigest()
+        return digests
+
+    def close(self, abort: bool = False) -> None:
+        with self._cond:
+            self._closing = True
+            self._aborted = self._aborted or abort
+            self._cond.notify()
+        self._thread.join()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

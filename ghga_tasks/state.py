@@ -1,0 +1,217 @@
+"""The state dir: one folder per transfer, atomic JSON facts, append-only ledgers, a lock.
+
+Layout: <root>/<uploads|downloads>/<safe file id>-<hash of api url + file id>/
+Nothing here ever holds a pre-signed URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import threading
+from pathlib import Path
+from typing import Iterable, Optional
+
+from .errors import LockedError, OutputError
+from .fileio import fsync_dir, is_disk_full
+
+
+def normalize_api_url(api_url: str) -> str:
+    return api_url.strip().rstrip("/")
+
+
+def transfer_dir(root: Path, direction: str, api_url: str, file_id: str) -> Path:
+    digest = hashlib.sha256(f"{normalize_api_url(api_url)}\n{file_id}".encode()).hexdigest()[:16]
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", file_id)[:64]
+    return Path(root) / direction / f"{safe}-{digest}"
+
+
+def ensure_dir(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create state dir {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write atomically: a crash leaves the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        what = "disk full" if is_disk_full(exc) else (exc.strerror or str(exc))
+        raise OutputError(f"cannot write state file {path}: {what}") from None
+    fsync_dir(str(path.parent))
+
+
+def read_json(path: Path) -> Optional[dict]:
+    try:
+        with open(path, "r", encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+class Ledger:
+    """Append-only JSON lines: a header line, then one line per finished piece.
+
+    A torn last line (the process died mid-write) is ignored. A header that differs from
+    the expected one (another upload attempt, a changed source file) starts a new ledger.
+    """
+
+    def __init__(self, path: Path, header: dict):
+        self.path = path
+        self.header = header
+        self._entries: list = []
+        self._fh = None
+        self._lock = threading.Lock()
+        self._load()
+
+    def _load(self) -> None:
+        lines = []
+        try:
+            with open(self.path, "r", encoding="utf-8") as fh:
+                lines = fh.read().split("\n")
+        except FileNotFoundError:
+            pass
+        parsed = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                parsed.append(json.loads(line))
+            except ValueError:
+                break  # torn tail
+        if parsed and parsed[0] == {"header": self.header}:
+            self._entries = parsed[1:]
+            # rewrite so a torn tail doesn't glue onto the next append
+            self._rewrite()
+        else:
+            self._entries = []
+            self._rewrite()
+
+    def _rewrite(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for item in [{"header": self.header}] + self._entries:
+                fh.write(json.dumps(item, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+    @property
+    def entries(self) -> list:
+        return list(self._entries)
+
+    def append(self, items: Iterable[dict], sync: bool = True) -> None:
+        """Append lines; with sync=False they survive a killed process but not a power loss."""
+        items = list(items)
+        if not items:
+            return
+        with self._lock:
+            if self._fh is None:
+                self._fh = open(self.path, "a", encoding="utf-8")
+            try:
+                self._fh.write("".join(json.dumps(i, sort_keys=True) + "\n" for i in items))
+                self._fh.flush()
+                if sync:
+                    os.fsync(self._fh.fileno())
+            except OSError as exc:
+                what = "disk full" if is_disk_full(exc) else (exc.strerror or str(exc))
+                raise OutputError(f"cannot write ledger {self.path}: {what}") from None
+            self._entries.extend(items)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def boot_id() -> Optional[str]:
+    """Changes at every boot (Linux); tells a killed process from a power loss."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", "r") as fh:
+            return fh.read().strip()[:8] or None
+    except OSError:
+        return None
+
+
+class TransferLock:
+    """An OS lock on <transfer dir>/lock; a second process gets LockedError at once."""
+
+    def __init__(self, directory: Path, what: str):
+        self.path = directory / "lock"
+        self.what = what
+        self._fh = None
+
+    def __enter__(self) -> "TransferLock":
+        ensure_dir(self.path.parent)
+        fh = open(self.path, "a+")
+        try:
+            _lock(fh)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            fh.close()
+            raise LockedError(
+                f"another ghga-cli process (pid {holder}) is transferring {self.what}; "
+                "wait for it to finish or stop it, then run again") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fh is not None:
+            try:
+                _unlock(self._fh)
+            finally:
+                self._fh.close()
+                self._fh = None
+
+
+if sys.platform == "win32":  # pragma: no cover
+    import msvcrt
+
+    def _lock(fh) -> None:
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+
+    def _unlock(fh) -> None:
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+else:
+    import fcntl
+
+    def _lock(fh) -> None:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _unlock(fh) -> None:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,275 @@
+"""Download DAG: PollOutbox → FetchFile (one task per file)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import luigi
+
+from .. import parts as planning
+from .. import state
+from ..clients import DrsClient, access_url, expected_checksum
+from ..errors import IntegrityError, OutputError, UsageError
+from ..fileio import O_BINARY, fsync_dir, is_disk_full, preallocate
+from ..hashing import PrefixHasher
+from ..transfer import DownloadStrategy, Engine, Job
+from .base import GhgaTask, Marker, stopwatch
+
+
+def check_file_id(file_id: str) -> str:
+    """A file id becomes a file name in output_dir; refuse anything that could escape it."""
+    bad = (not file_id or file_id in (".", "..") or "/" in file_id or "\\" in file_id
+           or "\x00" in file_id or ":" in file_id or file_id != file_id.strip())
+    if bad:
+        raise UsageError(f"file id {file_id!r} cannot be used as a file name in the output dir")
+    return file_id
+
+
+def partial_path(output_dir: str, file_id: str) -> Path:
+    return Path(output_dir) / f".{file_id}.ghga-part"
+
+
+class DownloadTask(GhgaTask):
+    direction = "downloads"
+
+    def client(self) -> DrsClient:
+        return DrsClient(self.api_url, self.cfg)
+
+
+class PollOutbox(DownloadTask):
+    """Ask DRS until the object is staged. Target: its id, size, checksums, name (no URL)."""
+
+    def output(self) -> Marker:
+        return Marker(str(self.dir / "object.json"))
+
+    def run(self) -> None:
+        check_file_id(self.file_id)
+        client = self.client()
+        try:
+            obj = client.wait_for_object(
+                self.file_id, on_wait=lambda s: self.report(0, 0, f"staging, next ask in {s:.0f} s"))
+        finally:
+            client.close()
+        self.output().write({k: obj.get(k) for k in ("id", "size", "checksums", "name",
+                                                     "created_time", "self_uri")})
+
+
+class FetchFile(DownloadTask):
+    """Ranged GETs into a preallocated partial file, verified, then moved into output_dir."""
+
+    output_dir = luigi.Parameter(description="where the file goes")
+    overwrite = luigi.BoolParameter(default=False, significant=False)
+
+    def requires(self) -> PollOutbox:
+        return PollOutbox(api_url=self.api_url, file_id=self.file_id, state_dir=self.state_dir,
+                          settings=self.settings, progress=self.progress)
+
+    @property
+    def final(self) -> Path:
+        return Path(self.output_dir) / check_file_id(self.file_id)
+
+    def output(self) -> Marker:
+        return Marker(str(self.dir / "done.json"))
+
+    def complete(self) -> bool:
+        done = self.output().read()
+        if not done or done.get("path") != str(self.final.resolve()):
+            return False
+        try:
+            return self.final.stat().st_size == done.get("size")
+        except OSError:
+            return False
+
+    def run(self) -> None:
+        check_file_id(self.file_id)
+        with self.lock():
+            self._fetch()
+
+    def _fetch(self) -> None:
+        elapsed = stopwatch()
+        obj = self.input().read() or {}
+        size = int(obj["size"])
+        kind, expected = expected_checksum(obj)
+        out_dir = Path(self.output_dir)
+        if not out_dir.is_dir():
+            raise OutputError(f"output dir does not exist: {out_dir}")
+        if not os.access(out_dir, os.W_OK | os.X_OK):
+            raise OutputError(f"output dir is not writable: {out_dir}")
+        if self.final.exists() and self._present(size, kind, expected, elapsed):
+            return
+        part = partial_path(self.output_dir, self.file_id)
+        ledger = state.Ledger(self.dir / "ranges.jsonl", {
+            "id": obj.get("id"), "size": size, "checksum": expected, "partial": str(part.resolve())})
+        done = trusted_ranges(ledger.entries, state.boot_id())
+        if done and not part.exists():
+            ledger.close()
+            state.remove(self.dir / "ranges.jsonl")
+            ledger = state.Ledger(self.dir / "ranges.jsonl", ledger.header)
+            done = []
+        resumed = planning.done_bytes(done)
+        fd = self._open_partial(part, size)
+        hasher = PrefixHasher(str(part), kind or "sha256")
+        hasher.advance(planning.contiguous_prefix(done))
+        ok = False
+        try:
+            moved = self._download(fd, part, size, done, ledger, hasher, resumed)
+            digests = hasher.finish(size)
+            ok = True
+        finally:
+            if not ok:
+                hasher.close(abort=True)
+            ledger.close()
+            os.close(fd)
+        actual = os.stat(part).st_size
+        if actual != size or (expected and digests[kind] != expected):
+            bad = part.with_name(f".{self.file_id}.ghga-corrupt")
+            os.replace(part, bad)
+            state.remove(self.dir / "ranges.jsonl")
+            what = (f"size {actual} != {size}" if actual != size
+                    else f"{kind} {digests[kind]} != expected {expected}")
+            raise IntegrityError(f"downloaded {self.file_id!r} does not verify ({what}); "
+                                 f"the bytes are kept at {bad}, run again to download anew")
+        self._move_into_place(part)
+        self._finish(size, digests["sha256"], "downloaded", moved, resumed, elapsed,
+                     verified=kind)
+        state.remove(self.dir / "ranges.jsonl")
+
+    def _present(self, size, kind, expected, elapsed) -> bool:
+        """True when the final file already holds these bytes; error if it differs."""
+        if self.overwrite:
+            return False
+        if self.final.is_file() and self.final.stat().st_size == size:
+            hasher = PrefixHasher(str(self.final), kind or "sha256")
+            digests = hasher.finish(size)
+            if expected is None or digests[kind] == expected:
+                self._finish(size, digests["sha256"], "present", 0, size, elapsed, verified=kind)
+                return True
+        raise OutputError(f"{self.final} already exists with different content "
+                          "(use --overwrite to replace it)")
+
+    def _open_partial(self, part: Path, size: int) -> int:
+        try:
+            fd = os.open(part, os.O_RDWR | os.O_CREAT | O_BINARY, 0o644)
+        except OSError as exc:
+            raise OutputError(f"cannot create {part}: {exc.strerror or exc}") from None
+        try:
+            preallocate(fd, size)
+        except OSError as exc:
+            os.close(fd)
+            if is_disk_full(exc):
+                raise OutputError(f"not enough space for {size} bytes in {part.parent} "
+                                  "(disk full); free space and run again") from None
+            raise OutputError(f"cannot allocate {part}: {exc.strerror or exc}") from None
+        return fd
+
+    def _download(self, fd: int, part: Path, size: int, done: list, ledger: state.Ledger,
+                  hasher: PrefixHasher, resumed: int) -> int:
+        todo = planning.missing_ranges(size, self.cfg.part_size, done)
+        if not todo:
+            return 0
+        client = self.client()
+        url: dict = {}
+        boot = state.boot_id()
+        syncer = Checkpointer(fd, ledger)
+
+        def refresh() -> None:
+            url["value"] = access_url(client.wait_for_object(self.file_id))
+
+        def on_done(job: Job) -> None:
+            p = job.part
+            ledger.append([{"offset": p.offset, "size": p.length, "boot": boot}], sync=False)
+            done.append((p.offset, p.length))
+            hasher.advance(planning.contiguous_prefix(done))
+
+        try:
+            refresh()
+            engine = Engine(self.cfg, progress=lambda n: self.report(resumed + n, size, "download"))
+            self.report(resumed, size, "download")
+            strategy = DownloadStrategy(str(part), size, lambda: url["value"], refresh, on_done,
+                                        tick=syncer.tick)
+            engine.run(strategy, todo)
+            return engine.bytes_moved
+        finally:
+            syncer.close()
+            client.close()
+
+    def _move_into_place(self, part: Path) -> None:
+        try:
+            with open(part, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(part, self.final)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise OutputError(f"disk full while moving {part} into place") from None
+            if getattr(exc, "errno", None) == 18:  # EXDEV: copy, then rename atomically
+                tmp = self.final.with_name(f".{self.file_id}.ghga-tmp")
+                shutil.copyfile(part, tmp)
+                os.replace(tmp, self.final)
+                os.remove(part)
+            else:
+                raise OutputError(f"cannot move the file into place at {self.final}: "
+                                  f"{exc.strerror or exc}") from None
+        fsync_dir(str(self.final.parent))
+
+    def _finish(self, size: int, sha256: str, status: str, moved: int, resumed: int,
+                elapsed, verified: Optional[str]) -> None:
+        path = str(self.final.resolve())
+        self.output().write({"path": path, "size": size, "sha256": sha256, "verified": verified})
+        self.record_run(status=status, path=path, bytes_transferred=moved, bytes_resumed=resumed,
+                        seconds=elapsed(), sha256=sha256, verified=verified)
+
+
+def trusted_ranges(entries: list, boot: Optional[str]) -> List[Tuple[int, int]]:
+    """Ranges a resumed download may keep.
+
+    Ranges are logged as soon as their bytes are written (enough after a killed process);
+    after a reboot only those covered by a {"durable": n} checkpoint are trusted."""
+    ranges = [e for e in entries if "offset" in e]
+    same_boot = boot is not None and all(e.get("boot") == boot for e in ranges)
+    if not same_boot:
+        durable = max([e["durable"] for e in entries if "durable" in e] or [0])
+        ranges = [e for e in entries[:durable] if "offset" in e]
+    return [(e["offset"], e["size"]) for e in ranges]
+
+
+class Checkpointer:
+    """Every CHECKPOINT seconds, fdatasync the partial file in a thread, then log how many
+    ledger lines that made durable. The pycurl loop never waits for the disk."""
+
+    CHECKPOINT = 30.0
+
+    def __init__(self, fd: int, ledger: state.Ledger):
+        self.fd = fd
+        self.ledger = ledger
+        self.error: Optional[BaseException] = None
+        self._thread: Optional[threading.Thread] = None
+        self._last = time.monotonic()
+
+    def tick(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            if is_disk_full(error):
+                raise OutputError("disk full while writing the download") from None
+            raise OutputError(f"cannot write the download: {error}")
+        busy = self._thread is not None and self._thread.is_alive()
+        if busy or time.monotonic() - self._last < self.CHECKPOINT:
+            return
+        self._last = time.monotonic()
+        self._thread = threading.Thread(target=self._sync, args=(len(self.ledger),), daemon=True)
+        self._thread.start()
+
+    def _sync(self, lines: int) -> None:
+        try:
+            getattr(os, "fdatasync", os.fsync)(self.fd)
+            self.ledger.append([{"durable": lines}])
+        except BaseException as exc:
+            self.error = exc
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._thread.join()

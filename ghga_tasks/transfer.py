@@ -1,0 +1,458 @@
+"""The byte mover: one pycurl multi loop, N reused easy handles, no luigi.
+
+Uploads PUT each part with a READFUNCTION that reads the part at its offset in 2 MiB blocks
+(and hashes it for the ETag check). Downloads hand libcurl a buffered file object seeked to
+the range, so body bytes go from libcurl to the file without Python code per chunk; the
+header callback checks status, Content-Range and Content-Length before any byte is written.
+
+Retry policy: network errors, 5xx and 429 retry the job with backoff, up to settings.retries
+times; 403/404 from storage refresh the URL (bounded); other 4xx are fatal.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+import random
+import re
+import sys
+import time
+from collections import deque
+from typing import Callable, Deque, List, Optional
+
+import pycurl
+
+from .clients import redact
+from .errors import ConfigError, GhgaError, NotAllowed, OutputError, TransientError
+from .fileio import is_disk_full, read_at
+from .parts import Part
+from .settings import Settings
+
+log = logging.getLogger("ghga_tasks")
+
+MiB = 1024 * 1024
+UPLOAD_BUFFER = 2 * MiB      # libcurl's maximum
+DOWNLOAD_BUFFER = 1 * MiB
+FILE_BUFFER = 1 * MiB
+MAX_REFRESH = 4              # fresh URLs in a row that storage may refuse before we give up
+
+RETRYABLE_CURL = {
+    pycurl.E_COULDNT_CONNECT, pycurl.E_OPERATION_TIMEDOUT, pycurl.E_PARTIAL_FILE,
+    pycurl.E_GOT_NOTHING, pycurl.E_SEND_ERROR, pycurl.E_RECV_ERROR,
+    pycurl.E_COULDNT_RESOLVE_HOST, getattr(pycurl, "E_HTTP2", 16),
+    getattr(pycurl, "E_HTTP2_STREAM", 92), getattr(pycurl, "E_SEND_FAIL_REWIND", 65),
+}
+TLS_CURL = {pycurl.E_SSL_CONNECT_ERROR, getattr(pycurl, "E_PEER_FAILED_VERIFICATION", 60),
+            getattr(pycurl, "E_SSL_CACERT", 60), getattr(pycurl, "E_SSL_CACERT_BADFILE", 77)}
+
+
+class Outcome(enum.Enum):
+    OK = "ok"
+    RETRY = "retry"        # count an attempt, back off, try again
+    REFRESH = "refresh"    # the URL was refused: get a new one, try again
+
+
+class Job:
+    """One part PUT or one range GET, with its runtime state on a handle."""
+
+    __slots__ = ("part", "attempts", "refusals", "not_before", "problem", "status",
+                 "headers", "etag", "md5", "pos", "fh", "bad_header")
+
+    def __init__(self, part: Part):
+        self.part = part
+        self.attempts = 0
+        self.refusals = 0
+        self.not_before = 0.0
+        self.problem = ""
+        self.reset()
+
+    def reset(self) -> None:
+        self.status = 0
+        self.headers: dict = {}
+        self.etag = ""
+        self.md5 = None
+        self.pos = 0
+        self.fh = None
+        self.bad_header = ""
+
+    def label(self) -> str:
+        p = self.part
+        return f"part {p.number}" if p.number else f"bytes {p.offset}-{p.end - 1}"
+
+
+class Strategy:
+    """What the engine asks of an upload or a download."""
+
+    verb = "transfer"
+
+    def begin(self, curl: pycurl.Curl, job: Job) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def end(self, curl: pycurl.Curl, job: Job) -> Outcome:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def done(self, job: Job) -> None:
+        pass
+
+    def refresh(self) -> None:
+        pass
+
+    def tick(self) -> None:
+        """Called about once a second from the loop (commit ledgers, etc.)."""
+
+    def moved(self, curl: pycurl.Curl) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Engine:
+    def __init__(self, settings: Settings,
+                 progress: Optional[Callable[[int], None]] = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.settings = settings
+        self.progress = progress
+        self.sleep = sleep
+        self.bytes_moved = 0            # finished jobs of this run
+        self._callback_error: Optional[BaseException] = None
+
+    def _handle(self) -> pycurl.Curl:
+        s = self.settings
+        c = pycurl.Curl()
+        c.setopt(pycurl.NOSIGNAL, 1)
+        c.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+        c.setopt(pycurl.FOLLOWLOCATION, 0)
+        c.setopt(pycurl.CONNECTTIMEOUT, max(1, int(s.timeout)))
+        c.setopt(pycurl.LOW_SPEED_LIMIT, 1)
+        c.setopt(pycurl.LOW_SPEED_TIME, max(1, int(s.timeout)))
+        c.setopt(pycurl.TCP_KEEPALIVE, 1)
+        c.setopt(pycurl.SSL_VERIFYPEER, 1)
+        c.setopt(pycurl.SSL_VERIFYHOST, 2)
+        c.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        if s.ca_bundle:
+            c.setopt(pycurl.CAINFO, s.ca_bundle)
+        c.setopt(pycurl.USERAGENT, "ghga-tasks")
+        return c
+
+    def _capture(self, exc_type, exc, tb) -> None:
+        """pycurl prints exceptions raised in callbacks; keep the first one instead."""
+        if self._callback_error is None:
+            self._callback_error = exc
+
+    def run(self, strategy: Strategy, parts: List[Part]) -> None:
+        """Move every part; return when all are done, raise a GhgaError otherwise."""
+        s = self.settings
+        queue: Deque[Job] = deque(Job(p) for p in parts)
+        if not queue:
+            return
+        parallel = max(1, min(s.parallel, len(queue)))
+        multi = pycurl.CurlMulti()
+        idle = [self._handle() for _ in range(parallel)]
+        rate = s.max_rate // parallel if s.max_rate else 0
+        for c in idle:
+            if rate:
+                c.setopt(pycurl.MAX_SEND_SPEED_LARGE, rate)
+                c.setopt(pycurl.MAX_RECV_SPEED_LARGE, rate)
+        active: dict = {}
+        saved_hook = sys.excepthook
+        sys.excepthook = self._capture
+        last_tick = last_progress = 0.0
+        try:
+            while queue or active:
+                now = time.monotonic()
+                while idle and queue and queue[0].not_before <= now:
+                    job = queue.popleft()
+                    c = idle.pop()
+                    job.reset()
+                    strategy.begin(c, job)
+                    multi.add_handle(c)
+                    active[c] = job
+                if not active:
+                    # everything left is backing off
+                    self.sleep(max(0.0, min(j.not_before for j in queue) - now))
+                    continue
+                while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+                    pass
+                while True:
+                    left, ok, failed = multi.info_read()
+                    for c in ok:
+                        self._finish(multi, strategy, active.pop(c), c, None, idle, queue)
+                    for c, code, message in failed:
+                        self._finish(multi, strategy, active.pop(c), c, (code, message),
+                                     idle, queue)
+                    if not left:
+                        break
+                now = time.monotonic()
+                if now - last_tick >= 1.0:
+                    strategy.tick()
+                    last_tick = now
+                if self.progress and now - last_progress >= 0.25:
+                    inflight = sum(strategy.moved(c) for c in active)
+                    self.progress(self.bytes_moved + inflight)
+                    last_progress = now
+                if active:
+                    multi.select(0.25)
+            strategy.tick()
+        finally:
+            sys.excepthook = saved_hook
+            for c in list(active):
+                multi.remove_handle(c)
+                job = active.pop(c)
+                if job.fh is not None:
+                    _close_quietly(job.fh)
+                idle.append(c)
+            for c in idle:
+                c.close()
+            multi.close()
+
+    def _finish(self, multi, strategy: Strategy, job: Job, c: pycurl.Curl, error,
+                idle: list, queue: Deque[Job]) -> None:
+        multi.remove_handle(c)
+        idle.append(c)
+        job.status = c.getinfo(pycurl.RESPONSE_CODE) or job.status
+        if error is not None:
+            if job.fh is not None:
+                _close_quietly(job.fh)
+                job.fh = None
+            outcome = self._classify_error(job, *error)
+        else:
+            outcome = strategy.end(c, job)
+        if outcome is Outcome.OK:
+            job.refusals = 0
+            self.bytes_moved += job.part.length
+            strategy.done(job)
+            return
+        if outcome is Outcome.REFRESH:
+            job.refusals += 1
+            if job.refusals > MAX_REFRESH:
+                raise NotAllowed(f"storage refused {job.label()} with HTTP {job.status} even "
+                                 f"after {MAX_REFRESH} fresh URLs")
+            log.info("%s: HTTP %s from storage, asking for a fresh URL", job.label(), job.status)
+            strategy.refresh()
+            queue.appendleft(job)
+            return
+        job.attempts += 1
+        if job.attempts > self.settings.retries:
+            raise TransientError(f"{strategy.verb} of {job.label()} failed after "
+                                 f"{job.attempts} attempts: {job.problem}")
+        delay = min(0.5 * 2 ** (job.attempts - 1), 30.0) * (0.8 + 0.4 * random.random())
+        log.info("%s: %s; retry %d in %.1f s", job.label(), job.problem, job.attempts, delay)
+        job.not_before = time.monotonic() + delay
+        queue.append(job)
+
+    def _classify_error(self, job: Job, code: int, message: str) -> Outcome:
+        captured, self._callback_error = self._callback_error, None
+        if captured is not None:
+            if isinstance(captured, GhgaError):
+                raise captured
+            if is_disk_full(captured):
+                raise OutputError("cannot write the output: disk full")
+            if isinstance(captured, OSError):
+                raise OutputError(f"I/O error: {captured.strerror or captured}")
+            raise captured
+        message = _clean(message)
+        if job.bad_header:
+            if job.status in (403, 404):
+                return Outcome.REFRESH
+            if job.status in (429,) or job.status >= 500:
+                job.problem = f"HTTP {job.status}"
+                return Outcome.RETRY
+            raise GhgaError(job.bad_header)
+        if code in TLS_CURL:
+            raise ConfigError(f"TLS error talking to storage: {message} (see --ca-bundle)")
+        if code in RETRYABLE_CURL or code == pycurl.E_WRITE_ERROR:
+            job.problem = message or f"curl error {code}"
+            return Outcome.RETRY
+        raise TransientError(f"{job.label()}: {message or f'curl error {code}'}")
+
+
+class UploadStrategy(Strategy):
+    """PUT parts of a local file to pre-signed part URLs."""
+
+    verb = "upload"
+
+    def __init__(self, fd: int, url_for: Callable[[int], str],
+                 on_done: Callable[[Job], None]):
+        self.fd = fd
+        self.url_for = url_for
+        self.on_done = on_done
+
+    def begin(self, c: pycurl.Curl, job: Job) -> None:
+        part = job.part
+        url = self.url_for(part.number)
+        job.md5 = hashlib.md5()
+        job.pos = 0
+
+        def read(size: int) -> bytes:
+            n = min(size, part.length - job.pos)
+            if n <= 0:
+                return b""
+            data = read_at(self.fd, n, part.offset + job.pos)
+            if len(data) != n:
+                raise OSError(f"the input file is shorter than expected at offset "
+                              f"{part.offset + job.pos}")
+            job.pos += n
+            job.md5.update(data)
+            return data
+
+        def seek(offset: int, origin: int) -> int:
+            if origin != 0 or offset != 0:
+                return pycurl.SEEKFUNC_CANTSEEK
+            job.pos = 0
+            job.md5 = hashlib.md5()
+            return pycurl.SEEKFUNC_OK
+
+        c.setopt(pycurl.URL, url)
+        c.setopt(pycurl.UPLOAD, 1)
+        c.setopt(pycurl.INFILESIZE_LARGE, part.length)
+        c.setopt(pycurl.UPLOAD_BUFFERSIZE, UPLOAD_BUFFER)
+        c.setopt(pycurl.READFUNCTION, read)
+        c.setopt(pycurl.SEEKFUNCTION, seek)
+        c.setopt(pycurl.HEADERFUNCTION, _header_collector(job))
+        c.setopt(pycurl.WRITEFUNCTION, _discard)
+        c.setopt(pycurl.HTTPHEADER, ["Content-Type:", "Transfer-Encoding:"])
+
+    def end(self, c: pycurl.Curl, job: Job) -> Outcome:
+        status = job.status
+        if status in (403, 404):
+            return Outcome.REFRESH
+        if status == 429 or status >= 500:
+            job.problem = f"HTTP {status} from storage"
+            return Outcome.RETRY
+        if status != 200:
+            raise GhgaError(f"storage refused part {job.part.number}: HTTP {status}")
+        if job.pos != job.part.length:
+            job.problem = f"sent {job.pos} of {job.part.length} bytes"
+            return Outcome.RETRY
+        etag = job.headers.get("etag", "").strip().strip('"').lower()
+        md5 = job.md5.hexdigest()
+        if re.fullmatch(r"[0-9a-f]{32}", etag) and etag != md5:
+            job.problem = f"ETag {etag} does not match the MD5 {md5} of the bytes sent"
+            return Outcome.RETRY
+        job.etag = etag or md5
+        return Outcome.OK
+
+    def done(self, job: Job) -> None:
+        self.on_done(job)
+
+    def moved(self, c: pycurl.Curl) -> int:
+        return int(c.getinfo(pycurl.SIZE_UPLOAD_T))
+
+
+class DownloadStrategy(Strategy):
+    """GET ranges of one object into a preallocated partial file."""
+
+    verb = "download"
+
+    def __init__(self, path: str, size: int, url: Callable[[], str],
+                 refresh: Callable[[], None], on_done: Callable[[Job], None],
+                 tick: Callable[[], None] = lambda: None):
+        self.path = path
+        self.size = size
+        self.url = url
+        self._refresh = refresh
+        self.on_done = on_done
+        self._tick = tick
+
+    def begin(self, c: pycurl.Curl, job: Job) -> None:
+        part = job.part
+        fh = open(self.path, "r+b", buffering=FILE_BUFFER)
+        fh.seek(part.offset)
+        job.fh = fh
+        whole = part.offset == 0 and part.length == self.size
+        collect = _header_collector(job)
+
+        def header(line: bytes):
+            collect(line)
+            if line in (b"\r\n", b"\n") and not (100 <= job.status < 200):
+                problem = _check_range(job, self.size, whole)
+                if problem:
+                    job.bad_header = problem
+                    return 0  # a length other than len(line) aborts before the body
+            return None
+
+        c.setopt(pycurl.URL, self.url())
+        c.setopt(pycurl.HTTPGET, 1)
+        c.setopt(pycurl.RANGE, f"{part.offset}-{part.end - 1}")
+        c.setopt(pycurl.BUFFERSIZE, DOWNLOAD_BUFFER)
+        c.setopt(pycurl.HEADERFUNCTION, header)
+        c.setopt(pycurl.WRITEDATA, fh)
+        c.setopt(pycurl.HTTPHEADER, ["Accept-Encoding: identity"])
+
+    def end(self, c: pycurl.Curl, job: Job) -> Outcome:
+        fh, job.fh = job.fh, None
+        try:
+            fh.flush()
+            written = fh.tell() - job.part.offset
+        finally:
+            _close_quietly(fh)
+        if written != job.part.length:
+            job.problem = f"received {written} of {job.part.length} bytes"
+            return Outcome.RETRY
+        return Outcome.OK
+
+    def done(self, job: Job) -> None:
+        self.on_done(job)
+
+    def refresh(self) -> None:
+        self._refresh()
+
+    def tick(self) -> None:
+        self._tick()
+
+    def moved(self, c: pycurl.Curl) -> int:
+        return int(c.getinfo(pycurl.SIZE_DOWNLOAD_T))
+
+
+def _check_range(job: Job, size: int, whole: bool) -> str:
+    """'' when the response may be written at the job's range, else what is wrong."""
+    part, status, headers = job.part, job.status, job.headers
+    if status in (403, 404, 429) or status >= 500:
+        return f"HTTP {status}"
+    length = headers.get("content-length")
+    if status == 206:
+        match = re.fullmatch(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", headers.get("content-range", ""))
+        if not match:
+            return f"{job.label()}: 206 without a valid Content-Range"
+        first, last, total = match.groups()
+        if int(first) != part.offset or int(last) != part.end - 1 or \
+                (total != "*" and int(total) != size):
+            return (f"{job.label()}: storage sent Content-Range "
+                    f"{headers.get('content-range')!r}, expected bytes {part.offset}-"
+                    f"{part.end - 1}/{size}")
+    elif status == 200:
+        if not whole:
+            return f"{job.label()}: storage ignored the Range header (HTTP 200)"
+    else:
+        return f"{job.label()}: unexpected HTTP {status} from storage"
+    if length is None or not length.isdigit() or int(length) != part.length:
+        return f"{job.label()}: Content-Length {length!r}, expected {part.length}"
+    return ""
+
+
+def _header_collector(job: Job) -> Callable[[bytes], None]:
+    def collect(line: bytes) -> None:
+        text = line.decode("iso-8859-1").strip()
+        if text.startswith("HTTP/"):
+            fields = text.split()
+            job.status = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else 0
+            job.headers = {}
+        elif ":" in text:
+            name, value = text.split(":", 1)
+            job.headers[name.strip().lower()] = value.strip()
+    return collect
+
+
+def _discard(data: bytes) -> None:
+    return None
+
+
+def _close_quietly(fh) -> None:
+    try:
+        fh.close()
+    except OSError:
+        pass
+
+
+def _clean(message: str) -> str:
+    """libcurl messages may quote the URL; never let a signature through."""
+    return re.sub(r"https?://\S+", lambda m: redact(m.group(0)), message or "")
