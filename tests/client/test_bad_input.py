@@ -1,0 +1,237 @@
+"""Bad input: one clear line on stderr, the documented exit code, nothing at the final path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from conftest import MiB, cli, json_line, make_file, new_id, sha256_of
+from stub_server import StubServer, serve_range
+
+
+def one_line_error(proc, code: int, *words: str) -> None:
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("ghga-cli: error: "), lines[0]
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+@pytest.fixture
+def stub():
+    servers = []
+
+    def start(handler):
+        server = StubServer(handler)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_unknown_file_id(client, tmp_path):
+    src = tmp_path / "src"
+    make_file(src, 10)
+    one_line_error(client.upload("no-such-file", src), 69, "not registered")
+    out = tmp_path / "out"
+    out.mkdir()
+    one_line_error(client.download("no-such-file", out), 69, "no-such-file")
+
+
+def test_unreachable_api(tmp_path):
+    src = tmp_path / "src"
+    make_file(src, 10)
+    proc = cli("upload-by-id", "--api-url", "http://127.0.0.1:9/upload", "--file-id", "x",
+               "--file-path", str(src), "--state-dir", str(tmp_path / "s"), "--retries", "1")
+    one_line_error(proc, 75, "cannot reach the API", "connection refused")
+
+
+def test_api_answering_junk(stub, tmp_path):
+    junk = stub(lambda m, p, h: (200, {"Content-Type": "text/html"}, b"<html>proxy login</html>"))
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = cli("download-by-id", "--api-url", junk.url, "--file-id", "x", "--output-dir",
+               str(out), "--state-dir", str(tmp_path / "s"))
+    one_line_error(proc, 69, "not JSON")
+    assert os.listdir(out) == []
+
+
+def test_api_forbidden_is_77(stub, tmp_path):
+    api = stub(lambda m, p, h: (403, {"Content-Type": "application/json"},
+                                b'{"exception_id": "noFileAccess", "description": "denied"}'))
+    src = tmp_path / "src"
+    make_file(src, 10)
+    proc = cli("upload-by-id", "--api-url", api.url, "--file-id", "x", "--file-path", str(src),
+               "--state-dir", str(tmp_path / "s"), "--token", "tok123")
+    one_line_error(proc, 77, "noFileAccess")
+    assert api.requests[0][2].get("Authorization") == "Bearer tok123"
+    assert "tok123" not in proc.stderr
+
+
+def test_missing_or_unreadable_local_file(client, tmp_path):
+    file_id = new_id()
+    client.stack.register(file_id, 10)
+    one_line_error(client.upload(file_id, tmp_path / "nope"), 66, "not found")
+    one_line_error(client.upload(file_id, tmp_path), 66, "directory")
+
+
+def test_local_size_differs_from_registered(client, tmp_path):
+    file_id = new_id()
+    client.stack.register(file_id, 11)
+    src = tmp_path / "src"
+    make_file(src, 10)
+    one_line_error(client.upload(file_id, src), 65, "10 bytes", "11 bytes")
+
+
+def test_local_content_differs_from_registered_sha(client, tmp_path):
+    file_id = new_id()
+    src = tmp_path / "src"
+    make_file(src, 2 * MiB)
+    client.stack.register(file_id, 2 * MiB, sha256="0" * 64)
+    one_line_error(client.upload(file_id, src), 65, "SHA-256")
+
+
+def test_output_already_present(client, tmp_path):
+    file_id, src, sha = client.put(tmp_path, MiB)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / file_id).write_bytes(src.read_bytes())
+    same = client.download(file_id, out)
+    assert same.returncode == 0, same.stderr
+    assert json_line(same)["status"] == "present"
+    assert json_line(same)["bytes_transferred"] == 0
+
+    other = tmp_path / "out2"
+    other.mkdir()
+    (other / file_id).write_bytes(b"something else")
+    one_line_error(client.download(file_id, other), 73, "already exists", "--overwrite")
+    assert (other / file_id).read_bytes() == b"something else"
+    replaced = client.download(file_id, other, "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert sha256_of(other / file_id) == sha
+
+
+def test_output_dir_missing_or_read_only(client, tmp_path, mount_tmpfs):
+    file_id, src, sha = client.put(tmp_path, MiB)
+    one_line_error(client.download(file_id, tmp_path / "missing"), 73, "does not exist")
+    read_only = mount_tmpfs("ro", 4 * MiB, readonly=True)
+    one_line_error(client.download(file_id, read_only), 73, "not writable")
+
+
+def test_disk_full_then_resume_after_freeing_space(client, tmp_path, mount_tmpfs):
+    file_id, src, sha = client.put(tmp_path, 12 * MiB)
+    small = mount_tmpfs("small", 8 * MiB)
+    one_line_error(client.download(file_id, small), 73, "disk full")
+    assert not (small / file_id).exists()
+    os.system(f"mount -o remount,size={32 * MiB} {small}")
+    again = client.download(file_id, small)
+    assert again.returncode == 0, again.stderr
+    assert sha256_of(small / file_id) == sha
+
+
+def test_checksum_mismatch_keeps_bytes_aside(client, tmp_path):
+    file_id, src, sha = client.put(tmp_path, 2 * MiB)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert client.download(file_id, out).returncode == 0  # stages it into the outbox
+    # corrupt the staged copy in S3 behind the server's back: same size, other bytes
+    info = client.stack.s3_info()
+    s3 = boto3.client("s3", endpoint_url=info["endpoint"], aws_access_key_id=info["access_key"],
+                      aws_secret_access_key=info["secret_key"], region_name=info["region"],
+                      config=Config(s3={"addressing_style": "path"}))
+    s3.put_object(Bucket=info["buckets"]["outbox"], Key=file_id, Body=os.urandom(2 * MiB))
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    proc = client.download(file_id, fresh)
+    one_line_error(proc, 65, "does not verify", "sha256")
+    assert not (fresh / file_id).exists()
+    assert (fresh / f".{file_id}.ghga-corrupt").stat().st_size == 2 * MiB
+
+
+def test_size_mismatch_from_storage(stub, tmp_path):
+    """DRS says 100 bytes, storage has 50: a size error, nothing at the final path."""
+    data = os.urandom(50)
+
+    def handler(method, path, headers):
+        if path.startswith("/objects/"):
+            obj = {"id": "x", "size": 100, "checksums": [],
+                   "access_methods": [{"type": "s3", "access_url": {"url": f"{srv.url}/data"}}]}
+            return 200, {"Content-Type": "application/json"}, json.dumps(obj).encode()
+        return serve_range(data, headers)
+
+    srv = stub(handler)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = cli("download-by-id", "--api-url", srv.url, "--file-id", "x", "--output-dir",
+               str(out), "--state-dir", str(tmp_path / "s"), "--retries", "1")
+    one_line_error(proc, 65, "storage has 50 bytes but the object size is 100")
+    assert not (out / "x").exists()
+
+
+@pytest.mark.parametrize("bad_id", ["../x", "a/b", "..", "a\\b"])
+def test_file_id_escaping_output_dir(tmp_path, bad_id):
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = cli("download-by-id", "--api-url", "http://127.0.0.1:9", "--file-id", bad_id,
+               "--output-dir", str(out), "--state-dir", str(tmp_path / "s"))
+    one_line_error(proc, 2, "cannot be used as a file name")
+    assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize("retry_after", [None, "-5", "999999", "Wed, 21 Oct 2015 07:28:00 GMT",
+                                         "soon"])
+def test_odd_retry_after_values(stub, tmp_path, retry_after):
+    data = os.urandom(3000)
+    sha = hashlib.sha256(data).hexdigest()
+    polls = []
+
+    def handler(method, path, headers):
+        if path.startswith("/objects/"):
+            polls.append(path)
+            if len(polls) < 3:
+                h = {"Retry-After": retry_after} if retry_after is not None else {}
+                return 202, h, b""
+            obj = {"id": "x", "size": len(data), "checksums": [{"type": "sha-256",
+                                                                "checksum": sha}],
+                   "access_methods": [{"type": "s3", "access_url": {"url": f"{srv.url}/d?s=1"}}]}
+            return 200, {"Content-Type": "application/json"}, json.dumps(obj).encode()
+        return serve_range(data, headers)
+
+    srv = stub(handler)
+    out = tmp_path / "out"
+    out.mkdir()
+    # the cap keeps huge or missing values short: every single wait is at most 1 s here
+    proc = cli("download-by-id", "--api-url", srv.url, "--file-id", "x", "--output-dir",
+               str(out), "--state-dir", str(tmp_path / "s"), "--json",
+               env={"GHGA_TASKS_RETRY_AFTER_CAP": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "x").read_bytes() == data
+    assert len(polls) >= 3
+
+
+def test_bad_flag_values_are_usage_errors(tmp_path):
+    proc = cli("download-by-id", "--api-url", "http://127.0.0.1:9", "--file-id", "x",
+               "--output-dir", str(tmp_path), "--part-size", "lots")
+    assert proc.returncode == 2, proc.stderr
+    proc = cli("download-by-id", "--api-url", "http://127.0.0.1:9", "--file-id", "x",
+               "--output-dir", str(tmp_path), "--parallel", "0")
+    assert proc.returncode == 2, proc.stderr
+    proc = cli("upload-by-id", "--api-url", "http://127.0.0.1:9")
+    assert proc.returncode == 2
+    assert "--file-id" in proc.stderr
+
+
+def test_bad_config_file_is_78(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("paralel = 3\n")
+    proc = cli("download-by-id", "--api-url", "http://127.0.0.1:9", "--file-id", "x",
+               "--output-dir", str(tmp_path), "--config", str(config))
+    one_line_error(proc, 78, "unknown setting 'paralel'")

@@ -1,0 +1,128 @@
+"""Kill the real process with SIGKILL mid-transfer, run again, and check what was resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from conftest import MiB, cli_popen, json_line, make_file, new_id, sha256_of
+
+PART = 16 * MiB
+
+
+def ledger_entries(state_dir: Path, direction: str, name: str) -> list:
+    files = list((state_dir / direction).glob(f"*/{name}"))
+    if not files:
+        return []
+    lines = files[0].read_text().splitlines()
+    entries = []
+    for line in lines[1:]:
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            break
+    return entries
+
+
+def kill_when(proc, predicate, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read()}"
+        assert time.monotonic() < deadline, "no progress to kill at"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def test_upload_killed_then_resumed(client, tmp_path):
+    size = 8 * PART + 3
+    file_id = new_id()
+    src = tmp_path / "src"
+    sha = make_file(src, size)
+    client.stack.register(file_id, size, sha256=sha)
+    proc = cli_popen("upload-by-id", "--api-url", client.stack.upload_api, "--file-id", file_id,
+                     "--file-path", str(src), "--state-dir", str(client.state_dir),
+                     "--max-rate", "24MiB", "--parallel", "2", "--quiet")
+    kill_when(proc, lambda: len(ledger_entries(client.state_dir, "uploads", "parts.jsonl")) >= 2)
+    stored = ledger_entries(client.state_dir, "uploads", "parts.jsonl")
+    stored_bytes = sum(e["size"] for e in stored)
+    assert 2 <= len(stored) < 9
+
+    again = client.upload(file_id, src, "--wait")
+    assert again.returncode == 0, again.stderr
+    result = json_line(again)
+    # only parts that were not in the ledger were sent again
+    assert result["bytes_resumed"] == stored_bytes
+    assert result["bytes_transferred"] == size - stored_bytes
+    assert result["sha256"] == sha
+    assert result["status"] == "accepted"
+
+    out = tmp_path / "out"
+    out.mkdir()
+    down = client.download(file_id, out)
+    assert down.returncode == 0, down.stderr
+    assert sha256_of(out / file_id) == sha
+
+
+def test_download_killed_then_resumed(client, tmp_path):
+    size = 6 * PART + 11
+    file_id, src, sha = client.put(tmp_path, size)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = cli_popen("download-by-id", "--api-url", client.stack.drs_api, "--file-id", file_id,
+                     "--output-dir", str(out), "--state-dir", str(client.state_dir),
+                     "--max-rate", "24MiB", "--parallel", "2", "--part-size", "4MiB", "--quiet")
+    kill_when(proc, lambda: len(ledger_entries(client.state_dir, "downloads",
+                                               "ranges.jsonl")) >= 3)
+    done = [e for e in ledger_entries(client.state_dir, "downloads", "ranges.jsonl")
+            if "offset" in e]
+    done_bytes = sum(e["size"] for e in done)
+    assert not (out / file_id).exists(), "a partial download must never sit at the final path"
+    assert (out / f".{file_id}.ghga-part").exists()
+
+    again = client.download(file_id, out)
+    assert again.returncode == 0, again.stderr
+    result = json_line(again)
+    assert result["bytes_resumed"] == done_bytes
+    assert result["bytes_transferred"] == size - done_bytes
+    assert sha256_of(out / file_id) == sha
+    assert not (out / f".{file_id}.ghga-part").exists()
+
+
+def test_second_process_on_same_file_is_refused(client, tmp_path):
+    size = 4 * PART
+    file_id, src, sha = client.put(tmp_path, size)
+    out = tmp_path / "out"
+    out.mkdir()
+    first = cli_popen("download-by-id", "--api-url", client.stack.drs_api, "--file-id", file_id,
+                      "--output-dir", str(out), "--state-dir", str(client.state_dir),
+                      "--max-rate", "8MiB", "--part-size", "4MiB", "--quiet")
+    try:
+        deadline = time.monotonic() + 60
+        while not ledger_entries(client.state_dir, "downloads", "ranges.jsonl"):
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.05)
+        second = client.download(file_id, out)
+        assert second.returncode == 75, second.stderr
+        assert "another ghga-cli process" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+    third = client.download(file_id, out)
+    assert third.returncode == 0, third.stderr
+    assert sha256_of(out / file_id) == sha
+
+
+def test_power_loss_keeps_only_checkpointed_ranges():
+    """After a reboot (other boot id) only ranges before a durable checkpoint count."""
+    from ghga_tasks.tasks.download import trusted_ranges
+    entries = [{"offset": 0, "size": 4, "boot": "a"}, {"offset": 4, "size": 4, "boot": "a"},
+               {"durable": 2}, {"offset": 8, "size": 4, "boot": "a"}]
+    assert trusted_ranges(entries, "a") == [(0, 4), (4, 4), (8, 4)]
+    assert trusted_ranges(entries, "b") == [(0, 4), (4, 4)]
+    assert trusted_ranges(entries[:2], "b") == []

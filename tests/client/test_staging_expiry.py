@@ -1,0 +1,64 @@
+"""Staging waits (202 + Retry-After), deadlines, and pre-signed URLs expiring mid-transfer."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import MiB, json_line, sha256_of
+
+
+def test_waits_for_staging(client, tmp_path):
+    file_id, src, sha = client.put(tmp_path, MiB)
+    client.stack.configure(staging_delay=3, retry_after=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = client.download(file_id, out)
+    assert proc.returncode == 0, proc.stderr
+    assert json_line(proc)["seconds"] >= 2.5
+    assert sha256_of(out / file_id) == sha
+
+
+def test_max_wait_deadline_then_resume(client, tmp_path):
+    file_id, src, sha = client.put(tmp_path, MiB)
+    client.stack.configure(staging_delay=60, retry_after=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = client.download(file_id, out, "--max-wait", "2")
+    assert proc.returncode == 75, proc.stderr
+    assert "still being staged" in proc.stderr
+    assert not (out / file_id).exists()
+    client.stack.configure(staging_delay=0)
+    again = client.download(file_id, out, "--max-wait", "30")
+    assert again.returncode == 0, again.stderr
+    assert sha256_of(out / file_id) == sha
+
+
+def test_download_urls_expire_mid_transfer(client, tmp_path):
+    """URLs live 1 s; the rate cap makes the download take several seconds."""
+    file_id, src, sha = client.put(tmp_path, 24 * MiB)
+    client.stack.configure(url_lifetime=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = client.download(file_id, out, "--max-rate", "6MiB", "--part-size", "2MiB",
+                           "--parallel", "2", "--verbose")
+    assert proc.returncode == 0, proc.stderr
+    assert "fresh URL" in proc.stderr, "expiry never happened; the test proves nothing"
+    assert sha256_of(out / file_id) == sha
+    assert_no_signatures(proc.stderr + proc.stdout, client.state_dir)
+
+
+def test_upload_with_short_lived_urls(client, tmp_path):
+    client.stack.configure(url_lifetime=1)
+    file_id, src, sha = client.put(tmp_path, 3 * 16 * MiB)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert client.download(file_id, out).returncode == 0
+    assert sha256_of(out / file_id) == sha
+
+
+def assert_no_signatures(text: str, state_dir) -> None:
+    pattern = re.compile(r"X-Amz-Signature|X-Amz-Credential|Signature=|AWSAccessKeyId")
+    assert not pattern.search(text), text
+    for path in state_dir.rglob("*"):
+        if path.is_file():
+            assert not pattern.search(path.read_text(errors="replace")), path
