@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import signal
 import sys
 import traceback
 from typing import Callable
@@ -67,6 +68,7 @@ def run_command(func: Callable) -> Callable:
         verbose = kwargs.get("verbose", False)
         logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                             format="ghga-cli: %(message)s", stream=sys.stderr)
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             func(*args, **kwargs)
         except GhgaError as exc:
@@ -88,10 +90,15 @@ def run_command(func: Callable) -> Callable:
     return wrapper
 
 
+def _interrupt(signum, frame):
+    """SIGTERM (workflow engines cancelling a job) ends like Ctrl-C: state kept, exit 130."""
+    raise KeyboardInterrupt
+
+
 def _load(config_path, **flags):
     """Settings from config < env < flags; a bad flag value is a usage error (2)."""
     from .errors import ConfigError, UsageError
-    from .settings import Settings, load
+    from .settings import load
     flags["json"] = flags.pop("json_output")
     try:
         load(None, env={}, **flags)

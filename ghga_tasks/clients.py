@@ -6,6 +6,7 @@ Every call has a timeout and bounded retries; pre-signed URLs are redacted in ev
 from __future__ import annotations
 
 import email.utils
+import re
 import logging
 import time
 from datetime import datetime, timezone
@@ -94,8 +95,8 @@ class ApiClient:
         self.session.headers["User-Agent"] = f"ghga-tasks/{__version__}"
         if settings.token:
             self.session.headers["Authorization"] = f"Bearer {settings.token}"
-        self.session.verify = settings.ca_bundle or True
-        self.session.trust_env = True
+        # passed with every request: requests lets REQUESTS_CA_BUNDLE beat session.verify
+        self.verify = settings.ca_bundle or True
 
     def close(self) -> None:
         self.session.close()
@@ -107,7 +108,7 @@ class ApiClient:
         problem = ""
         for attempt in range(attempts):
             try:
-                resp = self.session.request(method, url, json=body,
+                resp = self.session.request(method, url, json=body, verify=self.verify,
                                             timeout=(self.settings.timeout, self.settings.timeout))
             except requests.exceptions.SSLError as exc:
                 raise ConfigError(f"TLS verification failed for {redact(url)}: {_reason(exc)}"
@@ -159,6 +160,9 @@ def _reason(exc: BaseException) -> str:
     for word in text.split():
         if "?" in word and "://" in word:
             text = text.replace(word, redact(word.strip("'\"(),")))
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        match = re.search(r"certificate verify failed: ([^(')\]]+)", text)
+        return "certificate verify failed" + (f": {match.group(1).strip()}" if match else "")
     if "Connection refused" in text:
         return "connection refused"
     if "timed out" in text.lower():

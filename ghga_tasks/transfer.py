@@ -164,7 +164,11 @@ class Engine:
                     job = queue.popleft()
                     c = idle.pop()
                     job.reset()
-                    strategy.begin(c, job)
+                    try:
+                        strategy.begin(c, job)
+                    except BaseException:
+                        idle.append(c)
+                        raise
                     multi.add_handle(c)
                     active[c] = job
                 if not active:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import re
+import ssl
 import threading
 from typing import Callable, Dict, Tuple
 
@@ -12,7 +13,7 @@ Answer = Tuple[int, Dict[str, str], bytes]
 
 
 class StubServer:
-    def __init__(self, handler: Callable[[str, str, dict], Answer]):
+    def __init__(self, handler: Callable[[str, str, dict], Answer], tls: tuple = None):
         self.handler = handler
         self.requests: list = []
         stub = self
@@ -39,7 +40,13 @@ class StubServer:
                 pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        scheme = "http"
+        if tls:  # (certfile, keyfile)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from conftest import MiB, cli, json_line, make_file, new_id, sha256_of
+from helpers import MiB, cli, json_line, make_file, new_id, sha256_of
 from stub_server import StubServer, serve_range
 
 

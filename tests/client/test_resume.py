@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from conftest import MiB, cli_popen, json_line, make_file, new_id, sha256_of
+from helpers import MiB, cli_popen, json_line, make_file, new_id, sha256_of
 
 PART = 16 * MiB
 
@@ -126,3 +126,28 @@ def test_power_loss_keeps_only_checkpointed_ranges():
     assert trusted_ranges(entries, "a") == [(0, 4), (4, 4), (8, 4)]
     assert trusted_ranges(entries, "b") == [(0, 4), (4, 4)]
     assert trusted_ranges(entries[:2], "b") == []
+
+
+def test_sigterm_exits_130_and_keeps_state(client, tmp_path):
+    size = 4 * PART
+    file_id, src, sha = client.put(tmp_path, size)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = cli_popen("download-by-id", "--api-url", client.stack.drs_api, "--file-id", file_id,
+                     "--output-dir", str(out), "--state-dir", str(client.state_dir),
+                     "--max-rate", "16MiB", "--part-size", "4MiB", "--quiet")
+    deadline = time.monotonic() + 60
+    while len(ledger_entries(client.state_dir, "downloads", "ranges.jsonl")) < 2:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "resume" in stderr
+    assert not (out / file_id).exists()
+    kept = sum(e["size"] for e in ledger_entries(client.state_dir, "downloads", "ranges.jsonl")
+               if "offset" in e)
+    again = client.download(file_id, out)
+    assert again.returncode == 0, again.stderr
+    assert json_line(again)["bytes_resumed"] == kept > 0
+    assert sha256_of(out / file_id) == sha

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import MiB, json_line, sha256_of
+from helpers import MiB, json_line, sha256_of
 
 PART = 16 * MiB  # the server's part size for files up to 160 GiB
 
@@ -46,7 +46,7 @@ def test_large_file_many_ranges_and_json_fields(client, tmp_path):
 
 
 def test_upload_json_and_rerun_is_noop(client, tmp_path):
-    from conftest import make_file, new_id
+    from helpers import make_file, new_id
     file_id = new_id()
     src = tmp_path / "src"
     sha = make_file(src, 2 * PART + 5)
@@ -95,7 +95,7 @@ def test_api_errors_are_retried(client, tmp_path):
 
 
 def test_both_flag_spellings_and_env_settings(client, tmp_path):
-    from conftest import cli
+    from helpers import cli
     file_id, src, sha = client.put(tmp_path, MiB)
     out = tmp_path / "out"
     out.mkdir()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import MiB, json_line, sha256_of
+from helpers import MiB, json_line, sha256_of
 
 
 def test_waits_for_staging(client, tmp_path):
