@@ -50,6 +50,14 @@ def _settings(settings: Optional[Settings], overrides: dict) -> Settings:
     return dataclasses.replace(settings, **clean) if clean else settings
 
 
+def _run(task, cfg: Settings) -> tuple:
+    """Run the DAG; return what this run did (empty if nothing was left) and its start time."""
+    start = time.monotonic()
+    state.remove(task.dir / RUN_FILE)
+    run_dag(task, task.dir, cfg)
+    return state.read_json(task.dir / RUN_FILE) or {}, start
+
+
 def upload_by_id(api_url: str, file_id: str, file_path: str, *,
                  settings: Optional[Settings] = None, progress: Optional[Progress] = None,
                  **overrides: Any) -> Result:
@@ -62,10 +70,7 @@ def upload_by_id(api_url: str, file_id: str, file_path: str, *,
     task = ConfirmUpload(api_url=api_url, file_id=file_id, file_path=file_path,
                          state_dir=str(cfg.state_root), wait=cfg.wait, settings=cfg,
                          progress=progress)
-    start = time.monotonic()
-    state.remove(task.dir / RUN_FILE)
-    run_dag(task, task.dir, cfg)
-    run = state.read_json(task.dir / RUN_FILE) or {}
+    run, start = _run(task, cfg)
     confirmed = task.output().read() or {}
     size = source_facts(file_path)["size"]
     return Result(
@@ -90,10 +95,7 @@ def download_by_id(api_url: str, file_id: str, output_dir: str, *,
     task = FetchFile(api_url=api_url, file_id=file_id, output_dir=output_dir,
                      state_dir=str(cfg.state_root), overwrite=cfg.overwrite, settings=cfg,
                      progress=progress)
-    start = time.monotonic()
-    state.remove(task.dir / RUN_FILE)
-    run_dag(task, task.dir, cfg)
-    run = state.read_json(task.dir / RUN_FILE) or {}
+    run, start = _run(task, cfg)
     done = task.output().read() or {}
     return Result(
         direction="download", file_id=file_id, path=done.get("path", str(Path(output_dir) / file_id)),

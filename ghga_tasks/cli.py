@@ -119,6 +119,17 @@ def _report(result, settings) -> None:
                    f"sha256 {result.sha256 or 'n/a'})", err=True)
 
 
+def _transfer(label: str, config_path, flags: dict, call: Callable) -> None:
+    """Settings, a progress bar, the library call, the result: shared by both commands."""
+    settings = _load(config_path, **flags)
+    bar = ProgressBar(label, enabled=None if not settings.quiet else False)
+    try:
+        result = call(settings, bar)
+    finally:
+        bar.close()
+    _report(result, settings)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ghga-cli")
 def main() -> None:
@@ -135,13 +146,9 @@ def main() -> None:
 def upload_cmd(api_url, file_id, file_path, verbose, config_path, **flags):
     """Upload FILE_PATH as the registered file FILE_ID (resumes after any interruption)."""
     from .api import upload_by_id
-    settings = _load(config_path, **flags)
-    bar = ProgressBar(f"upload {file_id}", enabled=None if not settings.quiet else False)
-    try:
-        result = upload_by_id(api_url, file_id, file_path, settings=settings, progress=bar)
-    finally:
-        bar.close()
-    _report(result, settings)
+    _transfer(f"upload {file_id}", config_path, flags,
+              lambda settings, bar: upload_by_id(api_url, file_id, file_path,
+                                                 settings=settings, progress=bar))
 
 
 @main.command("download-by-id")
@@ -155,13 +162,9 @@ def upload_cmd(api_url, file_id, file_path, verbose, config_path, **flags):
 def download_cmd(api_url, file_id, output_dir, verbose, config_path, **flags):
     """Download FILE_ID into OUTPUT_DIR (waits for staging; resumes; verifies SHA-256)."""
     from .api import download_by_id
-    settings = _load(config_path, **flags)
-    bar = ProgressBar(f"download {file_id}", enabled=None if not settings.quiet else False)
-    try:
-        result = download_by_id(api_url, file_id, output_dir, settings=settings, progress=bar)
-    finally:
-        bar.close()
-    _report(result, settings)
+    _transfer(f"download {file_id}", config_path, flags,
+              lambda settings, bar: download_by_id(api_url, file_id, output_dir,
+                                                   settings=settings, progress=bar))
 
 
 @main.command("demo")

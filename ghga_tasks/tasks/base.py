@@ -56,6 +56,20 @@ class GhgaTask(luigi.Task):
     def lock(self) -> state.TransferLock:
         return state.TransferLock(state.ensure_dir(self.dir), f"file {self.file_id!r}")
 
+    def client(self):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def run_locked(self, work: Callable) -> None:
+        """work(client) under the transfer's lock, unless another run finished it meanwhile."""
+        with self.lock():
+            if self.complete():
+                return
+            client = self.client()
+            try:
+                work(client)
+            finally:
+                client.close()
+
     def report(self, done: int, total: int, phase: str) -> None:
         if self.progress is not None:
             self.progress(done, total, phase)

@@ -74,14 +74,7 @@ class RequestURL(UploadTask):
         return Marker(str(self.dir / "attempt.json"))
 
     def run(self) -> None:
-        with self.lock():
-            if self.output().exists():
-                return
-            client = self.client()
-            try:
-                self.start_attempt(client)
-            finally:
-                client.close()
+        self.run_locked(self.start_attempt)
 
 
 class TransferParts(UploadTask):
@@ -96,14 +89,7 @@ class TransferParts(UploadTask):
         return Marker(str(self.dir / "parts.json"))
 
     def run(self) -> None:
-        with self.lock():
-            if self.output().exists():
-                return
-            client = self.client()
-            try:
-                self._transfer(client)
-            finally:
-                client.close()
+        self.run_locked(self._transfer)
 
     def _transfer(self, client: UploadClient) -> None:
         elapsed = stopwatch()
@@ -183,12 +169,7 @@ class ConfirmUpload(UploadTask):
         return Marker(str(self.dir / ("accepted.json" if self.wait else "confirmed.json")))
 
     def run(self) -> None:
-        with self.lock():
-            client = self.client()
-            try:
-                self._confirm(client)
-            finally:
-                client.close()
+        self.run_locked(self._confirm)
 
     def _reset(self) -> None:
         for name in ("attempt.json", "parts.json", "parts.jsonl", "confirmed.json"):
