@@ -157,6 +157,8 @@ def upload_cmd(api_url, file_id, file_path, verbose, config_path, **flags):
 @option("--output-dir", required=True, help="Directory the file is saved in.")
 @option("--part-size", default=None, metavar="BYTES", help="Range size, e.g. 64MiB [64MiB].")
 @option("--overwrite", is_flag=True, default=None, help="Replace a different existing file.")
+@option("--partial-dir", default=None, type=click.Path(file_okay=False),
+        help="Where partial bytes wait, for engines that delete failed outputs [output dir].")
 @transfer_options
 @run_command
 def download_cmd(api_url, file_id, output_dir, verbose, config_path, **flags):

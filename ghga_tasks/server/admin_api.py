@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Dict, Optional
 
 from fastapi import APIRouter, Body, Request, Response
@@ -11,6 +12,7 @@ from .config import FILE_ID, MAX_FILE_SIZE, Registration
 from .core import Core, file_metadata
 from .errors import ApiError, file_not_registered
 
+log = logging.getLogger("ghga_tasks.server.admin")
 router = APIRouter()
 
 
@@ -61,9 +63,11 @@ def get_config(request: Request) -> dict:
 @router.patch("/config")
 def patch_config(request: Request, body: Dict[str, Any] = Body(...)) -> dict:
     try:
-        return _core(request).knobs.update(body).as_dict()
+        knobs = _core(request).knobs.update(body).as_dict()
     except ValueError as exc:
         raise ApiError(422, "invalidConfig", str(exc), {"config": body}) from None
+    log.info("config changed: %s", body)
+    return knobs
 
 
 @router.get("/s3")

@@ -162,7 +162,7 @@ class Settings:
     auth_token: Optional[str] = None
     knobs: Knobs = dataclasses.field(default_factory=Knobs)
     registrations: Tuple[Registration, ...] = ()
-    workers: int = 2
+    workers: int = 4                     # background threads (acceptance, staging)
     weed: Optional[str] = None
     accept_delay: float = 0.0            # test hook: hold acceptance this long
 

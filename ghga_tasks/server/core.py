@@ -20,6 +20,8 @@ from .worker import Worker
 
 log = logging.getLogger("ghga_tasks.server")
 
+ORPHAN_SWEEP = 600  # seconds between sweeps for unrecorded multipart uploads
+
 
 class KeyedLocks:
     """One lock per key, dropped when nobody holds or waits for it."""
@@ -66,6 +68,7 @@ class Core:
         from . import outbox, uploads  # the modules that define the jobs
 
         self.recover()
+        self.worker.every(ORPHAN_SWEEP, self.abort_orphans)
         for row in self.db.uploads_with_status("uploaded"):
             log.info("resuming acceptance of upload %s (file %s)", row.upload_id, row.file_id)
             uploads.submit_acceptance(self, row.upload_id)
@@ -85,13 +88,9 @@ class Core:
         multipart copies into permanent or outbox (only this server writes there).
         """
         storage, db = self.storage, self.db
-        for key, upload_id in storage.multipart_uploads("inbox"):
-            row = db.get_upload(upload_id)
-            if row is None or row.status != "pending":
-                log.info("aborting orphaned multipart upload in inbox (key %s)", key)
-                storage.abort("inbox", key, upload_id)
+        self.abort_orphans(min_age=0)
         for bucket in ("permanent", "outbox"):
-            for key, upload_id in storage.multipart_uploads(bucket):
+            for key, upload_id, _ in storage.multipart_uploads(bucket):
                 log.info("aborting interrupted multipart copy into %s (key %s)", bucket, key)
                 storage.abort(bucket, key, upload_id)
         keep = {row.inbox_key for status in ("pending", "uploaded")
@@ -100,6 +99,19 @@ class Core:
             if key not in keep:
                 log.info("removing leftover inbox object %s", key)
                 storage.delete("inbox", key)
+
+    def abort_orphans(self, min_age: float = ORPHAN_SWEEP) -> None:
+        """Abort inbox multipart uploads that no pending attempt owns.
+
+        While serving, only those older than `min_age` seconds: a new one may not be
+        recorded yet.
+        """
+        now = time.time()
+        for key, upload_id, initiated in self.storage.multipart_uploads("inbox"):
+            row = self.db.get_upload(upload_id)
+            if (row is None or row.status != "pending") and now - initiated >= min_age:
+                log.info("aborting orphaned multipart upload in inbox (key %s)", key)
+                self.storage.abort("inbox", key, upload_id)
 
     # registered files
 
@@ -129,7 +141,7 @@ class Core:
                     self.storage.abort("inbox", row.inbox_key, row.upload_id)
             prefix = f"{file_id}/"
             for bucket in ("inbox", "permanent", "outbox"):
-                for key, upload_id in self.storage.multipart_uploads(bucket, file_id):
+                for key, upload_id, _ in self.storage.multipart_uploads(bucket, file_id):
                     if key == file_id or key.startswith(prefix):
                         self.storage.abort(bucket, key, upload_id)
             for key in list(self.storage.keys("inbox", prefix)):

@@ -54,7 +54,7 @@ def _make_server(app, on_ready: Callable[[], None]):
             if not self.should_exit:
                 on_ready()
 
-    config = uvicorn.Config(app, log_config=None, access_log=True,
+    config = uvicorn.Config(app, log_config=None, access_log=True, timeout_keep_alive=30,
                             timeout_graceful_shutdown=5, lifespan="off")
     return Server(config)
 

@@ -30,6 +30,7 @@ log = logging.getLogger("ghga_tasks.server.seaweed")
 PORT_NAMES = ("master", "volume", "filer", "s3", "admin")
 MAX_PORT = 55535    # gRPC listens on port + 10000
 GRPC_OFFSET = 10000
+STOP_GRACE = 5  # seconds between SIGTERM and SIGKILL
 
 
 class SeaweedError(RuntimeError):
@@ -215,8 +216,11 @@ class Seaweed:
             if self.proc.poll() is None:
                 self.proc.terminate()
                 try:
-                    self.proc.wait(timeout=10)
+                    self.proc.wait(timeout=STOP_GRACE)
                 except subprocess.TimeoutExpired:
+                    # Seen: its admin component waits up to 10 s for a master lock at
+                    # shutdown. Everything acknowledged is already written to the kernel.
+                    log.warning("SeaweedFS did not stop within %d s; killing it", STOP_GRACE)
                     self.proc.kill()
                     self.proc.wait(timeout=10)
             self.proc = None

@@ -142,13 +142,15 @@ class Storage:
             if not is_missing(exc):
                 raise
 
-    def multipart_uploads(self, bucket: str, prefix: str = "") -> List[Tuple[str, str]]:
-        """(key, upload_id) of every unfinished multipart upload in a bucket."""
-        out: List[Tuple[str, str]] = []
+    def multipart_uploads(self, bucket: str, prefix: str = "") -> List[Tuple[str, str, float]]:
+        """(key, upload_id, initiated) of every unfinished multipart upload in a bucket."""
+        out: List[Tuple[str, str, float]] = []
         args = {"Bucket": self.bucket(bucket), "Prefix": prefix}
         for _ in range(100_000):
             page = self.api.list_multipart_uploads(**args)
-            out.extend((u["Key"], u["UploadId"]) for u in page.get("Uploads", []) or [])
+            out.extend((u["Key"], u["UploadId"],
+                        u["Initiated"].timestamp() if "Initiated" in u else 0.0)
+                       for u in page.get("Uploads", []) or [])
             if not page.get("IsTruncated"):
                 return out
             args["KeyMarker"] = page.get("NextKeyMarker", "")

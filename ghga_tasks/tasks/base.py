@@ -10,7 +10,7 @@ import luigi
 from luigi.parameter import ParameterVisibility
 
 from .. import state
-from ..errors import error_to_dict
+from ..errors import GhgaError, error_from_dict, error_to_dict
 from ..settings import Settings, load
 
 FAILURE_FILE = "failure.json"
@@ -101,3 +101,12 @@ class Marker(luigi.LocalTarget):
 def stopwatch() -> Callable[[], float]:
     start = time.monotonic()
     return lambda: time.monotonic() - start
+
+
+def failure_of(task: GhgaTask) -> Optional[GhgaError]:
+    """The typed error a ghga task (or one it required) failed with in the last run, if any.
+
+    For your own luigi pipelines: luigi.build() reports failure, this says why and gives the
+    exit code (error.exit_code)."""
+    details = state.read_json(task.dir / FAILURE_FILE)
+    return error_from_dict(details) if details else None

@@ -30,8 +30,8 @@ def check_file_id(file_id: str) -> str:
     return file_id
 
 
-def partial_path(output_dir: str, file_id: str) -> Path:
-    return Path(output_dir) / f".{file_id}.ghga-part"
+def partial_path(directory: str, file_id: str) -> Path:
+    return Path(directory) / f".{file_id}.ghga-part"
 
 
 class DownloadTask(GhgaTask):
@@ -102,9 +102,9 @@ class FetchFile(DownloadTask):
             raise OutputError(f"output dir is not writable: {out_dir}")
         if self.final.exists() and self._present(size, kind, expected, elapsed):
             return
-        part = partial_path(self.output_dir, self.file_id)
+        part = self._partial()
         ledger = state.Ledger(self.dir / "ranges.jsonl", {
-            "id": obj.get("id"), "size": size, "checksum": expected, "partial": str(part.resolve())})
+            "id": obj.get("id"), "size": size, "checksum": expected})
         done = trusted_ranges(ledger.entries, state.boot_id())
         if done and not part.exists():
             ledger.close()
@@ -130,6 +130,7 @@ class FetchFile(DownloadTask):
             bad = part.with_name(f".{self.file_id}.ghga-corrupt")
             os.replace(part, bad)
             state.remove(self.dir / "ranges.jsonl")
+            state.remove(self.dir / "partial.json")
             what = (f"size {actual} != {size}" if actual != size
                     else f"{kind} {digests[kind]} != expected {expected}")
             raise IntegrityError(f"downloaded {self.file_id!r} does not verify ({what}); "
@@ -138,6 +139,22 @@ class FetchFile(DownloadTask):
         self._finish(size, digests["sha256"], "downloaded", moved, resumed, elapsed,
                      verified=kind)
         state.remove(self.dir / "ranges.jsonl")
+        state.remove(self.dir / "partial.json")
+
+    def _partial(self) -> Path:
+        """Where the partial bytes go: where an earlier run left them (workflow engines may
+        change the output dir between attempts), else the partial dir or the output dir."""
+        record = self.dir / "partial.json"
+        earlier = (state.read_json(record) or {}).get("path")
+        if earlier and Path(earlier).is_file():
+            return Path(earlier)
+        part = partial_path(self.cfg.partial_dir or self.output_dir, self.file_id).resolve()
+        if not part.parent.is_dir():
+            raise OutputError(f"partial dir does not exist: {part.parent}")
+        if earlier != str(part):
+            state.remove(self.dir / "ranges.jsonl")  # its bytes are gone
+            state.write_json(record, {"path": str(part)})
+        return part
 
     def _present(self, size, kind, expected, elapsed) -> bool:
         """True when the final file already holds these bytes; error if it differs."""

@@ -151,3 +151,27 @@ def test_sigterm_exits_130_and_keeps_state(client, tmp_path):
     assert again.returncode == 0, again.stderr
     assert json_line(again)["bytes_resumed"] == kept > 0
     assert sha256_of(out / file_id) == sha
+
+
+def test_resume_into_another_output_dir_and_partial_dir(client, tmp_path):
+    """Nextflow and CWL give each attempt a new output dir: the partial bytes still count."""
+    size = 4 * PART
+    file_id, src, sha = client.put(tmp_path, size)
+    first_out, second_out, parts_dir = tmp_path / "a", tmp_path / "b", tmp_path / "partials"
+    for d in (first_out, second_out, parts_dir):
+        d.mkdir()
+    proc = cli_popen("download-by-id", "--api-url", client.stack.drs_api, "--file-id", file_id,
+                     "--output-dir", str(first_out), "--partial-dir", str(parts_dir),
+                     "--state-dir", str(client.state_dir), "--max-rate", "16MiB",
+                     "--part-size", "4MiB", "--quiet")
+    kill_when(proc, lambda: len(ledger_entries(client.state_dir, "downloads",
+                                               "ranges.jsonl")) >= 2)
+    assert (parts_dir / f".{file_id}.ghga-part").exists()
+    assert os.listdir(first_out) == []
+    kept = sum(e["size"] for e in ledger_entries(client.state_dir, "downloads", "ranges.jsonl")
+               if "offset" in e)
+    again = client.download(file_id, second_out)
+    assert again.returncode == 0, again.stderr
+    assert json_line(again)["bytes_resumed"] == kept > 0
+    assert sha256_of(second_out / file_id) == sha
+    assert os.listdir(parts_dir) == [] and os.listdir(first_out) == []
