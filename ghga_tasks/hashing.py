@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import threading
 from typing import Optional
 
@@ -85,3 +86,39 @@ class PrefixHasher:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class Md5Feeder:
+    """MD5 of upload parts on a thread of its own, so the pycurl loop only reads and sends.
+
+    feed() queues a block for a hash object; digest() waits until that object's blocks are
+    hashed. The bounded queue holds at most a few blocks (backpressure, bounded memory)."""
+
+    def __init__(self, depth: int = 8):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run, name="ghga-md5", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            target, data = item
+            if isinstance(target, threading.Event):
+                target.set()
+            else:
+                target.update(data)
+
+    def feed(self, md5, data: bytes) -> None:
+        self._queue.put((md5, data))
+
+    def digest(self, md5) -> str:
+        done = threading.Event()
+        self._queue.put((done, None))
+        done.wait()
+        return md5.hexdigest()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()

@@ -27,6 +27,7 @@ from .clients import redact
 from .errors import (ApiRefused, ConfigError, GhgaError, IntegrityError, NotAllowed,
                      OutputError, TransientError)
 from .fileio import is_disk_full, read_at
+from .hashing import Md5Feeder
 from .parts import Part
 from .settings import Settings
 
@@ -278,10 +279,11 @@ class UploadStrategy(Strategy):
     verb = "upload"
 
     def __init__(self, fd: int, url_for: Callable[[int], str],
-                 on_done: Callable[[Job], None]):
+                 on_done: Callable[[Job], None], md5: Md5Feeder):
         self.fd = fd
         self.url_for = url_for
         self.on_done = on_done
+        self.md5 = md5
 
     def begin(self, c: pycurl.Curl, job: Job) -> None:
         part = job.part
@@ -298,7 +300,7 @@ class UploadStrategy(Strategy):
                 raise OSError(f"the input file is shorter than expected at offset "
                               f"{part.offset + job.pos}")
             job.pos += n
-            job.md5.update(data)
+            self.md5.feed(job.md5, data)
             return data
 
         def seek(offset: int, origin: int) -> int:
@@ -331,7 +333,7 @@ class UploadStrategy(Strategy):
             job.problem = f"sent {job.pos} of {job.part.length} bytes"
             return Outcome.RETRY
         etag = job.headers.get("etag", "").strip().strip('"').lower()
-        md5 = job.md5.hexdigest()
+        md5 = self.md5.digest(job.md5)
         if re.fullmatch(r"[0-9a-f]{32}", etag) and etag != md5:
             job.problem = f"ETag {etag} does not match the MD5 {md5} of the bytes sent"
             return Outcome.RETRY

@@ -64,10 +64,9 @@ class Core:
     # lifecycle
 
     def start(self) -> None:
-        """Clean up after a crash, resume unfinished background work, start the threads."""
+        """Resume unfinished background work and start the threads (after recover())."""
         from . import outbox, uploads  # the modules that define the jobs
 
-        self.recover()
         self.worker.every(ORPHAN_SWEEP, self.abort_orphans)
         for row in self.db.uploads_with_status("uploaded"):
             log.info("resuming acceptance of upload %s (file %s)", row.upload_id, row.file_id)

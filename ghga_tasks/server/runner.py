@@ -128,13 +128,15 @@ def run(settings: Settings, announce_to: IO[str], log_level: str = "info") -> in
         if stopping.is_set():
             return 0
         storage = Storage(s3, settings.buckets())
-        try:
-            storage.ensure_buckets(deadline=time.monotonic() + 30)
-        except Exception as exc:  # noqa: BLE001
-            raise ServeError(f"cannot use the S3 store at {s3.endpoint}: "
-                             f"{type(exc).__name__}: {exc}", 69) from None
         db = Database(data_dir / "server.sqlite")
         core = Core(settings, storage, db, KnobBox(settings.knobs))
+        try:
+            storage.ensure_buckets(deadline=time.monotonic() + (30 if seaweed else 10),
+                                   retry_denied=seaweed is not None)
+            core.recover()
+        except Exception as exc:  # noqa: BLE001 - botocore's many errors
+            raise ServeError(f"cannot use the S3 store at {s3.endpoint}: "
+                             f"{type(exc).__name__}: {exc}", 69) from None
         for reg in settings.registrations:
             try:
                 core.register(reg)

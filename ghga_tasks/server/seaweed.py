@@ -130,7 +130,9 @@ class Seaweed:
         """Start `weed mini` on free ports without waiting for it."""
         self._stop_stale()
         self.credentials()
-        self.ports = dict(zip(PORT_NAMES, pick_ports(len(PORT_NAMES), self._last_ports())))
+        last = self._last_ports() or []
+        self._remove_sockets([p for p in last if port_free(p) and port_free(p + GRPC_OFFSET)])
+        self.ports = dict(zip(PORT_NAMES, pick_ports(len(PORT_NAMES), last)))
         self._launch()
 
     def wait_ready(self, timeout: float = 30) -> S3Settings:
@@ -208,8 +210,6 @@ class Seaweed:
         if "weed" in cmdline and f"-dir={self.root / 'data'}" in cmdline:
             log.warning("stopping stale SeaweedFS (pid %d) of this data dir", pid)
             _terminate(pid)
-            self.ports = dict(zip(PORT_NAMES, self._last_ports() or []))
-            self._remove_sockets()
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -225,11 +225,12 @@ class Seaweed:
                     self.proc.wait(timeout=10)
             self.proc = None
         (self.root / "weed.pid").unlink(missing_ok=True)
-        self._remove_sockets()
+        self._remove_sockets(self.ports.values())
 
-    def _remove_sockets(self) -> None:
-        """weed leaves /tmp/seaweedfs-*-PORT.sock behind."""
-        for port in self.ports.values():
+    @staticmethod
+    def _remove_sockets(ports) -> None:
+        """weed leaves /tmp/seaweedfs-*-PORT.sock behind (also after a crash)."""
+        for port in ports:
             for p in (port, port + GRPC_OFFSET):
                 for sock in glob.glob(f"/tmp/seaweedfs-*-{p}.sock"):
                     try:
@@ -238,12 +239,23 @@ class Seaweed:
                         pass
 
 
+def _alive(pid: int) -> bool:
+    """True while pid runs (a zombie does not count)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 def _terminate(pid: int) -> None:
+    """SIGTERM a process that is not our child, SIGKILL after STOP_GRACE seconds."""
     try:
         os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
+        for _ in range(STOP_GRACE * 10):
             time.sleep(0.1)
-            os.kill(pid, 0)
+            if not _alive(pid):
+                return
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass

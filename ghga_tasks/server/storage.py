@@ -21,6 +21,7 @@ log = logging.getLogger("ghga_tasks.server.storage")
 
 CHUNK = 1024 * 1024
 MISSING = ("404", "NoSuchKey", "NotFound", "NoSuchUpload", "NoSuchBucket")
+DENIED = ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden")
 
 
 class StoredPart(NamedTuple):
@@ -69,15 +70,19 @@ class Storage:
     def bucket(self, name: str) -> str:
         return self.buckets[name]
 
-    def ensure_buckets(self, deadline: float) -> None:
-        """Create missing buckets, retrying until `deadline` (a store may still be starting)."""
+    def ensure_buckets(self, deadline: float, retry_denied: bool = False) -> None:
+        """Create missing buckets, retrying until `deadline` (a store may still be starting).
+
+        Wrong credentials fail at once unless `retry_denied` (a store we just started).
+        """
         for name in self.buckets.values():
             while True:
                 try:
                     self._ensure_bucket(name)
                     break
                 except (BotoCoreError, ClientError) as exc:
-                    if time.monotonic() > deadline:
+                    denied = error_code(exc) in DENIED
+                    if time.monotonic() > deadline or (denied and not retry_denied):
                         raise
                     log.debug("bucket %s not ready yet: %s", name, error_code(exc))
                     time.sleep(0.2)

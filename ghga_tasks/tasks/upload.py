@@ -13,7 +13,7 @@ from .. import state
 from ..clients import UploadClient
 from ..errors import ApiRefused, InputError, IntegrityError, TransientError
 from ..fileio import O_BINARY
-from ..hashing import PrefixHasher
+from ..hashing import Md5Feeder, PrefixHasher
 from ..transfer import Engine, Job, UploadStrategy
 from .base import GhgaTask, Marker, stopwatch
 
@@ -130,8 +130,12 @@ class TransferParts(UploadTask):
 
             engine = Engine(self.cfg, progress=lambda n: self.report(resumed + n, size, "upload"))
             self.report(resumed, size, "upload")
-            engine.run(UploadStrategy(fd, lambda n: client.part_url(attempt["upload_id"], n),
-                                      on_done), todo)
+            md5 = Md5Feeder()
+            try:
+                engine.run(UploadStrategy(fd, lambda n: client.part_url(attempt["upload_id"], n),
+                                          on_done, md5), todo)
+            finally:
+                md5.close()
             digest = hasher.finish(size)["sha256"]
             finished = True
         finally:

@@ -235,3 +235,40 @@ def test_bad_config_file_is_78(tmp_path):
     proc = cli("download-by-id", "--api-url", "http://127.0.0.1:9", "--file-id", "x",
                "--output-dir", str(tmp_path), "--config", str(config))
     one_line_error(proc, 78, "unknown setting 'paralel'")
+
+
+def test_etag_mismatch_resends_the_part(stub, tmp_path):
+    """Storage answers the first PUT with an ETag that is not the part's MD5: sent again."""
+    src = tmp_path / "src"
+    data = os.urandom(3 * MiB)
+    src.write_bytes(data)
+    puts = []
+
+    def handler(method, path, headers):
+        js = {"Content-Type": "application/json"}
+        attempt = {"upload_id": "u1", "file_id": "x", "part_size": 16 * MiB, "status": "pending"}
+        if method == "GET" and path == "/files/x":
+            return 200, js, json.dumps({"file_id": "x", "size": len(data), "sha256": None,
+                                        "file_name": "x", "latest_upload_id": None}).encode()
+        if method == "POST" and path == "/uploads":
+            return 200, js, json.dumps(attempt).encode()
+        if method == "GET" and path == "/uploads/u1":
+            return 200, js, json.dumps(attempt).encode()
+        if method == "POST" and path == "/uploads/u1/parts/1/signed_urls":
+            return 200, js, json.dumps({"url": f"{srv.url}/bucket/x?partNumber=1&sig=s"}).encode()
+        if method == "PUT":
+            puts.append(headers)
+            etag = "0" * 32 if len(puts) == 1 else hashlib.md5(data).hexdigest()
+            return 200, {"ETag": f'"{etag}"'}, b""
+        if method == "PATCH" and path == "/uploads/u1":
+            return 204, {}, b""
+        return 404, js, b'{"exception_id": "notFound", "description": "no"}'
+
+    srv = stub(handler)
+    proc = cli("upload-by-id", "--api-url", srv.url, "--file-id", "x", "--file-path", str(src),
+               "--state-dir", str(tmp_path / "s"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert len(puts) == 2
+    assert all(h.get("Content-Length") == str(len(data)) for h in puts)
+    assert not any("chunked" in h.get("Transfer-Encoding", "") for h in puts)
+    assert json_line(proc)["sha256"] == hashlib.sha256(data).hexdigest()
