@@ -6,9 +6,22 @@
 
 __version__ = "0.1.0"
 
-from .api import Result, download_by_id, upload_by_id  # noqa: E402
-from .errors import ExitCode, GhgaError  # noqa: E402
-from .settings import Settings, load as load_settings  # noqa: E402
-
 __all__ = ["upload_by_id", "download_by_id", "Result", "Settings", "load_settings",
            "GhgaError", "ExitCode", "__version__"]
+
+_LAZY = {  # imported on first use, so `ghga-cli serve` and `--help` don't load luigi
+    "upload_by_id": ("api", "upload_by_id"), "download_by_id": ("api", "download_by_id"),
+    "Result": ("api", "Result"), "Settings": ("settings", "Settings"),
+    "load_settings": ("settings", "load"), "GhgaError": ("errors", "GhgaError"),
+    "ExitCode": ("errors", "ExitCode"),
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,59 @@
+"""The quick benchmark campaign runs end to end: every run verified, a report written.
+
+Drives the real entry point (`python -m benchmarks run configs/benchmarks/quick.toml`)
+against the live stack it starts itself (ghga-cli serve + embedded SeaweedFS, nginx).
+Needs ghga-cli, curl, s5cmd and nginx; takes 1-3 minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+QUICK = REPO / "configs" / "benchmarks" / "quick.toml"
+
+
+@pytest.mark.timeout(420)
+def test_quick_campaign(tmp_path):
+    results, work = tmp_path / "results", tmp_path / "work"
+    cmd = [sys.executable, "-m", "benchmarks", "run", str(QUICK),
+           "--results", str(results), "--work-dir", str(work)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+
+    sys.path.insert(0, str(REPO))
+    from benchmarks.config import load
+
+    expected = {spec.key for spec in load(QUICK, results_dir=results, work_dir=work).runs}
+    files = {p.stem: json.loads(p.read_text()) for p in (results / "runs").glob("*.json")}
+    assert set(files) == expected
+    for key, run in files.items():
+        assert run["verified"] is True, (key, run["error_messages"])
+        assert run["errors"] == 0, key
+        assert run["seconds"] > 0 and run["mb_per_s"] > 0, key
+        assert 0 < run["client_peak_rss_mb"] < 2000, key
+        assert run["client_cpu_seconds"] >= 0 and run["server_cpu_seconds"] >= 0, key
+    tools = {run["tool_kind"] for run in files.values()}
+    assert {"ghga-cli", "curl", "s5cmd"} <= tools
+
+    machine = json.loads((results / "machine.json").read_text())
+    assert machine["cpus"] and machine["tools"]
+    report = (results / "report" / "REPORT.md").read_text()
+    assert "## Goals" in report and "ghga-cli" in report
+    rows = list(csv.DictReader(open(results / "report" / "results.csv")))
+    assert len(rows) == len(expected)
+    assert list((results / "report").glob("*.png"))
+
+    # resumable: a second run finds everything done and runs nothing
+    before = {p.name: p.stat().st_mtime_ns for p in (results / "runs").glob("*.json")}
+    again = subprocess.run(cmd + ["--no-report"], cwd=REPO, capture_output=True, text=True,
+                           timeout=120)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {p.name: p.stat().st_mtime_ns for p in (results / "runs").glob("*.json")} == before
+    assert "starting seaweedfs" not in again.stderr
