@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 from . import __version__
-from .errors import ApiRefused, ConfigError, GhgaError, NotAllowed, TransientError
+from .errors import ApiRefused, ConfigError, GhgaError, NotAllowed, TransientError, WaitTimeout
 from .settings import Settings
 
 log = logging.getLogger("ghga_tasks")
@@ -253,7 +253,7 @@ class DrsClient(ApiClient):
                 return obj
             left = deadline - clock()
             if left <= 0:
-                raise TransientError(f"object {object_id!r} was still being staged after "
+                raise WaitTimeout(f"object {object_id!r} was still being staged after "
                                      f"{max_wait:g} s (--max-wait); run again to keep waiting")
             wait = min(wait, left)
             if on_wait:

@@ -79,6 +79,10 @@ class LockedError(TransientError):
     """Another process is transferring the same file."""
 
 
+class WaitTimeout(TransientError):
+    """Staging or acceptance took longer than the user's --max-wait."""
+
+
 class NotAllowed(GhgaError):
     """401/403 from the API."""
 
@@ -97,7 +101,7 @@ class Interrupted(GhgaError):
 
 _BY_NAME = {cls.__name__: cls for cls in (
     GhgaError, UsageError, IntegrityError, InputError, ApiRefused, OutputError,
-    TransientError, LockedError, NotAllowed, ConfigError, Interrupted)}
+    TransientError, LockedError, WaitTimeout, NotAllowed, ConfigError, Interrupted)}
 
 
 def error_to_dict(exc: BaseException) -> dict:

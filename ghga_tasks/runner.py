@@ -16,7 +16,7 @@ import luigi.configuration
 from luigi.execution_summary import LuigiStatusCode
 
 from . import state
-from .errors import GhgaError, LockedError, TransientError, error_from_dict
+from .errors import GhgaError, LockedError, TransientError, WaitTimeout, error_from_dict
 from .settings import Settings
 from .tasks.base import FAILURE_FILE
 
@@ -70,7 +70,9 @@ def run_dag(task: luigi.Task, transfer_dir: Path, settings: Settings,
             raise GhgaError(f"the transfer did not finish (luigi: {result.status.name}); "
                             f"run with --verbose for details")
         error = error_from_dict(details)
-        retry = (isinstance(error, TransientError) and not isinstance(error, LockedError)
+        # not retried: another process holds the file; the user's deadline has passed
+        retry = (isinstance(error, TransientError)
+                 and not isinstance(error, (LockedError, WaitTimeout))
                  and attempt < settings.task_retries)
         if not retry:
             raise error

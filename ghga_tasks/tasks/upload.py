@@ -11,7 +11,7 @@ import luigi
 from .. import parts as planning
 from .. import state
 from ..clients import UploadClient
-from ..errors import ApiRefused, InputError, IntegrityError, TransientError
+from ..errors import ApiRefused, InputError, IntegrityError, TransientError, WaitTimeout
 from ..fileio import O_BINARY
 from ..hashing import Md5Feeder, PrefixHasher
 from ..transfer import Engine, Job, UploadStrategy
@@ -219,7 +219,7 @@ class ConfirmUpload(UploadTask):
                 return status
             self._check_status(upload_id, status)
             if time.monotonic() + delay > deadline:
-                raise TransientError(f"upload {upload_id} was not accepted within "
+                raise WaitTimeout(f"upload {upload_id} was not accepted within "
                                      f"{self.cfg.max_wait:g} s (--max-wait); it is {status}")
             self.report(0, 0, f"waiting for acceptance ({status})")
             time.sleep(delay)

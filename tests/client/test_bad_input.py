@@ -50,7 +50,8 @@ def test_unreachable_api(tmp_path):
     src = tmp_path / "src"
     make_file(src, 10)
     proc = cli("upload-by-id", "--api-url", "http://127.0.0.1:9/upload", "--file-id", "x",
-               "--file-path", str(src), "--state-dir", str(tmp_path / "s"), "--retries", "1")
+               "--file-path", str(src), "--state-dir", str(tmp_path / "s"), "--retries", "1",
+               env={"GHGA_TASKS_TASK_RETRIES": "0"})
     one_line_error(proc, 75, "cannot reach the API", "connection refused")
 
 
