@@ -53,6 +53,7 @@ def _settings(settings: Optional[Settings], overrides: dict) -> Settings:
 def _run(task, cfg: Settings) -> tuple:
     """Run the DAG; return what this run did (empty if nothing was left) and its start time."""
     start = time.monotonic()
+    state.ensure_dir(task.dir)
     state.remove(task.dir / RUN_FILE)
     run_dag(task, task.dir, cfg)
     return state.read_json(task.dir / RUN_FILE) or {}, start

@@ -72,7 +72,9 @@ def run_command(func: Callable) -> Callable:
         try:
             func(*args, **kwargs)
         except GhgaError as exc:
-            click.echo(f"ghga-cli: error: {exc.message}", err=True)
+            message = " ".join(exc.message.split())[:1000]  # one line, whatever the server sent
+            kind = "internal error" if exc.exit_code == ExitCode.INTERNAL else "error"
+            click.echo(f"ghga-cli: {kind}: {message}", err=True)
             sys.exit(int(exc.exit_code))
         except KeyboardInterrupt:
             click.echo("ghga-cli: interrupted; the state is kept, run the same command again "

@@ -16,7 +16,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 from . import __version__
-from .errors import ApiRefused, ConfigError, GhgaError, NotAllowed, TransientError, WaitTimeout
+from .errors import (ApiRefused, ConfigError, GhgaError, NotAllowed, TransientError, UsageError,
+                     WaitTimeout)
 from .settings import Settings
 
 log = logging.getLogger("ghga_tasks")
@@ -88,7 +89,7 @@ class ApiClient:
                  sleep: Callable[[float], None] = time.sleep):
         self.base = api_url.strip().rstrip("/")
         if urlsplit(self.base).scheme not in ("http", "https"):
-            raise ConfigError(f"API URL must start with http:// or https://: {api_url!r}")
+            raise UsageError(f"API URL must start with http:// or https://: {api_url!r}")
         self.settings = settings
         self.sleep = sleep
         self.session = requests.Session()
@@ -101,7 +102,8 @@ class ApiClient:
     def close(self) -> None:
         self.session.close()
 
-    def request(self, method: str, path: str, body: Any = None) -> requests.Response:
+    def request(self, method: str, path: str, body: Any = None,
+                read_timeout: Optional[float] = None) -> requests.Response:
         """Send with retries on connection errors and 429/5xx; return the final response."""
         url = self.base + path
         attempts = self.settings.retries + 1
@@ -109,7 +111,8 @@ class ApiClient:
         for attempt in range(attempts):
             try:
                 resp = self.session.request(method, url, json=body, verify=self.verify,
-                                            timeout=(self.settings.timeout, self.settings.timeout))
+                                            timeout=(self.settings.timeout,
+                                                     read_timeout or self.settings.timeout))
             except requests.exceptions.SSLError as exc:
                 raise ConfigError(f"TLS verification failed for {redact(url)}: {_reason(exc)}"
                                   " (see --ca-bundle)") from None
@@ -148,9 +151,10 @@ class ApiClient:
 
     def json_object(self, resp: requests.Response, what: str, keys: Tuple[str, ...]) -> dict:
         data = self.json(resp, what)
-        if not isinstance(data, dict) or any(k not in data for k in keys):
-            raise ApiRefused(f"{what}: the API at {redact(self.base)} answered without the "
-                             f"fields {', '.join(keys)}: {str(data)[:120]!r}")
+        missing = [k for k in keys if not isinstance(data, dict) or k not in data]
+        if missing:  # never echo the body: it may hold pre-signed URLs
+            raise ApiRefused(f"{what}: the API at {redact(self.base)} answered without "
+                             f"{', '.join(missing)}")
         return data
 
 
@@ -179,6 +183,13 @@ def _segment(value: str) -> str:
 ATTEMPT_KEYS = ("upload_id", "file_id", "part_size", "status")
 
 
+def _check_attempt(attempt: dict, base: str) -> dict:
+    part_size = attempt.get("part_size")
+    if not isinstance(part_size, int) or isinstance(part_size, bool) or part_size < 1:
+        raise ApiRefused(f"the API at {redact(base)} sent an invalid part_size {part_size!r}")
+    return attempt
+
+
 class UploadClient(ApiClient):
     """The Upload Controller API (PROTOCOL.md § 1)."""
 
@@ -186,18 +197,22 @@ class UploadClient(ApiClient):
         resp = self.request("GET", f"/files/{_segment(file_id)}")
         if resp.status_code != 200:
             raise self.fail(resp, f"file {file_id!r}")
-        return self.json_object(resp, f"file {file_id!r}", ("file_id", "size"))
+        meta = self.json_object(resp, f"file {file_id!r}", ("file_id", "size"))
+        if not isinstance(meta["size"], int) or isinstance(meta["size"], bool) or meta["size"] < 0:
+            raise ApiRefused(f"file {file_id!r}: invalid size {meta['size']!r}")
+        return meta
 
     def create_upload(self, file_id: str) -> Tuple[dict, bool]:
         """Start an attempt; (attempt, adopted) where adopted means it already existed."""
         resp = self.request("POST", "/uploads", {"file_id": file_id})
         if resp.status_code == 200:
-            return self.json_object(resp, "new upload", ATTEMPT_KEYS), False
+            return _check_attempt(self.json_object(resp, "new upload", ATTEMPT_KEYS),
+                                  self.base), False
         exc_id, _, data = error_details(resp)
         if resp.status_code == 400 and exc_id == "existingActiveUpload":
             active = data.get("active_upload")
             if isinstance(active, dict) and all(k in active for k in ATTEMPT_KEYS):
-                return active, True
+                return _check_attempt(active, self.base), True
         raise self.fail(resp, f"starting an upload of {file_id!r}")
 
     def get_upload(self, upload_id: str) -> dict:
@@ -214,7 +229,9 @@ class UploadClient(ApiClient):
 
     def set_status(self, upload_id: str, status: str) -> Optional[str]:
         """PATCH the status; None on 204, else the current status from uploadNotPending."""
-        resp = self.request("PATCH", f"/uploads/{_segment(upload_id)}", {"status": status})
+        # completing 10,000 parts takes the server a while: wait longer for this answer
+        resp = self.request("PATCH", f"/uploads/{_segment(upload_id)}", {"status": status},
+                            read_timeout=max(self.settings.timeout, 600.0))
         if resp.status_code in (200, 204):
             return None
         exc_id, _, data = error_details(resp)

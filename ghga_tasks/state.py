@@ -73,6 +73,8 @@ def remove(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         pass
+    except OSError as exc:
+        raise OutputError(f"cannot remove {path}: {exc.strerror or exc}") from None
 
 
 class Ledger:
@@ -114,13 +116,26 @@ class Ledger:
             self._rewrite()
 
     def _rewrite(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for item in [{"header": self.header}] + self._entries:
-                fh.write(json.dumps(item, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for item in [{"header": self.header}] + self._entries:
+                    fh.write(json.dumps(item, sort_keys=True) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            what = "disk full" if is_disk_full(exc) else (exc.strerror or str(exc))
+            raise OutputError(f"cannot write ledger {self.path}: {what}") from None
+
+    def replace(self, items: Iterable[dict]) -> None:
+        """Start over with these entries (atomically)."""
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+            self._entries = list(items)
+            self._rewrite()
 
     @property
     def entries(self) -> list:
@@ -180,8 +195,8 @@ class TransferLock:
         ensure_dir(self.path.parent)
         fh = open(self.path, "a+")
         try:
-            _lock(fh)
-        except OSError:
+            lock_fd(fh.fileno(), self.what)
+        except LockedError:
             fh.seek(0)
             holder = fh.read().strip() or "?"
             fh.close()
@@ -197,28 +212,30 @@ class TransferLock:
 
     def __exit__(self, *exc) -> None:
         if self._fh is not None:
-            try:
-                _unlock(self._fh)
-            finally:
-                self._fh.close()
-                self._fh = None
+            self._fh.close()  # closing the descriptor releases the lock
+            self._fh = None
+
+
+def lock_fd(fd: int, what: str) -> None:
+    """Exclusive, non-blocking lock on an open file; released when the fd is closed."""
+    try:
+        _lock(fd)
+    except OSError:
+        raise LockedError(f"another ghga-cli process is transferring {what}; "
+                          "wait for it to finish or stop it, then run again") from None
 
 
 if sys.platform == "win32":  # pragma: no cover
     import msvcrt
 
-    def _lock(fh) -> None:
-        fh.seek(0)
-        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+    _FAR = 1 << 40  # lock a byte far past the end: readers and our own writes are not blocked
 
-    def _unlock(fh) -> None:
-        fh.seek(0)
-        msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+    def _lock(fd: int) -> None:
+        os.lseek(fd, _FAR, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        os.lseek(fd, 0, os.SEEK_SET)
 else:
     import fcntl
 
-    def _lock(fh) -> None:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-    def _unlock(fh) -> None:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    def _lock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

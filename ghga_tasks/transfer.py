@@ -24,8 +24,8 @@ from typing import Callable, Deque, List, Optional
 import pycurl
 
 from .clients import redact
-from .errors import (ApiRefused, ConfigError, GhgaError, IntegrityError, NotAllowed,
-                     OutputError, TransientError)
+from .errors import (ApiRefused, ConfigError, GhgaError, InputError, IntegrityError,
+                     NotAllowed, OutputError, TransientError)
 from .fileio import is_disk_full, read_at
 from .hashing import Md5Feeder
 from .parts import Part
@@ -59,7 +59,7 @@ class Job:
     """One part PUT or one range GET, with its runtime state on a handle."""
 
     __slots__ = ("part", "attempts", "refusals", "not_before", "problem", "status",
-                 "headers", "etag", "md5", "pos", "fh", "bad_header")
+                 "headers", "etag", "md5", "pos", "fh", "bad_header", "gen")
 
     def __init__(self, part: Part):
         self.part = part
@@ -67,6 +67,7 @@ class Job:
         self.refusals = 0
         self.not_before = 0.0
         self.problem = ""
+        self.gen = 0
         self.reset()
 
     def reset(self) -> None:
@@ -97,7 +98,7 @@ class Strategy:
     def done(self, job: Job) -> None:
         pass
 
-    def refresh(self) -> None:
+    def refresh(self, job: "Job") -> None:
         pass
 
     def tick(self) -> None:
@@ -233,7 +234,7 @@ class Engine:
                 raise NotAllowed(f"storage refused {job.label()} with HTTP {job.status} even "
                                  f"after {MAX_REFRESH} fresh URLs")
             log.info("%s: HTTP %s from storage, asking for a fresh URL", job.label(), job.status)
-            strategy.refresh()
+            strategy.refresh(job)
             queue.appendleft(job)
             return
         job.attempts += 1
@@ -288,17 +289,20 @@ class UploadStrategy(Strategy):
     def begin(self, c: pycurl.Curl, job: Job) -> None:
         part = job.part
         url = self.url_for(part.number)
-        job.md5 = hashlib.md5()
+        job.md5 = _md5()
         job.pos = 0
 
         def read(size: int) -> bytes:
             n = min(size, part.length - job.pos)
             if n <= 0:
                 return b""
-            data = read_at(self.fd, n, part.offset + job.pos)
+            try:
+                data = read_at(self.fd, n, part.offset + job.pos)
+            except OSError as exc:
+                raise InputError(f"cannot read the input file: {exc.strerror or exc}") from None
             if len(data) != n:
-                raise OSError(f"the input file is shorter than expected at offset "
-                              f"{part.offset + job.pos}")
+                raise InputError(f"the input file is shorter than expected at offset "
+                                 f"{part.offset + job.pos}; it changed during the upload")
             job.pos += n
             self.md5.feed(job.md5, data)
             return data
@@ -307,7 +311,7 @@ class UploadStrategy(Strategy):
             if origin != 0 or offset != 0:
                 return pycurl.SEEKFUNC_CANTSEEK
             job.pos = 0
-            job.md5 = hashlib.md5()
+            job.md5 = _md5()
             return pycurl.SEEKFUNC_OK
 
         c.setopt(pycurl.URL, url)
@@ -361,11 +365,17 @@ class DownloadStrategy(Strategy):
         self._refresh = refresh
         self.on_done = on_done
         self._tick = tick
+        self.generation = 0
 
     def begin(self, c: pycurl.Curl, job: Job) -> None:
         part = job.part
-        fh = open(self.path, "r+b", buffering=FILE_BUFFER)
+        try:
+            fh = open(self.path, "r+b", buffering=FILE_BUFFER)
+        except FileNotFoundError:
+            raise TransientError(f"the partial file {self.path} vanished during the download; "
+                                 "run again") from None
         fh.seek(part.offset)
+        job.gen = self.generation
         job.fh = fh
         whole = part.offset == 0 and part.length == self.size
         collect = _header_collector(job)
@@ -392,6 +402,9 @@ class DownloadStrategy(Strategy):
         try:
             fh.flush()
             written = fh.tell() - job.part.offset
+        except OSError as exc:
+            what = "disk full" if is_disk_full(exc) else (exc.strerror or str(exc))
+            raise OutputError(f"cannot write the download: {what}") from None
         finally:
             _close_quietly(fh)
         if written != job.part.length:
@@ -402,8 +415,11 @@ class DownloadStrategy(Strategy):
     def done(self, job: Job) -> None:
         self.on_done(job)
 
-    def refresh(self) -> None:
-        self._refresh()
+    def refresh(self, job: Job) -> None:
+        """One new URL per URL generation: N ranges refused at once ask the API once."""
+        if job.gen == self.generation:
+            self._refresh()
+            self.generation += 1
 
     def tick(self) -> None:
         self._tick()
@@ -451,6 +467,14 @@ def _header_collector(job: Job) -> Callable[[bytes], None]:
             name, value = text.split(":", 1)
             job.headers[name.strip().lower()] = value.strip()
     return collect
+
+
+def _md5():
+    """MD5 as a checksum, not for security (FIPS-mode OpenSSL refuses it otherwise)."""
+    try:
+        return hashlib.md5(usedforsecurity=False)
+    except TypeError:  # pragma: no cover - Python < 3.9
+        return hashlib.md5()
 
 
 def _discard(data: bytes) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import shutil
 import threading
@@ -20,11 +22,18 @@ from ..hashing import PrefixHasher
 from ..transfer import DownloadStrategy, Engine, Job
 from .base import GhgaTask, Marker, stopwatch
 
+log = logging.getLogger("ghga_tasks")
+
+
+WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                    *(f"LPT{i}" for i in range(1, 10))}
+
 
 def check_file_id(file_id: str) -> str:
     """A file id becomes a file name in output_dir; refuse anything that could escape it."""
-    bad = (not file_id or file_id in (".", "..") or "/" in file_id or "\\" in file_id
-           or "\x00" in file_id or ":" in file_id or file_id != file_id.strip())
+    bad = (not file_id or file_id in (".", "..") or file_id != file_id.strip()
+           or any(c in '/\\:<>|?*"' or ord(c) < 32 for c in file_id)
+           or file_id.split(".")[0].upper() in WINDOWS_RESERVED)
     if bad:
         raise UsageError(f"file id {file_id!r} cannot be used as a file name in the output dir")
     return file_id
@@ -103,14 +112,19 @@ class FetchFile(DownloadTask):
         if self.final.exists() and self._present(size, kind, expected, elapsed):
             return
         part = self._partial()
+        if not expected:
+            log.warning("DRS gives no checksum for %s: only its size can be checked",
+                        self.file_id)
         ledger = state.Ledger(self.dir / "ranges.jsonl", {
             "id": obj.get("id"), "size": size, "checksum": expected})
-        done = trusted_ranges(ledger.entries, state.boot_id())
-        if done and not part.exists():
-            ledger.close()
-            state.remove(self.dir / "ranges.jsonl")
-            ledger = state.Ledger(self.dir / "ranges.jsonl", ledger.header)
-            done = []
+        boot = state.boot_id()
+        done = trusted_ranges(ledger.entries, boot) if part.exists() else []
+        if [(e["offset"], e["size"]) for e in ledger.entries if "offset" in e] != done or \
+                any(e.get("boot") != boot for e in ledger.entries if "offset" in e):
+            # keep only what is trusted, stamped with this boot, so later checkpoints
+            # can never vouch for ranges an earlier boot may have lost
+            ledger.replace([{"offset": o, "size": n, "boot": boot} for o, n in done]
+                           + ([{"durable": len(done)}] if done else []))
         resumed = planning.done_bytes(done)
         fd = self._open_partial(part, size)
         hasher = PrefixHasher(str(part), kind or "sha256")
@@ -175,6 +189,13 @@ class FetchFile(DownloadTask):
         except OSError as exc:
             raise OutputError(f"cannot create {part}: {exc.strerror or exc}") from None
         try:
+            # the state lock is per API URL; this one is per partial file (other state dirs,
+            # other spellings of the same API), held until the fd is closed
+            state.lock_fd(fd, f"{part}")
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
             preallocate(fd, size)
         except OSError as exc:
             os.close(fd)
@@ -216,21 +237,29 @@ class FetchFile(DownloadTask):
             client.close()
 
     def _move_into_place(self, part: Path) -> None:
+        """fsync, then an atomic rename; across filesystems: copy, fsync, rename, then drop
+        the partial (never before the copy is durable)."""
+        tmp = self.final.with_name(f".{self.file_id}.ghga-tmp")
         try:
             with open(part, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.replace(part, self.final)
-        except OSError as exc:
-            if is_disk_full(exc):
-                raise OutputError(f"disk full while moving {part} into place") from None
-            if getattr(exc, "errno", None) == 18:  # EXDEV: copy, then rename atomically
-                tmp = self.final.with_name(f".{self.file_id}.ghga-tmp")
-                shutil.copyfile(part, tmp)
+            try:
+                os.replace(part, self.final)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                with open(part, "rb") as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 8 * 1024 * 1024)
+                    dst.flush()
+                    os.fsync(dst.fileno())
                 os.replace(tmp, self.final)
+                fsync_dir(str(self.final.parent))
                 os.remove(part)
-            else:
-                raise OutputError(f"cannot move the file into place at {self.final}: "
-                                  f"{exc.strerror or exc}") from None
+        except OSError as exc:
+            state.remove(tmp)
+            what = "disk full" if is_disk_full(exc) else (exc.strerror or str(exc))
+            raise OutputError(f"cannot move the file into place at {self.final}: {what}; "
+                              f"the verified bytes stay at {part}") from None
         fsync_dir(str(self.final.parent))
 
     def _finish(self, size: int, sha256: str, status: str, moved: int, resumed: int,

@@ -273,3 +273,67 @@ def test_etag_mismatch_resends_the_part(stub, tmp_path):
     assert all(h.get("Content-Length") == str(len(data)) for h in puts)
     assert not any("chunked" in h.get("Transfer-Encoding", "") for h in puts)
     assert json_line(proc)["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_move_across_filesystems(client, tmp_path, mount_tmpfs):
+    """Partial on one filesystem, output on another: copied durably, or a clean 73."""
+    file_id, src, sha = client.put(tmp_path, 6 * MiB)
+    partials = tmp_path / "partials"
+    partials.mkdir()
+    tiny = mount_tmpfs("tiny", 4 * MiB)
+    proc = client.download(file_id, tiny, "--partial-dir", str(partials))
+    one_line_error(proc, 73, "disk full", "the verified bytes stay at")
+    assert os.listdir(tiny) == []                       # no temp file left behind
+    assert (partials / f".{file_id}.ghga-part").stat().st_size == 6 * MiB
+    roomy = mount_tmpfs("roomy", 16 * MiB)
+    again = client.download(file_id, roomy)             # resumes from the verified partial
+    assert again.returncode == 0, again.stderr
+    assert json_line(again)["bytes_transferred"] == 0
+    assert sha256_of(roomy / file_id) == sha
+    assert os.listdir(partials) == []
+
+
+def test_unusable_state_dir_is_73(tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    proc = cli("download-by-id", "--api-url", "http://127.0.0.1:9", "--file-id", "x",
+               "--output-dir", str(tmp_path), "--state-dir", str(blocker / "sub"))
+    one_line_error(proc, 73, "cannot create state dir")
+
+
+def test_server_text_stays_one_line_and_bodies_are_not_echoed(stub, tmp_path):
+    def handler(method, path, headers):
+        if path == "/objects/multi":
+            return 404, {"Content-Type": "application/json"}, json.dumps(
+                {"exception_id": "noSuchObject", "description": "no\nsuch\n\nobject"}).encode()
+        body = {"size": 5, "access_methods": [{"type": "s3", "access_url": {
+            "url": "http://127.0.0.1:9/b/k?X-Amz-Signature=SECRETSIG"}}]}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+    srv = stub(handler)
+    out = tmp_path / "out"
+    out.mkdir()
+    base = ("download-by-id", "--api-url", srv.url, "--output-dir", str(out))
+    proc = cli(*base, "--file-id", "multi", "--state-dir", str(tmp_path / "s1"))
+    one_line_error(proc, 69, "no such object")
+    proc = cli(*base, "--file-id", "noid", "--state-dir", str(tmp_path / "s2"))
+    one_line_error(proc, 69, "answered without id")
+    assert "SECRETSIG" not in proc.stderr
+    for path in (tmp_path / "s2").rglob("*"):
+        if path.is_file():
+            assert "SECRETSIG" not in path.read_text(errors="replace")
+
+
+def test_invalid_part_size_from_api_is_69(stub, tmp_path):
+    def handler(method, path, headers):
+        js = {"Content-Type": "application/json"}
+        if path == "/files/x":
+            return 200, js, b'{"file_id": "x", "size": 10}'
+        return 200, js, b'{"upload_id": "u", "file_id": "x", "part_size": 0, "status": "pending"}'
+
+    srv = stub(handler)
+    src = tmp_path / "src"
+    src.write_bytes(b"0123456789")
+    proc = cli("upload-by-id", "--api-url", srv.url, "--file-id", "x", "--file-path", str(src),
+               "--state-dir", str(tmp_path / "s"))
+    one_line_error(proc, 69, "invalid part_size 0")

@@ -8,6 +8,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from helpers import MiB, cli_popen, json_line, make_file, new_id, sha256_of
 
 PART = 16 * MiB
@@ -175,3 +177,43 @@ def test_resume_into_another_output_dir_and_partial_dir(client, tmp_path):
     assert json_line(again)["bytes_resumed"] == kept > 0
     assert sha256_of(second_out / file_id) == sha
     assert os.listdir(parts_dir) == [] and os.listdir(first_out) == []
+
+
+def test_after_reboot_untrusted_ranges_are_dropped_for_good(client, tmp_path, monkeypatch):
+    """A ledger from another boot keeps only checkpointed ranges, restamped, so a later
+    checkpoint can never vouch for bytes the earlier boot may have lost."""
+    import ghga_tasks
+    from ghga_tasks import state
+    from ghga_tasks.errors import TransientError
+
+    size = 2 * PART
+    file_id, src, sha = client.put(tmp_path, size)
+    first = tmp_path / "first"
+    first.mkdir()
+    assert client.download(file_id, first).returncode == 0
+    tdir = next((client.state_dir / "downloads").glob(f"{file_id}-*"))
+    obj = json.loads((tdir / "object.json").read_text())
+    # a partial whose second range was "lost" in a power cut, and its ledger from boot "old"
+    out = tmp_path / "out"
+    out.mkdir()
+    part = out / f".{file_id}.ghga-part"
+    part.write_bytes(src.read_bytes()[:PART] + bytes(PART))
+    (tdir / "partial.json").write_text(json.dumps({"path": str(part)}))
+    header = {"id": obj["id"], "size": size, "checksum": obj["checksums"][0]["checksum"]}
+    lines = [{"header": header}, {"offset": 0, "size": PART, "boot": "old"}, {"durable": 1},
+             {"offset": PART, "size": PART, "boot": "old"}]
+    (tdir / "ranges.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+
+    monkeypatch.setattr(state, "boot_id", lambda: "new")
+    client.stack.configure(error_rate=1.0)  # stop right after the ledger was looked at
+    with pytest.raises(TransientError):
+        ghga_tasks.download_by_id(client.stack.drs_api, file_id, str(out), retries=0,
+                                  task_retries=0, state_dir=str(client.state_dir), quiet=True)
+    kept = [json.loads(x) for x in (tdir / "ranges.jsonl").read_text().splitlines()[1:]]
+    assert kept == [{"offset": 0, "size": PART, "boot": "new"}, {"durable": 1}]
+
+    client.stack.configure(error_rate=0.0)
+    result = ghga_tasks.download_by_id(client.stack.drs_api, file_id, str(out),
+                                       state_dir=str(client.state_dir), quiet=True)
+    assert result.bytes_resumed == PART and result.bytes_transferred == PART
+    assert sha256_of(out / file_id) == sha
