@@ -163,7 +163,7 @@ def test_size_mismatch_from_storage(stub, tmp_path):
 
     def handler(method, path, headers):
         if path.startswith("/objects/"):
-            obj = {"id": "x", "size": 100, "checksums": [],
+            obj = {"id": "x", "size": 100, "checksums": [{"type": "sha-256", "checksum": "0" * 64}],
                    "access_methods": [{"type": "s3", "access_url": {"url": f"{srv.url}/data"}}]}
             return 200, {"Content-Type": "application/json"}, json.dumps(obj).encode()
         return serve_range(data, headers)
