@@ -127,7 +127,7 @@ class FetchFile(DownloadTask):
                            + ([{"durable": len(done)}] if done else []))
         resumed = planning.done_bytes(done)
         fd = self._open_partial(part, size)
-        hasher = PrefixHasher(str(part), kind or "sha256")
+        hasher = PrefixHasher(str(part), kind or "sha256", use_mmap=True)
         hasher.advance(planning.contiguous_prefix(done))
         ok = False
         try:
