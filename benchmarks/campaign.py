@@ -1,0 +1,145 @@
+"""The campaign as a luigi DAG: one task per run, one JSON result file per task.
+
+``Campaign`` (a wrapper task) requires one ``BenchRun`` per point of the matrix. A run's
+target is ``RESULTS/runs/KEY.json``, written atomically (temp file + fsync + rename)
+after the run, so ``complete()`` is a file check that never touches the network:
+running the campaign again runs only what is missing, and killing it loses at most the
+run in flight. A run whose tool failed is a result too (``verified: false``, errors
+counted); ``--rerun-failed`` deletes those before starting. Tasks run in-process with
+one worker (two cores: a benchmark must own the machine), in the order of the matrix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import signal
+from pathlib import Path
+from typing import Optional
+
+import luigi
+
+from . import config as config_mod
+from .files import write_json_atomic
+from .lab import Lab
+from .measure import machine_facts, source_digest
+from .stack import REPO
+
+log = logging.getLogger("benchmarks")
+
+_LABS: dict[str, Lab] = {}
+
+
+class CampaignFailed(RuntimeError):
+    pass
+
+
+def _campaign(cfg: str, results: str, work: str) -> config_mod.Campaign:
+    return config_mod.load(cfg, results_dir=results, work_dir=work)
+
+
+def _lab(cfg: str, results: str, work: str) -> Lab:
+    key = f"{cfg}|{results}|{work}"
+    if key not in _LABS:
+        _LABS[key] = Lab(_campaign(cfg, results, work), log=lambda m: log.info(m))
+    return _LABS[key]
+
+
+class BenchRun(luigi.Task):
+    """One tool, backend, direction, size, client count and repetition."""
+
+    config = luigi.Parameter()
+    results_dir = luigi.Parameter()
+    work_dir = luigi.Parameter()
+    key = luigi.Parameter()
+    order = luigi.IntParameter(significant=False, default=0)
+
+    @property
+    def priority(self):  # luigi runs higher priority first: keep the matrix order
+        return 1_000_000 - self.order
+
+    def output(self):
+        return luigi.LocalTarget(str(Path(self.results_dir) / "runs" / f"{self.key}.json"))
+
+    def run(self):
+        lab = _lab(self.config, self.results_dir, self.work_dir)
+        spec = lab.c.run(self.key)
+        log.info("run %s", self.key)
+        result = lab.execute(spec)
+        write_json_atomic(Path(self.output().path), result)
+        log.info("%s: %.1f MB/s, %.2f s, verified=%s, errors=%d", self.key, result["mb_per_s"],
+                 result["seconds"], result["verified"], result["errors"])
+
+
+class Campaign(luigi.WrapperTask):
+    config = luigi.Parameter()
+    results_dir = luigi.Parameter()
+    work_dir = luigi.Parameter()
+
+    def requires(self):
+        camp = _campaign(self.config, self.results_dir, self.work_dir)
+        return [BenchRun(config=self.config, results_dir=self.results_dir, work_dir=self.work_dir,
+                         key=spec.key, order=spec.order) for spec in camp.runs]
+
+
+def record_machine(camp: config_mod.Campaign) -> None:
+    versions = {tool.kind: tool.version_argv() for tool in camp.tools.values()}
+    versions.update({"weed": ["weed", "version"], "nginx": ["nginx", "-v"]})
+    facts = machine_facts(camp.work_dir, versions)
+    facts["campaign"] = camp.name
+    facts["ghga_tasks_digest"] = source_digest(REPO / "ghga_tasks")
+    facts["config"] = str(camp.path)
+    facts["config_text"] = camp.path.read_text()
+    path = camp.results_dir / "machine.json"
+    runs = camp.results_dir / "machine-history.jsonl"  # one line per invocation
+    write_json_atomic(path, facts)
+    with open(runs, "a") as f:
+        f.write(json.dumps({k: v for k, v in facts.items() if k != "config_text"}) + "\n")
+
+
+def rerun_failed(results_dir: Path) -> int:
+    n = 0
+    for path in (results_dir / "runs").glob("*.json"):
+        try:
+            ok = json.loads(path.read_text()).get("verified", False)
+        except ValueError:
+            ok = False
+        if not ok:
+            path.unlink()
+            n += 1
+    return n
+
+
+def run(config_path, results_dir: Optional[str] = None, work_dir: Optional[str] = None,
+        only: Optional[str] = None, rerun: bool = False) -> dict:
+    camp = config_mod.load(config_path, results_dir=results_dir, work_dir=work_dir)
+    cfg, res, work = str(camp.path), str(camp.results_dir), str(camp.work_dir)
+    camp.results_dir.mkdir(parents=True, exist_ok=True)
+    camp.work_dir.mkdir(parents=True, exist_ok=True)
+    if rerun:
+        log.info("removed %d failed results", rerun_failed(camp.results_dir))
+    record_machine(camp)
+    if only:
+        tasks = [BenchRun(config=cfg, results_dir=res, work_dir=work, key=s.key, order=s.order)
+                 for s in camp.runs if re.search(only, s.key)]
+    else:
+        tasks = [Campaign(config=cfg, results_dir=res, work_dir=work)]
+    # SIGTERM -> KeyboardInterrupt, so servers and the namespace are cleaned up
+    prev = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        outcome = luigi.build(tasks, local_scheduler=True, workers=1, detailed_summary=True,
+                              log_level="WARNING")
+    finally:
+        signal.signal(signal.SIGTERM, prev)
+        for key in list(_LABS):
+            _LABS.pop(key).close()
+    summary = outcome.summary_text
+    missing = [s.key for s in camp.runs if not (camp.results_dir / "runs" / f"{s.key}.json").exists()]
+    if only:
+        missing = [k for k in missing if re.search(only, k)]
+    status = outcome.status.name
+    if missing:
+        raise CampaignFailed(f"{len(missing)} runs without a result ({status}):\n"
+                             + "\n".join(missing[:20]) + "\n" + summary)
+    return {"status": status, "results_dir": res, "runs": len(camp.runs)}

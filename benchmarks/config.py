@@ -1,0 +1,122 @@
+"""Campaign configuration: a TOML file in configs/benchmarks/ -> the list of runs.
+
+The matrix is the union of ``[[matrix]]`` blocks, each a cross product of backends,
+directions, sizes, tools and client counts, repeated ``repetitions`` times. Combinations
+a tool cannot do (S3 peers on nginx, uploads to nginx) are left out. See
+configs/benchmarks/quick.toml for every key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .files import parse_size, size_label
+from .tools import Tool, make_tool
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DIRECTIONS = ("download", "upload")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    backend: str
+    direction: str
+    size: int
+    tool: str
+    clients: int
+    rep: int
+    order: int = 0
+
+    @property
+    def key(self) -> str:
+        return (f"{self.backend}__{self.direction}__{size_label(self.size)}__{self.tool}"
+                f"__c{self.clients}__r{self.rep}")
+
+
+@dataclass
+class Campaign:
+    name: str
+    path: Path
+    results_dir: Path
+    work_dir: Path
+    runs: list[RunSpec]
+    tools: dict[str, Tool]
+    backends: dict[str, dict]
+    run_timeout: float = 600.0
+    content: str = "random"
+    netns: Optional[dict] = None
+    gc: str = "every-run"
+    raw: dict = field(default_factory=dict)
+
+    def run(self, key: str) -> RunSpec:
+        for spec in self.runs:
+            if spec.key == key:
+                return spec
+        raise KeyError(key)
+
+
+def _list(block: dict, key: str, default=None) -> list:
+    value = block.get(key, default)
+    if value is None:
+        raise ValueError(f"[[matrix]] needs {key!r}")
+    return value if isinstance(value, list) else [value]
+
+
+def load(path, results_dir=None, work_dir=None) -> Campaign:
+    path = Path(path)
+    raw = tomllib.loads(path.read_text())
+    camp = raw.get("campaign", {})
+    name = camp.get("name", path.stem)
+    reps = int(camp.get("repetitions", 1))
+    tool_table = raw.get("tools", {})
+    tools: dict[str, Tool] = {}
+    specs: dict[tuple, RunSpec] = {}
+    backend_rank: dict[str, int] = {}
+    tool_rank: dict[str, int] = {}
+    for block in raw.get("matrix", []):
+        for b in _list(block, "backends"):
+            backend_rank.setdefault(b, len(backend_rank))
+        for t in _list(block, "tools"):
+            tool_rank.setdefault(t, len(tool_rank))
+            if t not in tools:
+                tools[t] = make_tool(t, tool_table)
+        combos = itertools.product(
+            _list(block, "backends"), _list(block, "directions", list(DIRECTIONS)),
+            [parse_size(s) for s in _list(block, "sizes")], _list(block, "tools"),
+            [int(c) for c in _list(block, "clients", [1])],
+            range(1, int(block.get("repetitions", reps)) + 1))
+        for backend, direction, size, tool, clients, rep in combos:
+            if direction not in DIRECTIONS:
+                raise ValueError(f"unknown direction {direction!r}")
+            if not tools[tool].supports(backend, direction):
+                continue
+            spec = RunSpec(backend, direction, size, tool, clients, rep)
+            specs[(spec.key,)] = spec
+    if not specs:
+        raise ValueError(f"{path}: the matrix is empty")
+
+    def rank(s: RunSpec):
+        return (backend_rank[s.backend], DIRECTIONS.index(s.direction), s.size, s.clients,
+                s.rep, tool_rank[s.tool])
+
+    runs = [RunSpec(**{**s.__dict__, "order": i})
+            for i, s in enumerate(sorted(specs.values(), key=rank))]
+    base = Path.cwd()
+    results = Path(results_dir or camp.get("results_dir") or base / "bench-results" / name)
+    work = Path(work_dir or camp.get("work_dir") or "/var/tmp/ghga-tasks-bench")
+    netns = raw.get("netns")
+    if netns is not None and not netns.get("enabled", True):
+        netns = None
+    return Campaign(
+        name=name, path=path.resolve(), results_dir=results.resolve(), work_dir=work.resolve(),
+        runs=runs, tools=tools, backends=raw.get("backends", {}),
+        run_timeout=float(camp.get("run_timeout", 600)), content=camp.get("content", "random"),
+        netns=netns, gc=camp.get("gc", "every-run"), raw=raw)

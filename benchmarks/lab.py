@@ -1,0 +1,230 @@
+"""Executing one run: servers, fixtures, clients, verification, clean-up.
+
+One `Lab` lives in the campaign process (luigi runs the tasks in-process with one
+worker) and keeps what is expensive across runs: the running backend, the cached
+source files, and the seeded download fixtures of the current size. Switching backend
+stops the previous one; switching size deletes the previous size's fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Optional
+
+from .api import s3_client, s3_location, s3_object_sha256
+from .config import Campaign, RunSpec
+from .files import sha256_of, size_label, source_file
+from .measure import ClientJob, ServerCpu, run_clients, source_digest, time_wrapper
+from .stack import REPO
+from .netns import Netns
+from .stack import Stack, start_stack
+from .tools import ClientCtx, Tool
+
+
+class ToolUnavailable(RuntimeError):
+    pass
+
+
+class Lab:
+    def __init__(self, campaign: Campaign, log=print):
+        self.c = campaign
+        self.log = log
+        self.stack: Optional[Stack] = None
+        self.fixtures: dict[int, list[str]] = {}  # size -> seeded file ids of this stack
+        self.netns: Optional[Netns] = None
+        self.files_dir = campaign.work_dir / "files"
+        self.runs_dir = campaign.work_dir / "runs"
+        if campaign.netns:
+            self.netns = Netns(campaign.netns.get("name", "ghgab"),
+                               campaign.netns.get("rate", "1gbit"),
+                               campaign.netns.get("mtu", 1500))
+            self.netns.up()
+
+    # -- lifetime -------------------------------------------------------------
+
+    def close(self) -> None:
+        self._stop_stack()
+        if self.netns is not None:
+            self.netns.down()
+            self.netns = None
+        shutil.rmtree(self.runs_dir, ignore_errors=True)
+
+    def _stop_stack(self) -> None:
+        if self.stack is not None:
+            self.log(f"stopping {self.stack.backend}")
+            self.stack.stop()
+            self.stack = None
+            self.fixtures.clear()
+
+    def stack_for(self, backend: str) -> Stack:
+        if self.stack is not None and self.stack.backend == backend:
+            return self.stack
+        self._stop_stack()
+        cfg = dict(self.c.backends.get(backend, {}))
+        if backend == "nginx":
+            cfg["root"] = str(self.files_dir)
+        self.log(f"starting {backend}")
+        self.stack = start_stack(backend, self.c.work_dir / "stack" / backend, cfg)
+        return self.stack
+
+    # -- fixtures ---------------------------------------------------------------
+
+    def _drop_fixtures(self, keep: int) -> None:
+        for size in [s for s in self.fixtures if s != keep]:
+            for fid in self.fixtures.pop(size):
+                self.stack.api.delete(fid)
+            if self.c.gc != "never":
+                self.stack.gc()
+
+    def download_fixtures(self, size: int, n: int, src: Path, sha: str) -> list[str]:
+        """n seeded, staged file ids holding ``src`` (same bytes, distinct objects)."""
+        self._drop_fixtures(keep=size)
+        have = self.fixtures.setdefault(size, [])
+        while len(have) < n:
+            fid = f"bench-dl-{size_label(size)}-{len(have)}"
+            self.log(f"seeding {fid}")
+            self.stack.api.seed(fid, src, sha)
+            self.stack.api.drs_object(fid)  # wait out staging before any clock starts
+            have.append(fid)
+            if self.c.gc != "never":
+                self.stack.gc()  # the inbox copy is garbage now: free it before the next seed
+        return have[:n]
+
+    def _evict_sources(self, keep: int) -> None:
+        """Big runs need the disk: drop cached source files of other sizes (regenerable)."""
+        if keep < 2 << 30:
+            return
+        for meta in self.files_dir.glob("src-*.json"):
+            try:
+                size = json.loads(meta.read_text())["size"]
+            except (OSError, ValueError, KeyError):
+                continue
+            if size != keep and not (self.stack and self.stack.backend == "nginx"):
+                meta.with_suffix(".bin").unlink(missing_ok=True)
+                meta.unlink(missing_ok=True)
+
+    # -- one run ----------------------------------------------------------------
+
+    def execute(self, spec: RunSpec) -> dict:
+        tool = self.c.tools[spec.tool]
+        if tool.exe() is None:
+            raise ToolUnavailable(f"{spec.tool}: {tool.kind} is not installed")
+        stack = self.stack_for(spec.backend)
+        self._evict_sources(keep=spec.size)
+        src, sha = source_file(self.files_dir, spec.size, self.c.content)
+        run_dir = self.runs_dir / spec.key
+        shutil.rmtree(run_dir, ignore_errors=True)
+        shared = {"parts_dir": run_dir / "parts"}
+        t_prep = time.monotonic()
+        if spec.direction == "download":
+            fids = self.download_fixtures(spec.size, spec.clients, src, sha)
+        ctxs = []
+        for i in range(spec.clients):
+            work = run_dir / f"client{i}"
+            ctx = ClientCtx(index=i, direction=spec.direction, size=spec.size, src=src,
+                            sha256=sha, work=work, out_dir=work / "out", state_dir=work / "state",
+                            api=stack.api, s3=stack.s3, extra={"shared": shared})
+            for d in (ctx.out_dir, ctx.state_dir):
+                d.mkdir(parents=True)
+            if spec.direction == "download":
+                ctx.file_id = fids[i]
+                ctx.access_url = stack.api.access_url(ctx.file_id)
+                if not tool.via_api:
+                    ctx.bucket, ctx.key = s3_location(ctx.access_url)
+            elif tool.via_api:
+                ctx.file_id = f"bench-ul-{spec.order}-{spec.rep}-{i}-{int(time.time())}"
+                stack.api.register(ctx.file_id, spec.size, sha)
+            else:
+                ctx.bucket = stack.s3["buckets"]["inbox"]
+                ctx.key = f"bench/{spec.key}/client{i}"
+            tool.prepare(ctx)
+            ctxs.append(ctx)
+        jobs = []
+        prefix = self.netns.prefix() if self.netns else []
+        for ctx in ctxs:
+            jobs.append(ClientJob(argv=prefix + tool.argv(ctx), env=tool.env(ctx), cwd=str(ctx.work),
+                                  post=ctx.post, stdout_path=ctx.work / "stdout",
+                                  stderr_path=ctx.work / "stderr"))
+        t_prep = time.monotonic() - t_prep
+        os.sync()  # the previous run's dirty pages must not be written back during this one
+        cpu = ServerCpu(stack.server_pids())
+        cpu.start()
+        started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        wall, results = run_clients(jobs, self.c.run_timeout)
+        server_cpu = cpu.stop()
+        t_verify = time.monotonic()
+        verified, messages = [], []
+        for ctx, res in zip(ctxs, results):
+            ok = res.returncode == 0 and not res.timed_out and not res.error
+            if not ok:
+                tail = (ctx.work / "stderr").read_text(errors="replace")[-600:] \
+                    if (ctx.work / "stderr").exists() else ""
+                messages.append(f"client {ctx.index}: rc={res.returncode} timed_out={res.timed_out} "
+                                f"{res.error} {tail}".strip())
+            verified.append(ok and self._verify(tool, ctx, messages))
+        t_verify = time.monotonic() - t_verify
+        t_clean = time.monotonic()
+        self._clean(tool, ctxs, spec)
+        t_clean = time.monotonic() - t_clean
+        shutil.rmtree(run_dir, ignore_errors=True)
+        total = spec.size * spec.clients
+        per_client = [spec.size / r.seconds / 1e6 for r in results if r.seconds > 0]
+        return {
+            "campaign": self.c.name, "key": spec.key, "order": spec.order,
+            "backend": spec.backend, "api": getattr(stack.api, "kind", "?"),
+            "direction": spec.direction, "size": spec.size, "size_label": size_label(spec.size),
+            "tool": spec.tool, "tool_kind": tool.kind, "connections": tool.connections,
+            "clients": spec.clients, "rep": spec.rep, "started": started,
+            "seconds": round(wall, 3), "mb_per_s": round(total / wall / 1e6, 1),
+            "per_client_mb_per_s": round(sum(per_client) / len(per_client), 1) if per_client else 0,
+            "client_seconds": [round(r.seconds, 3) for r in results],
+            "client_cpu_seconds": round(sum(r.cpu_seconds for r in results), 3),
+            "client_peak_rss_mb": round(max(r.peak_rss_mb for r in results), 1),
+            "server_cpu_seconds": server_cpu,
+            "errors": sum(1 for v in verified if not v),
+            "error_messages": messages,
+            "verified": all(verified),
+            "content": self.c.content,
+            "ghga_tasks_digest": source_digest(REPO / "ghga_tasks"),
+            "netns": self.netns.facts() if self.netns else None,
+            "rusage": "gnu-time" if time_wrapper(Path("x")) else "wait4 (includes the harness RSS)",
+            "harness_seconds": {"prepare": round(t_prep, 2), "verify": round(t_verify, 2),
+                                "clean": round(t_clean, 2)},
+            "argv_example": jobs[0].argv[:3] + (["..."] if len(jobs[0].argv) > 3 else []),
+        }
+
+    def _verify(self, tool: Tool, ctx: ClientCtx, messages: list) -> bool:
+        try:
+            if ctx.direction == "download":
+                files = sorted(p for p in ctx.out_dir.rglob("*")
+                               if p.is_file() and not p.name.startswith("."))
+                got = sha256_of(files) if files else "no output file"
+            elif tool.via_api:
+                got = ctx.sha256 if self.stack.api.wait_accepted(ctx.file_id, ctx.sha256) \
+                    else "not accepted by the server"
+            else:
+                got = s3_object_sha256(s3_client(ctx.s3), ctx.bucket, ctx.key)
+        except Exception as exc:  # noqa: BLE001 - a failed check is a result, not a crash
+            got = f"{type(exc).__name__}: {exc}"
+        if got != ctx.sha256:
+            messages.append(f"client {ctx.index}: verification failed: {got}")
+            return False
+        return True
+
+    def _clean(self, tool: Tool, ctxs: list[ClientCtx], spec: RunSpec) -> None:
+        if spec.direction != "upload":  # downloads delete nothing on the server
+            return
+        for ctx in ctxs:
+            try:
+                if tool.via_api:
+                    self.stack.api.delete(ctx.file_id)
+                else:
+                    s3_client(ctx.s3).delete_object(Bucket=ctx.bucket, Key=ctx.key)
+            except Exception as exc:  # noqa: BLE001
+                self.log(f"clean-up of client {ctx.index} failed: {exc}")
+        if self.c.gc != "never":
+            self.stack.gc()

@@ -1,0 +1,237 @@
+"""Per-run measurements: wall time, client CPU and peak RSS, server CPU, machine facts.
+
+Each client runs under a fresh ``/usr/bin/time`` (GNU time, a 27 KB C program): it
+forks the client, reaps it with wait4 and reports the rusage of the client and every
+descendant it waited for, so the figures belong to that run only. Why not wait4 on
+the client directly: Linux keeps the peak RSS across exec, and a child forked (or
+vforked) from this Python process starts with the harness's ~90 MB RSS, which would
+be charged to every tool. Without GNU time we fall back to wait4 and say so.
+Server CPU is read from ``/proc/PID/stat`` of the server processes and all their
+descendants before and after the run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class ClientJob:
+    """One client process of a run, plus harness work that belongs to its timeline."""
+
+    argv: list[str]
+    env: Optional[dict] = None
+    cwd: Optional[str] = None
+    post: Optional[Callable[[], None]] = None  # timed, runs in the harness after exit
+    stdout_path: Optional[Path] = None
+    stderr_path: Optional[Path] = None
+
+
+@dataclass
+class ClientResult:
+    returncode: Optional[int] = None
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    timed_out: bool = False
+    error: str = ""
+
+
+GNU_TIME = "/usr/bin/time"
+TIME_FORMAT = "%U %S %M %x"
+
+
+def time_wrapper(stats: Path) -> list[str]:
+    if os.access(GNU_TIME, os.X_OK):
+        return [GNU_TIME, "-o", str(stats), "-f", TIME_FORMAT, "--"]
+    return []
+
+
+def _reap(pid: int, t0: float, res: ClientResult, job: ClientJob, stats: Optional[Path]) -> None:
+    try:
+        _, status, ru = os.wait4(pid, 0)
+    except ChildProcessError as exc:  # reaped elsewhere: should not happen
+        res.error = f"wait4: {exc}"
+        res.seconds = time.monotonic() - t0
+        return
+    res.returncode = os.waitstatus_to_exitcode(status)
+    res.cpu_seconds = ru.ru_utime + ru.ru_stime
+    res.peak_rss_mb = ru.ru_maxrss / 1024.0  # Linux: KiB; includes the harness (see above)
+    if stats is not None:
+        try:
+            user, sys_, rss_kb, code = stats.read_text().strip().splitlines()[-1].split()
+            res.cpu_seconds = float(user) + float(sys_)
+            res.peak_rss_mb = int(rss_kb) / 1024.0
+            res.returncode = int(code)
+        except (OSError, ValueError):
+            res.error = res.error or "no rusage from GNU time"
+    if res.returncode == 0 and job.post is not None:
+        try:
+            job.post()
+        except Exception as exc:  # noqa: BLE001 - recorded as a run error
+            res.error = f"post: {type(exc).__name__}: {exc}"
+    res.seconds = time.monotonic() - t0
+
+
+def run_clients(jobs: list[ClientJob], timeout: float) -> tuple[float, list[ClientResult]]:
+    """Start all jobs at once; return (wall seconds until the last one ended, results)."""
+    results = [ClientResult() for _ in jobs]
+    threads, pids, files = [], [], []
+    t0 = time.monotonic()
+    for job, res in zip(jobs, results):
+        out = open(job.stdout_path, "wb") if job.stdout_path else subprocess.DEVNULL
+        err = open(job.stderr_path, "wb") if job.stderr_path else subprocess.DEVNULL
+        files += [f for f in (out, err) if f is not subprocess.DEVNULL]
+        stats = Path(str(job.stdout_path) + ".rusage") if job.stdout_path else None
+        wrapper = time_wrapper(stats) if stats else []
+        try:
+            # Popen only to fork/exec; the child is reaped with wait4 below, never by Popen.
+            proc = subprocess.Popen(wrapper + job.argv, env=job.env, cwd=job.cwd, stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=err, start_new_session=True)
+        except OSError as exc:
+            res.error = f"cannot start {job.argv[0]}: {exc}"
+            res.returncode = 127
+            continue
+        proc.returncode = 0  # keep Popen.__del__ from reaping/warning
+        pids.append(proc.pid)
+        th = threading.Thread(target=_reap, args=(proc.pid, t0, res, job, stats if wrapper else None), daemon=True)
+        th.start()
+        threads.append((th, proc.pid, res))
+    deadline = t0 + timeout
+    for th, pid, res in threads:
+        th.join(max(0.0, deadline - time.monotonic()))
+        if th.is_alive():
+            res.timed_out = True
+            _kill_group(pid)
+            th.join(30)
+    wall = time.monotonic() - t0
+    for f in files:
+        f.close()
+    return wall, results
+
+
+def _kill_group(pid: int) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        time.sleep(1.0)
+
+
+# -- server CPU ---------------------------------------------------------------
+
+def _children_map() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(entry.name))
+    return kids
+
+
+def process_tree(roots: Iterable[int]) -> set[int]:
+    kids = _children_map()
+    seen: set[int] = set()
+    todo = [p for p in roots if p]
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        todo.extend(kids.get(pid, []))
+    return seen
+
+
+def cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
+    """utime+stime (+ reaped children's) of each live pid, in seconds."""
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # after the comm field: state=0 ... utime=11 stime=12 cutime=13 cstime=14
+        out[pid] = sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLK_TCK
+    return out
+
+
+class ServerCpu:
+    """Server CPU seconds spent between start() and stop() by a set of process trees."""
+
+    def __init__(self, roots: Iterable[int]):
+        self.roots = list(roots)
+        self.before: dict[int, float] = {}
+
+    def start(self) -> None:
+        self.before = cpu_seconds(process_tree(self.roots))
+
+    def stop(self) -> float:
+        after = cpu_seconds(process_tree(self.roots))
+        return round(sum(v - self.before.get(pid, 0.0) for pid, v in after.items()), 3)
+
+
+# -- machine facts ------------------------------------------------------------
+
+def source_digest(package_dir: Path) -> str:
+    """Short SHA-256 over the client's sources: which version of ghga-cli a run measured."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(package_dir.rglob("*.py")):
+        digest.update(str(path.relative_to(package_dir)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _first_line(path: str, key: str) -> str:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
+                sep = ":" if ":" in line else "="
+                return line.split(sep, 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return ""
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return "missing"
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[0] if text else "unknown"
+
+
+def machine_facts(work_dir: Path, tool_versions: dict[str, list[str]]) -> dict:
+    du = shutil.disk_usage(work_dir)
+    mem_kb = int(_first_line("/proc/meminfo", "MemTotal").split()[0] or 0)
+    return {
+        "hostname": platform.node(),
+        "kernel": platform.release(),
+        "os": _first_line("/etc/os-release", "PRETTY_NAME") or platform.platform(),
+        "python": platform.python_version(),
+        "cpu_model": _first_line("/proc/cpuinfo", "model name"),
+        "cpus": os.cpu_count(),
+        "mem_gib": round(mem_kb / 2**20, 1),
+        "disk_free_gib": round(du.free / 2**30, 1),
+        "tools": {name: _version(argv) for name, argv in tool_versions.items()},
+        "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }

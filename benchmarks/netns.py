@@ -1,0 +1,90 @@
+"""The client in its own network namespace, joined to the servers by a capped veth pair.
+
+Every address stays in 127.0.0.0/8, so pre-signed URLs (which name 127.0.0.1) work
+unchanged and no traffic ever uses another range:
+
+- namespace ``NAME``: ``lo`` stays down (so 127.0.0.1 is not local there); the veth end
+  ``NAME-c`` holds 127.0.0.2/32 and a route 127.0.0.1/32 through it;
+- root namespace: ``NAME-h`` has a route to 127.0.0.2 in table 4242, consulted before
+  ``local`` (the ``local`` rule moves from preference 0 to 100 while the namespace
+  exists; ``down()`` puts it back);
+- ``route_localnet=1`` on both ends lets 127/8 cross a real link, static neighbour
+  entries replace ARP, and ``tbf`` on both ends caps each direction (netem delay is not
+  in this kernel).
+
+Needs root. Clients run as ``ip netns exec NAME argv`` (exec: same PID, so wait4's
+rusage is still the client's own).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+TABLE = "4242"
+CLIENT_ADDR = "127.0.0.2"
+
+
+def _ip(*args: str, ns: str = "", check: bool = True) -> subprocess.CompletedProcess:
+    argv = (["ip", "netns", "exec", ns] if ns else []) + list(args)
+    return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=30)
+
+
+def _rate_bits(rate) -> int:
+    text = str(rate).lower().replace("bit", "")
+    mult = {"k": 10**3, "m": 10**6, "g": 10**9}.get(text[-1:], 1)
+    return int(float(text.rstrip("kmg")) * mult)
+
+
+class Netns:
+    def __init__(self, name: str = "ghgab", rate: str = "1gbit", mtu: int = 1500):
+        self.name, self.rate, self.mtu = name, rate, int(mtu)
+        self.host, self.peer = f"{name}-h", f"{name}-c"
+
+    def prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.name]
+
+    def facts(self) -> dict:
+        return {"netns": self.name, "rate": self.rate, "mtu": self.mtu}
+
+    def up(self) -> None:
+        self.down()  # leftovers of a killed campaign
+        ns, h, c = self.name, self.host, self.peer
+        rate_bits = _rate_bits(self.rate)
+        burst = max(rate_bits // 8 // 100, 64 * 1024)  # 10 ms at the rate
+        _ip("ip", "netns", "add", ns)
+        _ip("ip", "link", "add", h, "mtu", str(self.mtu), "type", "veth", "peer", "name", c,
+            "mtu", str(self.mtu))
+        _ip("ip", "link", "set", c, "netns", ns)
+        mac_h = Path(f"/sys/class/net/{h}/address").read_text().strip()
+        mac_c = _ip("cat", f"/sys/class/net/{c}/address", ns=ns).stdout.strip()
+        _ip("ip", "link", "set", h, "up")
+        _ip("sysctl", "-qw", f"net.ipv4.conf.{h}.route_localnet=1", f"net.ipv4.conf.{h}.rp_filter=0")
+        _ip("ip", "route", "replace", f"{CLIENT_ADDR}/32", "dev", h, "src", "127.0.0.1",
+            "table", TABLE)
+        _ip("ip", "rule", "add", "pref", "100", "lookup", "local")
+        _ip("ip", "rule", "del", "pref", "0")
+        _ip("ip", "rule", "add", "pref", "10", "to", CLIENT_ADDR, "lookup", TABLE)
+        _ip("ip", "neigh", "replace", CLIENT_ADDR, "lladdr", mac_c, "dev", h, "nud", "permanent")
+        _ip("ip", "link", "set", c, "up", ns=ns)
+        _ip("sysctl", "-qw", f"net.ipv4.conf.{c}.route_localnet=1", "net.ipv4.conf.all.rp_filter=0",
+            f"net.ipv4.conf.{c}.rp_filter=0", ns=ns)
+        _ip("ip", "addr", "add", f"{CLIENT_ADDR}/32", "dev", c, ns=ns)
+        _ip("ip", "route", "add", "127.0.0.1/32", "dev", c, "src", CLIENT_ADDR, ns=ns)
+        _ip("ip", "neigh", "replace", "127.0.0.1", "lladdr", mac_h, "dev", c, "nud", "permanent",
+            ns=ns)
+        for dev, where in ((h, ""), (c, ns)):
+            _ip("tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", str(rate_bits),
+                "burst", str(burst), "latency", "50ms", ns=where)
+
+    def down(self) -> None:
+        _ip("ip", "netns", "del", self.name, check=False)
+        _ip("ip", "link", "del", self.host, check=False)
+        rules = _ip("ip", "rule", "show", check=False).stdout
+        if f"to {CLIENT_ADDR} lookup {TABLE}" in rules:
+            _ip("ip", "rule", "del", "pref", "10", check=False)
+        if not any(line.startswith("0:") for line in rules.splitlines()):
+            _ip("ip", "rule", "add", "pref", "0", "lookup", "local", check=False)
+        if any(line.startswith("100:") and "lookup local" in line for line in rules.splitlines()):
+            _ip("ip", "rule", "del", "pref", "100", check=False)
+        _ip("ip", "route", "flush", "table", TABLE, check=False)

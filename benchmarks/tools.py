@@ -1,0 +1,298 @@
+"""The tools compared, one class each: how it downloads and uploads one file.
+
+Every tool moves the same bytes from or to the same backend in the same run. The S3
+peers (s5cmd, aws-cli v2, rclone) use the backend's keys and their default settings,
+as their users run them; ``ghga-cli`` and curl go through the services' pre-signed URLs.
+A client writes only into its own empty ``out_dir``; the harness verifies the SHA-256 of
+the concatenation of the files there (sorted by name), so curl may write one file per
+range.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from .api import Upload
+from .files import parse_size, split_parts
+from .stack import find_exe, ghga_cli_argv, ghga_env
+
+MiB = 1 << 20
+
+
+@dataclass
+class ClientCtx:
+    """What one client of a run needs; filled by the lab before the clock starts."""
+
+    index: int
+    direction: str
+    size: int
+    src: Path
+    sha256: str
+    work: Path                  # private scratch dir of this client
+    out_dir: Path               # download target (empty)
+    state_dir: Path
+    api: object
+    s3: dict
+    file_id: str = ""
+    access_url: str = ""        # download: pre-signed GET
+    bucket: str = ""            # S3 location (peers)
+    key: str = ""
+    post: Optional[Callable[[], None]] = None
+    extra: dict = field(default_factory=dict)
+
+
+class Tool:
+    kind = "?"
+    via_api = False            # goes through the services (registers files) vs plain S3
+    directions = ("download", "upload")
+    backends = ("seaweedfs", "ceph", "seaweedfs-direct")
+
+    def __init__(self, name: str, opts: dict):
+        self.name, self.opts = name, dict(opts)
+
+    @property
+    def connections(self) -> Optional[int]:
+        return self.opts.get("connections")
+
+    def exe(self) -> Optional[list[str]]:
+        raise NotImplementedError
+
+    def version_argv(self) -> list[str]:
+        return (self.exe() or ["missing"]) + ["--version"]
+
+    def supports(self, backend: str, direction: str) -> bool:
+        return direction in self.directions and backend in self.backends
+
+    def prepare(self, ctx: ClientCtx) -> None:
+        """Untimed set-up of one client (URLs, part files)."""
+
+    def argv(self, ctx: ClientCtx) -> list[str]:
+        raise NotImplementedError
+
+    def env(self, ctx: ClientCtx) -> dict:
+        return dict(os.environ)
+
+    def _s3_env(self, ctx: ClientCtx) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+        env.update(AWS_ACCESS_KEY_ID=ctx.s3["access_key"],
+                   AWS_SECRET_ACCESS_KEY=ctx.s3["secret_key"],
+                   AWS_REGION=ctx.s3.get("region") or "us-east-1",
+                   AWS_DEFAULT_REGION=ctx.s3.get("region") or "us-east-1",
+                   AWS_EC2_METADATA_DISABLED="true",  # never probe an instance metadata service
+                   AWS_CONFIG_FILE=str(ctx.work / "aws-config"),
+                   AWS_SHARED_CREDENTIALS_FILE=str(ctx.work / "aws-credentials"),
+                   AWS_PAGER="", HOME=str(ctx.work))
+        return env
+
+
+class GhgaCli(Tool):
+    kind = "ghga-cli"
+    via_api = True
+    backends = ("seaweedfs", "ceph", "nginx", "seaweedfs-direct")
+
+    @property
+    def connections(self):
+        if "parallel" in self.opts:
+            return int(self.opts["parallel"])
+        try:
+            from ghga_tasks.settings import Settings
+
+            return Settings().parallel
+        except Exception:  # noqa: BLE001
+            return None
+
+    def supports(self, backend, direction):
+        return super().supports(backend, direction) and not (
+            backend == "nginx" and direction == "upload")
+
+    def exe(self):
+        return ghga_cli_argv()
+
+    def argv(self, ctx):
+        base = self.exe()
+        if ctx.direction == "download":
+            cmd = base + ["download-by-id", "--api-url", ctx.api.drs_api, "--file-id", ctx.file_id,
+                          "--output-dir", str(ctx.out_dir), "--state-dir", str(ctx.state_dir),
+                          "--json"]
+            if "part_size" in self.opts:
+                cmd += ["--part-size", str(parse_size(self.opts["part_size"]))]
+        else:
+            cmd = base + ["upload-by-id", "--api-url", ctx.api.upload_api, "--file-id", ctx.file_id,
+                          "--file-path", str(ctx.src), "--state-dir", str(ctx.state_dir), "--json"]
+        if "parallel" in self.opts:
+            cmd += ["--parallel", str(self.opts["parallel"])]
+        return cmd + list(self.opts.get("args", []))
+
+    def env(self, ctx):
+        env = ghga_env()
+        env["HOME"] = str(ctx.work)  # no user config file leaks in
+        return env
+
+
+class Curl(Tool):
+    """curl on the same pre-signed URLs: the limit of the HTTP path.
+
+    One connection: ``curl -o FILE URL`` / the parts one after the other on one
+    connection. N connections: one curl with ``--parallel --parallel-max N`` over the
+    ranges (download, one file per range) or the parts (upload, from part files cut
+    before the clock starts). ``Expect: 100-continue`` is switched off.
+    """
+
+    kind = "curl"
+    via_api = True
+    backends = ("seaweedfs", "ceph", "nginx", "seaweedfs-direct")
+
+    @property
+    def connections(self):
+        return int(self.opts.get("connections", 1))
+
+    def supports(self, backend, direction):
+        return super().supports(backend, direction) and not (
+            backend == "nginx" and direction == "upload")
+
+    def exe(self):
+        exe = self.opts.get("path") or find_exe("curl")
+        return [exe] if exe else None
+
+    def prepare(self, ctx):
+        n = self.connections
+        lines = ["silent", "show-error", "globoff"]
+        if n > 1:
+            lines += ["parallel", f"parallel-max = {n}"]
+        if ctx.direction == "download":
+            if n == 1:
+                ctx.extra["argv_tail"] = ["-sS", "-f", "-o", str(ctx.out_dir / "file"), ctx.access_url]
+                return
+            chunk = parse_size(self.opts.get("part_size", "64MiB"))
+            for i, off in enumerate(range(0, ctx.size, chunk)):
+                end = min(off + chunk, ctx.size) - 1
+                lines += [f'url = "{ctx.access_url}"', f"range = {off}-{end}", "fail",
+                          f'output = "{ctx.out_dir / f"part{i:06d}"}"', "next"]
+        else:
+            up: Upload = ctx.api.begin_upload(ctx.file_id)
+            shared = ctx.extra["shared"]  # one set of part files for all clients of a run
+            parts = shared.get("parts")
+            if parts is None or parts[0] != up.part_size:
+                parts = (up.part_size, split_parts(ctx.src, up.part_size, shared["parts_dir"]))
+                shared["parts"] = parts
+            for n_part, part in enumerate(parts[1], start=1):
+                lines += [f'url = "{ctx.api.part_url(up, n_part)}"', f'upload-file = "{part}"',
+                          'header = "Expect:"', "fail", "next"]
+            ctx.post = lambda: ctx.api.complete(up)
+        if lines[-1] == "next":
+            lines.pop()
+        cfg = ctx.work / "curl.cfg"
+        cfg.write_text("\n".join(lines) + "\n")
+        ctx.extra["argv_tail"] = ["-K", str(cfg)]
+
+    def argv(self, ctx):
+        return self.exe() + ctx.extra["argv_tail"]
+
+
+class S5cmd(Tool):
+    kind = "s5cmd"
+
+    def exe(self):
+        exe = self.opts.get("path") or find_exe("s5cmd")
+        return [exe] if exe else None
+
+    def version_argv(self):
+        return (self.exe() or ["missing"]) + ["version"]
+
+    def argv(self, ctx):
+        cmd = self.exe() + ["--endpoint-url", ctx.s3["endpoint"]] + list(self.opts.get("args", []))
+        cmd.append("cp")
+        cmd += list(self.opts.get("cp_args", []))
+        remote = f"s3://{ctx.bucket}/{ctx.key}"
+        if ctx.direction == "download":
+            return cmd + [remote, str(ctx.out_dir / "file")]
+        return cmd + [str(ctx.src), remote]
+
+    def env(self, ctx):
+        return self._s3_env(ctx)
+
+
+class AwsCli(Tool):
+    """``aws s3 cp``; prefers AWS CLI v2 (Debian's ``awscli`` on bookworm is 2.9)."""
+
+    kind = "aws"
+
+    def exe(self):
+        if self.opts.get("path"):
+            return [self.opts["path"]]
+        for cand in ("/usr/bin/aws", "/usr/local/bin/aws", find_exe("aws")):
+            if cand and os.path.exists(cand):
+                try:
+                    out = subprocess.run([cand, "--version"], capture_output=True, text=True,
+                                         timeout=30, env={**os.environ, "AWS_PAGER": ""})
+                except (OSError, subprocess.TimeoutExpired):
+                    continue
+                if out.stdout.startswith("aws-cli/2"):
+                    return [cand]
+        aws = find_exe("aws")
+        return [aws] if aws else None
+
+    def argv(self, ctx):
+        cmd = self.exe() + ["s3", "cp", "--no-progress", "--endpoint-url", ctx.s3["endpoint"]]
+        cmd += list(self.opts.get("args", []))
+        remote = f"s3://{ctx.bucket}/{ctx.key}"
+        if ctx.direction == "download":
+            return cmd + [remote, str(ctx.out_dir / "file")]
+        return cmd + [str(ctx.src), remote]
+
+    def env(self, ctx):
+        return self._s3_env(ctx)
+
+
+class Rclone(Tool):
+    kind = "rclone"
+
+    def exe(self):
+        exe = self.opts.get("path") or find_exe("rclone")
+        return [exe] if exe else None
+
+    def argv(self, ctx):
+        cmd = self.exe() + ["copyto"] + list(self.opts.get("args", []))
+        remote = f"bench:{ctx.bucket}/{ctx.key}"
+        if ctx.direction == "download":
+            return cmd + [remote, str(ctx.out_dir / "file")]
+        return cmd + [str(ctx.src), remote]
+
+    def env(self, ctx):
+        env = self._s3_env(ctx)
+        (ctx.work / "rclone.conf").write_text("")
+        env.update(RCLONE_CONFIG=str(ctx.work / "rclone.conf"),
+                   RCLONE_CONFIG_BENCH_TYPE="s3", RCLONE_CONFIG_BENCH_PROVIDER="Other",
+                   RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=ctx.s3["access_key"],
+                   RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=ctx.s3["secret_key"],
+                   RCLONE_CONFIG_BENCH_ENDPOINT=ctx.s3["endpoint"],
+                   RCLONE_CONFIG_BENCH_REGION=ctx.s3.get("region") or "us-east-1",
+                   RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE="true",
+                   RCLONE_S3_NO_CHECK_BUCKET="true")
+        return env
+
+
+KINDS = {cls.kind: cls for cls in (GhgaCli, Curl, S5cmd, AwsCli, Rclone)}
+
+# Tool names usable in a config without a [tools.NAME] table.
+BUILTIN = {
+    "ghga-cli": {"kind": "ghga-cli"},
+    "ghga-cli-tuned": {"kind": "ghga-cli", "parallel": 8},
+    "curl": {"kind": "curl", "connections": 1},
+    "curl-4": {"kind": "curl", "connections": 4},
+    "curl-8": {"kind": "curl", "connections": 8},
+    "s5cmd": {"kind": "s5cmd"},
+    "aws": {"kind": "aws"},
+    "rclone": {"kind": "rclone"},
+}
+
+
+def make_tool(name: str, table: dict) -> Tool:
+    opts = {**BUILTIN.get(name, {}), **table.get(name, {})}
+    if "kind" not in opts:
+        raise ValueError(f"tool {name!r}: no kind (one of {sorted(KINDS)})")
+    return KINDS[opts["kind"]](name, opts)
