@@ -89,6 +89,8 @@ class FetchFile(DownloadTask):
         done = self.output().read()
         if not done or done.get("path") != str(self.final.resolve()):
             return False
+        if done.get("boot") != state.boot_id():
+            return False  # written before a reboot: run() checks the bytes survived
         try:
             return self.final.stat().st_size == done.get("size")
         except OSError:
@@ -171,7 +173,10 @@ class FetchFile(DownloadTask):
         return part
 
     def _present(self, size, kind, expected, elapsed) -> bool:
-        """True when the final file already holds these bytes; error if it differs."""
+        """True when the final file already holds these bytes; error if it differs.
+
+        Our own earlier download that lost bytes in a power cut (it is not fsynced before
+        the rename; done.json knows the boot it was written in) is downloaded again."""
         if self.overwrite:
             return False
         if self.final.is_file() and self.final.stat().st_size == size:
@@ -180,6 +185,10 @@ class FetchFile(DownloadTask):
             if expected is None or digests[kind] == expected:
                 self._finish(size, digests["sha256"], "present", 0, size, elapsed, verified=kind)
                 return True
+        done = self.output().read() or {}
+        if done.get("path") == str(self.final.resolve()) and done.get("boot") != state.boot_id():
+            log.warning("%s lost bytes before a reboot; downloading it again", self.final)
+            return False
         raise OutputError(f"{self.final} already exists with different content "
                           "(use --overwrite to replace it)")
 
@@ -237,12 +246,11 @@ class FetchFile(DownloadTask):
             client.close()
 
     def _move_into_place(self, part: Path) -> None:
-        """fsync, then an atomic rename; across filesystems: copy, fsync, rename, then drop
-        the partial (never before the copy is durable)."""
+        """An atomic rename, without waiting for the disk (done.json records the boot, so a
+        file that lost bytes in a power cut is checked again); across filesystems: copy,
+        fsync, rename, and only then drop the partial."""
         tmp = self.final.with_name(f".{self.file_id}.ghga-tmp")
         try:
-            with open(part, "rb+") as fh:
-                os.fsync(fh.fileno())
             try:
                 os.replace(part, self.final)
             except OSError as exc:
@@ -265,7 +273,8 @@ class FetchFile(DownloadTask):
     def _finish(self, size: int, sha256: str, status: str, moved: int, resumed: int,
                 elapsed, verified: Optional[str]) -> None:
         path = str(self.final.resolve())
-        self.output().write({"path": path, "size": size, "sha256": sha256, "verified": verified})
+        self.output().write({"path": path, "size": size, "sha256": sha256, "verified": verified,
+                             "boot": state.boot_id()})
         self.record_run(status=status, path=path, bytes_transferred=moved, bytes_resumed=resumed,
                         seconds=elapsed(), sha256=sha256, verified=verified)
 

@@ -217,3 +217,29 @@ def test_after_reboot_untrusted_ranges_are_dropped_for_good(client, tmp_path, mo
                                        state_dir=str(client.state_dir), quiet=True)
     assert result.bytes_resumed == PART and result.bytes_transferred == PART
     assert sha256_of(out / file_id) == sha
+
+
+def test_after_reboot_a_finished_download_is_checked_again(client, tmp_path, monkeypatch):
+    """The final file is not fsynced before its rename: after a reboot, the next run re-hashes
+    it, and downloads it again if a power cut took bytes (here: zeroed by hand)."""
+    import ghga_tasks
+    from ghga_tasks import state
+
+    file_id, src, sha = client.put(tmp_path, 2 * MiB)
+    out = tmp_path / "out"
+    out.mkdir()
+    kwargs = dict(state_dir=str(client.state_dir), quiet=True)
+    assert ghga_tasks.download_by_id(client.stack.drs_api, file_id, str(out),
+                                     **kwargs).status == "downloaded"
+    same = ghga_tasks.download_by_id(client.stack.drs_api, file_id, str(out), **kwargs)
+    assert same.status == "complete"                 # same boot: trusted without reading
+    monkeypatch.setattr(state, "boot_id", lambda: "after-reboot")
+    checked = ghga_tasks.download_by_id(client.stack.drs_api, file_id, str(out), **kwargs)
+    assert checked.status == "present" and checked.bytes_transferred == 0
+    with open(out / file_id, "r+b") as fh:           # the power cut
+        fh.seek(MiB)
+        fh.write(bytes(MiB))
+    monkeypatch.setattr(state, "boot_id", lambda: "after-second-reboot")
+    again = ghga_tasks.download_by_id(client.stack.drs_api, file_id, str(out), **kwargs)
+    assert again.status == "downloaded" and again.bytes_transferred == 2 * MiB
+    assert sha256_of(out / file_id) == sha
