@@ -11,7 +11,8 @@ from typing import Optional
 
 from .fileio import O_BINARY, read_at
 
-BLOCK = 32 * 1024 * 1024
+BLOCK = 32 * 1024 * 1024       # an mmap window: no memory of its own
+READ_BLOCK = 4 * 1024 * 1024   # a pread buffer: memory, so smaller
 
 
 class PrefixHasher:
@@ -58,7 +59,7 @@ class PrefixHasher:
                         return
                     target = self._target
                 while self._pos < target and not self._aborted:
-                    n = min(BLOCK, target - self._pos)
+                    n = min(BLOCK if self.use_mmap else READ_BLOCK, target - self._pos)
                     self._update(n)
                     self._pos += n
         except BaseException as exc:  # reported by finish()
