@@ -76,6 +76,13 @@ class Tool:
     def env(self, ctx: ClientCtx) -> dict:
         return dict(os.environ)
 
+    @staticmethod
+    def _copy(cmd: list, remote: str, ctx: ClientCtx) -> list:
+        """`cmd SRC DST` for an S3 peer's copy command, in the run's direction."""
+        if ctx.direction == "download":
+            return cmd + [remote, str(ctx.out_dir / "file")]
+        return cmd + [str(ctx.src), remote]
+
     def _s3_env(self, ctx: ClientCtx) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
         env.update(AWS_ACCESS_KEY_ID=ctx.s3["access_key"],
@@ -207,10 +214,7 @@ class S5cmd(Tool):
         cmd = self.exe() + ["--endpoint-url", ctx.s3["endpoint"]] + list(self.opts.get("args", []))
         cmd.append("cp")
         cmd += list(self.opts.get("cp_args", []))
-        remote = f"s3://{ctx.bucket}/{ctx.key}"
-        if ctx.direction == "download":
-            return cmd + [remote, str(ctx.out_dir / "file")]
-        return cmd + [str(ctx.src), remote]
+        return self._copy(cmd, f"s3://{ctx.bucket}/{ctx.key}", ctx)
 
     def env(self, ctx):
         return self._s3_env(ctx)
@@ -239,10 +243,7 @@ class AwsCli(Tool):
     def argv(self, ctx):
         cmd = self.exe() + ["s3", "cp", "--no-progress", "--endpoint-url", ctx.s3["endpoint"]]
         cmd += list(self.opts.get("args", []))
-        remote = f"s3://{ctx.bucket}/{ctx.key}"
-        if ctx.direction == "download":
-            return cmd + [remote, str(ctx.out_dir / "file")]
-        return cmd + [str(ctx.src), remote]
+        return self._copy(cmd, f"s3://{ctx.bucket}/{ctx.key}", ctx)
 
     def env(self, ctx):
         return self._s3_env(ctx)
@@ -257,10 +258,7 @@ class Rclone(Tool):
 
     def argv(self, ctx):
         cmd = self.exe() + ["copyto"] + list(self.opts.get("args", []))
-        remote = f"bench:{ctx.bucket}/{ctx.key}"
-        if ctx.direction == "download":
-            return cmd + [remote, str(ctx.out_dir / "file")]
-        return cmd + [str(ctx.src), remote]
+        return self._copy(cmd, f"bench:{ctx.bucket}/{ctx.key}", ctx)
 
     def env(self, ctx):
         env = self._s3_env(ctx)
