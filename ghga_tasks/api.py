@@ -67,13 +67,12 @@ def upload_by_id(api_url: str, file_id: str, file_path: str, *,
     Raises a GhgaError subclass (each has an exit_code) when it can't."""
     cfg = _settings(settings, overrides)
     file_path = os.path.abspath(file_path)
-    source_facts(file_path)
+    size = source_facts(file_path)["size"]
     task = ConfirmUpload(api_url=api_url, file_id=file_id, file_path=file_path,
                          state_dir=str(cfg.state_root), wait=cfg.wait, settings=cfg,
                          progress=progress)
     run, start = _run(task, cfg)
     confirmed = task.output().read() or {}
-    size = source_facts(file_path)["size"]
     return Result(
         direction="upload", file_id=file_id, path=file_path, size=size,
         sha256=run.get("sha256") or confirmed.get("sha256"),

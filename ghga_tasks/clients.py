@@ -9,7 +9,7 @@ import email.utils
 import re
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Any, Callable, Optional, Tuple
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -302,6 +302,3 @@ def expected_checksum(obj: dict) -> Tuple[Optional[str], Optional[str]]:
             return kind, found[kind]
     return None, None
 
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")

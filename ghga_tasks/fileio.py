@@ -11,26 +11,11 @@ _seek_lock = threading.Lock()
 if hasattr(os, "pread"):
     def read_at(fd: int, size: int, offset: int) -> bytes:
         return os.pread(fd, size, offset)
-
-    def write_at(fd: int, data, offset: int) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.pwrite(fd, view, offset)
-            view = view[n:]
-            offset += n
 else:  # pragma: no cover - Windows
     def read_at(fd: int, size: int, offset: int) -> bytes:
         with _seek_lock:
             os.lseek(fd, offset, os.SEEK_SET)
             return os.read(fd, size)
-
-    def write_at(fd: int, data, offset: int) -> None:
-        view = memoryview(data)
-        with _seek_lock:
-            os.lseek(fd, offset, os.SEEK_SET)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
 
 
 O_BINARY = getattr(os, "O_BINARY", 0)

@@ -39,10 +39,6 @@ class PrefixHasher:
         self._thread = threading.Thread(target=self._run, name="ghga-hasher", daemon=True)
         self._thread.start()
 
-    @property
-    def position(self) -> int:
-        return self._pos
-
     def advance(self, upto: int) -> None:
         with self._cond:
             if upto > self._target:

@@ -67,12 +67,6 @@ class Settings:
     def state_root(self) -> Path:
         return Path(self.state_dir) if self.state_dir else user_cache_dir()
 
-    def redacted(self) -> dict:
-        data = dataclasses.asdict(self)
-        if data["token"]:
-            data["token"] = "***"
-        return data
-
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,

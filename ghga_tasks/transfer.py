@@ -77,7 +77,7 @@ class Job:
         self.md5 = None
         self.pos = 0
         self.fh = None
-        self.bad_header = ""
+        self.bad_header: Optional[GhgaError] = None
 
     def label(self) -> str:
         p = self.part
@@ -263,9 +263,7 @@ class Engine:
             if job.status in (429,) or job.status >= 500:
                 job.problem = f"HTTP {job.status}"
                 return Outcome.RETRY
-            if "object size" in job.bad_header:
-                raise IntegrityError(job.bad_header)
-            raise ApiRefused(job.bad_header, status=job.status)
+            raise job.bad_header
         if code in TLS_CURL:
             raise ConfigError(f"TLS error talking to storage: {message} (see --ca-bundle)")
         if code in RETRYABLE_CURL or code == pycurl.E_WRITE_ERROR:
@@ -428,32 +426,37 @@ class DownloadStrategy(Strategy):
         return int(c.getinfo(pycurl.SIZE_DOWNLOAD_T))
 
 
-def _check_range(job: Job, size: int, whole: bool) -> str:
-    """'' when the response may be written at the job's range, else what is wrong."""
+def _check_range(job: Job, size: int, whole: bool) -> Optional[GhgaError]:
+    """None when the response may be written at the job's range, else the error.
+
+    Statuses that are retried or refreshed come back as TransientError; the engine decides
+    by the status, not by this error."""
     part, status, headers = job.part, job.status, job.headers
     if status in (403, 404, 429) or status >= 500:
-        return f"HTTP {status}"
+        return TransientError(f"HTTP {status}")
     length = headers.get("content-length")
     if status == 206:
         match = re.fullmatch(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", headers.get("content-range", ""))
         if not match:
-            return f"{job.label()}: 206 without a valid Content-Range"
+            return ApiRefused(f"{job.label()}: 206 without a valid Content-Range", status=status)
         first, last, total = match.groups()
         if total != "*" and int(total) != size:
-            return (f"storage has {total} bytes but the object size is {size} "
-                    f"(Content-Range {headers.get('content-range')!r})")
+            return IntegrityError(f"storage has {total} bytes but the object size is {size} "
+                                  f"(Content-Range {headers.get('content-range')!r})")
         if int(first) != part.offset or int(last) != part.end - 1:
-            return (f"{job.label()}: storage sent Content-Range "
-                    f"{headers.get('content-range')!r}, expected bytes {part.offset}-"
-                    f"{part.end - 1}/{size}")
+            return ApiRefused(f"{job.label()}: storage sent Content-Range "
+                              f"{headers.get('content-range')!r}, expected bytes "
+                              f"{part.offset}-{part.end - 1}/{size}", status=status)
     elif status == 200:
         if not whole:
-            return f"{job.label()}: storage ignored the Range header (HTTP 200)"
+            return ApiRefused(f"{job.label()}: storage ignored the Range header (HTTP 200)",
+                              status=status)
     else:
-        return f"{job.label()}: unexpected HTTP {status} from storage"
+        return ApiRefused(f"{job.label()}: unexpected HTTP {status} from storage", status=status)
     if length is None or not length.isdigit() or int(length) != part.length:
-        return f"{job.label()}: Content-Length {length!r}, expected {part.length}"
-    return ""
+        return ApiRefused(f"{job.label()}: Content-Length {length!r}, expected {part.length}",
+                          status=status)
+    return None
 
 
 def _header_collector(job: Job) -> Callable[[bytes], None]:

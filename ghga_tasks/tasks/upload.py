@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import luigi
 
@@ -226,6 +225,3 @@ class ConfirmUpload(UploadTask):
             time.sleep(delay)
             delay = min(delay * 1.5, 5.0)
 
-
-def upload_dir(root: Path, api_url: str, file_id: str) -> Path:
-    return state.transfer_dir(root, "uploads", api_url, file_id)
