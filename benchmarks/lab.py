@@ -25,6 +25,9 @@ from .stack import Stack, start_stack
 from .tools import ClientCtx, Tool
 
 
+SPARE = 4 << 30  # free disk to keep beyond a run's own bytes
+
+
 class ToolUnavailable(RuntimeError):
     pass
 
@@ -35,6 +38,7 @@ class Lab:
         self.log = log
         self.stack: Optional[Stack] = None
         self.fixtures: dict[int, list[str]] = {}  # size -> seeded file ids of this stack
+        self.fixture_sha: dict[int, str] = {}     # size -> their SHA-256
         self.netns: Optional[Netns] = None
         self.files_dir = campaign.work_dir / "files"
         self.runs_dir = campaign.work_dir / "runs"
@@ -84,6 +88,7 @@ class Lab:
         """n seeded, staged file ids holding ``src`` (same bytes, distinct objects)."""
         self._drop_fixtures(keep=size)
         have = self.fixtures.setdefault(size, [])
+        self.fixture_sha[size] = sha
         while len(have) < n:
             fid = f"bench-dl-{size_label(size)}-{len(have)}"
             self.log(f"seeding {fid}")
@@ -107,6 +112,25 @@ class Lab:
                 meta.with_suffix(".bin").unlink(missing_ok=True)
                 meta.unlink(missing_ok=True)
 
+    def _make_room(self, spec: RunSpec) -> None:
+        """A 16 GiB run on a ~70 GB disk: drop what can be made again when it doesn't fit.
+
+        Download runs need room for their outputs (the source was only needed for seeding);
+        upload runs for the server's inbox and permanent copies and curl's part files, so the
+        download fixtures of this size go."""
+        total = spec.size * spec.clients
+        need = total * (1 if spec.direction == "download" else 3) + SPARE
+        if shutil.disk_usage(self.c.work_dir).free >= need:
+            return
+        if spec.direction == "download":
+            self.log(f"disk: dropping cached sources to make room for {size_label(total)}")
+            for meta in self.files_dir.glob("src-*.json"):
+                meta.with_suffix(".bin").unlink(missing_ok=True)
+                meta.unlink(missing_ok=True)
+        else:
+            self.log(f"disk: dropping download fixtures to make room for {size_label(total)}")
+            self._drop_fixtures(keep=-1)
+
     # -- one run ----------------------------------------------------------------
 
     def execute(self, spec: RunSpec) -> dict:
@@ -115,13 +139,21 @@ class Lab:
             raise ToolUnavailable(f"{spec.tool}: {tool.kind} is not installed")
         stack = self.stack_for(spec.backend)
         self._evict_sources(keep=spec.size)
-        src, sha = source_file(self.files_dir, spec.size, self.c.content)
+        seeded = self.fixtures.get(spec.size, [])
+        if spec.direction == "download" and len(seeded) >= spec.clients \
+                and spec.size in self.fixture_sha:
+            # the objects are on the server: the source may have made room for the outputs
+            src, sha = self.files_dir / "unused", self.fixture_sha[spec.size]
+        else:
+            src, sha = source_file(self.files_dir, spec.size, self.c.content)
         run_dir = self.runs_dir / spec.key
         shutil.rmtree(run_dir, ignore_errors=True)
         shared = {"parts_dir": run_dir / "parts"}
         t_prep = time.monotonic()
         if spec.direction == "download":
             fids = self.download_fixtures(spec.size, spec.clients, src, sha)
+        if stack.backend != "nginx":
+            self._make_room(spec)
         ctxs = []
         for i in range(spec.clients):
             work = run_dir / f"client{i}"
@@ -156,6 +188,7 @@ class Lab:
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         wall, results = run_clients(jobs, self.c.run_timeout)
         server_cpu = cpu.stop()
+        shutil.rmtree(shared["parts_dir"], ignore_errors=True)  # room for the server's copies
         t_verify = time.monotonic()
         verified, messages = [], []
         for ctx, res in zip(ctxs, results):

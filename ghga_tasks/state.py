@@ -38,14 +38,18 @@ def ensure_dir(path: Path) -> Path:
     return path
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write atomically: a crash leaves the old file or the new one, never half of one."""
+def write_json(path: Path, data: dict, sync: bool = True) -> None:
+    """Write atomically: a crash leaves the old file or the new one, never half of one.
+
+    sync=False skips the fsyncs: the file survives a killed process, not always a power cut
+    (and an fsync right after writing gigabytes waits until they reach the disk)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(data, fh, indent=1, sort_keys=True)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         try:
@@ -54,7 +58,8 @@ def write_json(path: Path, data: dict) -> None:
             pass
         what = "disk full" if is_disk_full(exc) else (exc.strerror or str(exc))
         raise OutputError(f"cannot write state file {path}: {what}") from None
-    fsync_dir(str(path.parent))
+    if sync:
+        fsync_dir(str(path.parent))
 
 
 def read_json(path: Path) -> Optional[dict]:

@@ -74,10 +74,10 @@ class GhgaTask(luigi.Task):
         if self.progress is not None:
             self.progress(done, total, phase)
 
-    def record_run(self, **facts) -> None:
+    def record_run(self, sync: bool = True, **facts) -> None:
         """Facts about this run (bytes moved, resumed, seconds) for the caller's result."""
         facts.setdefault("finished", time.time())
-        state.write_json(self.dir / RUN_FILE, facts)
+        state.write_json(self.dir / RUN_FILE, facts, sync=sync)
 
     def on_failure(self, exception: BaseException) -> str:
         details = error_to_dict(exception)
@@ -94,8 +94,9 @@ class Marker(luigi.LocalTarget):
     def read(self) -> Optional[dict]:
         return state.read_json(Path(self.path))
 
-    def write(self, data: dict) -> None:
-        state.write_json(state.ensure_dir(Path(self.path).parent) / Path(self.path).name, data)
+    def write(self, data: dict, sync: bool = True) -> None:
+        state.write_json(state.ensure_dir(Path(self.path).parent) / Path(self.path).name, data,
+                         sync=sync)
 
 
 def stopwatch() -> Callable[[], float]:

@@ -13,6 +13,7 @@ from ..clients import UploadClient
 from ..errors import ApiRefused, InputError, IntegrityError, TransientError, WaitTimeout
 from ..fileio import O_BINARY
 from ..hashing import Md5Feeder, PrefixHasher
+from ..prefetch import UrlPrefetcher
 from ..transfer import Engine, Job, UploadStrategy
 from .base import GhgaTask, Marker, stopwatch
 
@@ -131,10 +132,12 @@ class TransferParts(UploadTask):
             engine = Engine(self.cfg, progress=lambda n: self.report(resumed + n, size, "upload"))
             self.report(resumed, size, "upload")
             md5 = Md5Feeder()
+            urls = UrlPrefetcher(lambda n: client.part_url(attempt["upload_id"], n),
+                                 [p.number for p in todo], ahead=self.cfg.parallel)
             try:
-                engine.run(UploadStrategy(fd, lambda n: client.part_url(attempt["upload_id"], n),
-                                          on_done, md5), todo)
+                engine.run(UploadStrategy(fd, urls.get, on_done, md5), todo)
             finally:
+                urls.close()
                 md5.close()
             digest = hasher.finish(size)["sha256"]
             finished = True

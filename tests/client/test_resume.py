@@ -243,3 +243,30 @@ def test_after_reboot_a_finished_download_is_checked_again(client, tmp_path, mon
     again = ghga_tasks.download_by_id(client.stack.drs_api, file_id, str(out), **kwargs)
     assert again.status == "downloaded" and again.bytes_transferred == 2 * MiB
     assert sha256_of(out / file_id) == sha
+
+
+def test_finished_download_ledger_never_vouches_for_a_new_download(client, tmp_path):
+    """After success the ledger stays (unlinking it would wait for the disk); a download of
+    the same id again, after the file was deleted or with --overwrite, moves every byte."""
+    size = 3 * PART + 7
+    file_id, src, sha = client.put(tmp_path, size)
+    out = tmp_path / "out"
+    out.mkdir()
+    first = client.download(file_id, out, "--part-size", "8MiB")
+    assert first.returncode == 0, first.stderr
+    assert len(ledger_entries(client.state_dir, "downloads", "ranges.jsonl")) >= 4
+
+    (out / file_id).unlink()
+    again = client.download(file_id, out, "--part-size", "8MiB")
+    assert again.returncode == 0, again.stderr
+    result = json_line(again)
+    assert (result["bytes_transferred"], result["bytes_resumed"]) == (size, 0)
+    assert sha256_of(out / file_id) == sha
+
+    (out / file_id).write_bytes(b"x" * size)  # same size, other bytes
+    forced = client.download(file_id, out, "--part-size", "8MiB", "--overwrite")
+    assert forced.returncode == 0, forced.stderr
+    result = json_line(forced)
+    assert (result["bytes_transferred"], result["bytes_resumed"]) == (size, 0)
+    assert sha256_of(out / file_id) == sha
+    assert not list(out.glob(".*")), "no partial or temp files left behind"
