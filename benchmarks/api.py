@@ -167,7 +167,7 @@ class ServiceApi:
         for n, off in enumerate(range(0, size, up.part_size), start=1):
             put_range(self.part_url(up, n), path, off, min(up.part_size, size - off))
         self.complete(up)
-        if not self.wait_accepted(file_id, sha256):
+        if not self.wait_accepted(file_id, sha256, 600.0 + 60.0 * size / 2**30):
             raise ApiError(f"seeded {file_id} was not accepted")
 
 

@@ -17,7 +17,7 @@ DEFAULT_MAX_AGE = 60.0   # seconds a URL without X-Amz-Expires is trusted for
 
 
 def url_lifetime(url: str) -> Optional[float]:
-    """The lifetime a SigV4 (X-Amz-Expires) or SigV2 (Expires) pre-signed URL states."""
+    """The lifetime in seconds a SigV4 pre-signed URL states (X-Amz-Expires), if any."""
     query = parse_qs(urlsplit(url).query)
     for name in ("X-Amz-Expires", "x-amz-expires"):
         if name in query and query[name][0].isdigit():

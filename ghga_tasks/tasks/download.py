@@ -264,6 +264,8 @@ class FetchFile(DownloadTask):
                     shutil.copyfileobj(src, dst, 8 * 1024 * 1024)
                     dst.flush()
                     os.fsync(dst.fileno())
+                st = os.stat(part)
+                os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))  # done.json has this mtime
                 os.replace(tmp, self.final)
                 fsync_dir(str(self.final.parent))
                 os.remove(part)

@@ -291,6 +291,9 @@ def test_move_across_filesystems(client, tmp_path, mount_tmpfs):
     assert json_line(again)["bytes_transferred"] == 0
     assert sha256_of(roomy / file_id) == sha
     assert os.listdir(partials) == []
+    # the copy keeps the partial's mtime, so done.json vouches for it without a re-hash
+    done = json.loads(next(client.state_dir.glob("downloads/*/done.json")).read_text())
+    assert done["mtime_ns"] == (roomy / file_id).stat().st_mtime_ns
 
 
 def test_unusable_state_dir_is_73(tmp_path):
