@@ -125,7 +125,7 @@ class Lab:
 
         Download runs need room for their outputs (the source was only needed for seeding);
         upload runs for the server's inbox and permanent copies and curl's part files, so the
-        download fixtures of this size go."""
+        download fixtures go."""
         total = spec.size * spec.clients
         need = total * (1 if spec.direction == "download" else 3) + SPARE
         if shutil.disk_usage(self.c.work_dir).free >= need:
@@ -150,7 +150,7 @@ class Lab:
         seeded = self.fixtures.get(spec.size, [])
         if spec.direction == "download" and stack.backend != "nginx" \
                 and len(seeded) >= spec.clients and spec.size in self.fixture_sha:
-            # the objects are on the server: the source may have made room for the outputs
+            # the objects are seeded: the source may have been dropped to make room
             src, sha = self.files_dir / "unused", self.fixture_sha[spec.size]
         else:
             src, sha = source_file(self.files_dir, spec.size, self.c.content)
