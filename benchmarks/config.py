@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .files import parse_size, size_label
+from ghga_tasks.settings import parse_size
+
+from .files import size_label
 from .tools import Tool, make_tool
 
 if sys.version_info >= (3, 11):

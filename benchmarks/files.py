@@ -11,23 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from pathlib import Path
 
-UNITS = {"": 1, "B": 1, "K": 2**10, "KIB": 2**10, "M": 2**20, "MIB": 2**20,
-         "G": 2**30, "GIB": 2**30, "KB": 10**3, "MB": 10**6, "GB": 10**9}
 BLOCK = 1 << 20
 POOL = 16 << 20
-
-
-def parse_size(value) -> int:
-    """'16GiB' -> 17179869184; ints pass through."""
-    if isinstance(value, int):
-        return value
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(value))
-    if not m or m.group(2).upper() not in UNITS:
-        raise ValueError(f"not a size: {value!r}")
-    return int(float(m.group(1)) * UNITS[m.group(2).upper()])
 
 
 def size_label(n: int) -> str:
@@ -86,6 +73,12 @@ def source_file(files_dir: Path, size: int, content: str = "random") -> tuple[Pa
     os.replace(tmp, path)
     write_json_atomic(meta, {"size": size, "sha256": sha, "content": content})
     return path, sha
+
+
+def drop_source(meta: Path) -> None:
+    """Delete a cached source file (``src-*.json`` names it); source_file() makes it again."""
+    meta.with_suffix(".bin").unlink(missing_ok=True)
+    meta.unlink(missing_ok=True)
 
 
 def sha256_of(paths: list[Path]) -> str:

@@ -17,7 +17,7 @@ from typing import Optional
 
 from .api import s3_client, s3_location, s3_object_sha256
 from .config import Campaign, RunSpec
-from .files import sha256_of, size_label, source_file
+from .files import drop_source, sha256_of, size_label, source_file
 from .measure import ClientJob, ServerCpu, run_clients, source_digest, time_wrapper
 from .stack import REPO
 from .netns import Netns
@@ -117,8 +117,7 @@ class Lab:
             except (OSError, ValueError, KeyError):
                 continue
             if size != keep and not (self.stack and self.stack.backend == "nginx"):
-                meta.with_suffix(".bin").unlink(missing_ok=True)
-                meta.unlink(missing_ok=True)
+                drop_source(meta)
 
     def _make_room(self, spec: RunSpec) -> None:
         """A 16 GiB run on a ~70 GB disk: drop what can be made again when it doesn't fit.
@@ -133,8 +132,7 @@ class Lab:
         if spec.direction == "download":
             self.log(f"disk: dropping cached sources to make room for {size_label(total)}")
             for meta in self.files_dir.glob("src-*.json"):
-                meta.with_suffix(".bin").unlink(missing_ok=True)
-                meta.unlink(missing_ok=True)
+                drop_source(meta)
         else:
             self.log(f"disk: dropping download fixtures to make room for {size_label(total)}")
             self._drop_fixtures(keep=-1)

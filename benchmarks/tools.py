@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .api import Upload
-from .files import parse_size, split_parts
+from ghga_tasks.settings import parse_size
+
+from .files import split_parts
 from .stack import find_exe, ghga_cli_argv, ghga_env
 
 MiB = 1 << 20
@@ -75,25 +77,6 @@ class Tool:
 
     def env(self, ctx: ClientCtx) -> dict:
         return dict(os.environ)
-
-    @staticmethod
-    def _copy(cmd: list, remote: str, ctx: ClientCtx) -> list:
-        """`cmd SRC DST` for an S3 peer's copy command, in the run's direction."""
-        if ctx.direction == "download":
-            return cmd + [remote, str(ctx.out_dir / "file")]
-        return cmd + [str(ctx.src), remote]
-
-    def _s3_env(self, ctx: ClientCtx) -> dict:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
-        env.update(AWS_ACCESS_KEY_ID=ctx.s3["access_key"],
-                   AWS_SECRET_ACCESS_KEY=ctx.s3["secret_key"],
-                   AWS_REGION=ctx.s3.get("region") or "us-east-1",
-                   AWS_DEFAULT_REGION=ctx.s3.get("region") or "us-east-1",
-                   AWS_EC2_METADATA_DISABLED="true",  # never probe an instance metadata service
-                   AWS_CONFIG_FILE=str(ctx.work / "aws-config"),
-                   AWS_SHARED_CREDENTIALS_FILE=str(ctx.work / "aws-credentials"),
-                   AWS_PAGER="", HOME=str(ctx.work))
-        return env
 
 
 class GhgaCli(Tool):
@@ -200,7 +183,30 @@ class Curl(Tool):
         return self.exe() + ctx.extra["argv_tail"]
 
 
-class S5cmd(Tool):
+class S3Peer(Tool):
+    """An S3 client with the backend's keys (s5cmd, aws-cli, rclone): `cmd SRC DST`."""
+
+    @staticmethod
+    def _copy(cmd: list, remote: str, ctx: ClientCtx) -> list:
+        """`cmd SRC DST` for an S3 peer's copy command, in the run's direction."""
+        if ctx.direction == "download":
+            return cmd + [remote, str(ctx.out_dir / "file")]
+        return cmd + [str(ctx.src), remote]
+
+    def env(self, ctx: ClientCtx) -> dict:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
+        env.update(AWS_ACCESS_KEY_ID=ctx.s3["access_key"],
+                   AWS_SECRET_ACCESS_KEY=ctx.s3["secret_key"],
+                   AWS_REGION=ctx.s3.get("region") or "us-east-1",
+                   AWS_DEFAULT_REGION=ctx.s3.get("region") or "us-east-1",
+                   AWS_EC2_METADATA_DISABLED="true",  # never probe an instance metadata service
+                   AWS_CONFIG_FILE=str(ctx.work / "aws-config"),
+                   AWS_SHARED_CREDENTIALS_FILE=str(ctx.work / "aws-credentials"),
+                   AWS_PAGER="", HOME=str(ctx.work))
+        return env
+
+
+class S5cmd(S3Peer):
     kind = "s5cmd"
 
     def exe(self):
@@ -216,11 +222,8 @@ class S5cmd(Tool):
         cmd += list(self.opts.get("cp_args", []))
         return self._copy(cmd, f"s3://{ctx.bucket}/{ctx.key}", ctx)
 
-    def env(self, ctx):
-        return self._s3_env(ctx)
 
-
-class AwsCli(Tool):
+class AwsCli(S3Peer):
     """``aws s3 cp``; prefers AWS CLI v2 (Debian's ``awscli`` on bookworm is 2.9)."""
 
     kind = "aws"
@@ -245,11 +248,8 @@ class AwsCli(Tool):
         cmd += list(self.opts.get("args", []))
         return self._copy(cmd, f"s3://{ctx.bucket}/{ctx.key}", ctx)
 
-    def env(self, ctx):
-        return self._s3_env(ctx)
 
-
-class Rclone(Tool):
+class Rclone(S3Peer):
     kind = "rclone"
 
     def exe(self):
@@ -261,7 +261,7 @@ class Rclone(Tool):
         return self._copy(cmd, f"bench:{ctx.bucket}/{ctx.key}", ctx)
 
     def env(self, ctx):
-        env = self._s3_env(ctx)
+        env = super().env(ctx)
         (ctx.work / "rclone.conf").write_text("")
         env.update(RCLONE_CONFIG=str(ctx.work / "rclone.conf"),
                    RCLONE_CONFIG_BENCH_TYPE="s3", RCLONE_CONFIG_BENCH_PROVIDER="Other",
