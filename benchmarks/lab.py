@@ -119,15 +119,29 @@ class Lab:
             if size != keep and not (self.stack and self.stack.backend == "nginx"):
                 drop_source(meta)
 
+    def _free(self) -> int:
+        return shutil.disk_usage(self.c.work_dir).free
+
+    def _empty_ceph_if_short(self, need: int, why: str) -> None:
+        """BlueStore on a sparse file never gives freed blocks back to the filesystem, so
+        deleting objects does not make room on the disk: start Ceph again with an empty store."""
+        if self.stack is None or self.stack.backend != "ceph" or self._free() >= need:
+            return
+        self.log(f"disk: {self._free() / 2**30:.0f} GiB free, {why} needs "
+                 f"{need / 2**30:.0f}: restarting ceph with an empty store")
+        backend = self.stack.backend
+        self._stop_stack()
+        self.stack_for(backend)
+
     def _make_room(self, spec: RunSpec) -> None:
-        """A 16 GiB run on a ~70 GB disk: drop what can be made again when it doesn't fit.
+        """A 16 GiB run on a ~80 GB disk: drop what can be made again when it doesn't fit.
 
         Download runs need room for their outputs (the source was only needed for seeding);
         upload runs for the server's inbox and permanent copies and curl's part files, so the
-        download fixtures go."""
+        download fixtures go (on Ceph: the whole store)."""
         total = spec.size * spec.clients
         need = total * (1 if spec.direction == "download" else 3) + SPARE
-        if shutil.disk_usage(self.c.work_dir).free >= need:
+        if self._free() >= need:
             return
         if spec.direction == "download":
             self.log(f"disk: dropping cached sources to make room for {size_label(total)}")
@@ -136,6 +150,10 @@ class Lab:
         else:
             self.log(f"disk: dropping download fixtures to make room for {size_label(total)}")
             self._drop_fixtures(keep=-1)
+            self._empty_ceph_if_short(need, f"a {size_label(total)} upload")
+        if self._free() < need:
+            self.log(f"disk: only {self._free() / 2**30:.0f} GiB free, the run may need "
+                     f"{need / 2**30:.0f}")
 
     # -- one run ----------------------------------------------------------------
 
@@ -157,9 +175,12 @@ class Lab:
         shared = {"parts_dir": run_dir / "parts"}
         t_prep = time.monotonic()
         if spec.direction == "download":
+            if len(seeded) < spec.clients:  # seeding writes the inbox and the permanent copy
+                self._empty_ceph_if_short(3 * spec.size * spec.clients + SPARE, "seeding")
             fids = self.download_fixtures(spec.size, spec.clients, src, sha)
         if stack.backend != "nginx":
             self._make_room(spec)
+            stack = self.stack  # may have been started again with an empty store
         ctxs = []
         for i in range(spec.clients):
             work = run_dir / f"client{i}"

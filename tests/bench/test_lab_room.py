@@ -1,0 +1,87 @@
+"""The campaign makes disk room for big runs: on Ceph by starting again with an empty store.
+
+BlueStore on a sparse file keeps every block it ever wrote, so deleting objects frees
+nothing on the disk; a 16 GiB upload after a 16 GiB download ran the disk full and the OSD
+aborted. These tests drive `Lab`'s room-making with a recorded stack and a given free space.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from benchmarks import lab as lab_mod  # noqa: E402
+from benchmarks.config import RunSpec, load  # noqa: E402
+
+GiB = 2**30
+
+
+class RecordedStack:
+    def __init__(self, backend: str, events: list):
+        self.backend, self.events = backend, events
+        self.api = self
+        events.append(("start", backend))
+
+    def delete(self, fid: str) -> None:
+        self.events.append(("delete", fid))
+
+    def gc(self) -> None:
+        self.events.append(("gc", self.backend))
+
+    def stop(self) -> None:
+        self.events.append(("stop", self.backend))
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    camp = load(REPO / "configs" / "benchmarks" / "quick.toml", results_dir=tmp_path / "r",
+                work_dir=tmp_path / "w")
+    events: list = []
+    monkeypatch.setattr(lab_mod, "start_stack",
+                        lambda backend, data_dir, cfg: RecordedStack(backend, events))
+    camp.gc = "every-run"
+    lab = lab_mod.Lab(camp, log=lambda msg: events.append(("log", msg)))
+    lab.events = events
+    return lab
+
+
+def upload(size: int) -> RunSpec:
+    return RunSpec(backend="ceph", direction="upload", size=size, tool="ghga-cli", clients=1, rep=1)
+
+
+def test_ceph_upload_short_of_disk_restarts_with_empty_store(lab, monkeypatch):
+    lab.stack_for("ceph")
+    lab.fixtures[16 * GiB] = ["bench-dl-16GiB-0"]
+    monkeypatch.setattr(lab, "_free", lambda: 20 * GiB)  # deleting frees nothing on Ceph
+    lab._make_room(upload(16 * GiB))
+    kinds = [e for e in lab.events if e[0] != "log"]
+    assert kinds == [("start", "ceph"), ("delete", "bench-dl-16GiB-0"), ("gc", "ceph"),
+                     ("stop", "ceph"), ("start", "ceph")]
+    assert lab.fixtures == {} and lab.stack.backend == "ceph"
+    assert any("restarting ceph with an empty store" in e[1] for e in lab.events if e[0] == "log")
+
+
+def test_ceph_upload_with_room_keeps_the_store(lab, monkeypatch):
+    lab.stack_for("ceph")
+    lab.fixtures[16 * GiB] = ["bench-dl-16GiB-0"]
+    monkeypatch.setattr(lab, "_free", lambda: 60 * GiB)  # 3 x 16 GiB + spare fits
+    lab._make_room(upload(16 * GiB))
+    assert [e for e in lab.events if e[0] != "log"] == [("start", "ceph")]
+    assert lab.fixtures == {16 * GiB: ["bench-dl-16GiB-0"]}
+
+
+def test_seaweedfs_is_never_restarted(lab, monkeypatch):
+    lab.stack_for("seaweedfs")
+    lab.fixtures[16 * GiB] = ["bench-dl-16GiB-0"]
+    monkeypatch.setattr(lab, "_free", lambda: 20 * GiB)  # vacuum really frees SeaweedFS's disk
+    spec = RunSpec(backend="seaweedfs", direction="upload", size=16 * GiB, tool="curl",
+                   clients=1, rep=1)
+    lab._make_room(spec)
+    assert [e for e in lab.events if e[0] != "log"] == [
+        ("start", "seaweedfs"), ("delete", "bench-dl-16GiB-0"), ("gc", "seaweedfs")]
+    assert any("only 20 GiB free" in e[1] for e in lab.events if e[0] == "log")
