@@ -122,13 +122,15 @@ class Lab:
     def _free(self) -> int:
         return shutil.disk_usage(self.c.work_dir).free
 
-    def _empty_ceph_if_short(self, need: int, why: str) -> None:
-        """BlueStore on a sparse file never gives freed blocks back to the filesystem, so
-        deleting objects does not make room on the disk: start Ceph again with an empty store."""
-        if self.stack is None or self.stack.backend != "ceph" or self._free() >= need:
+    def _empty_store_if_short(self, need: int, why: str) -> None:
+        """Deleting objects does not reliably make room on the disk: BlueStore on a sparse
+        file never gives freed blocks back, and SeaweedFS's filer deletes chunks in the
+        background, after the vacuum has run. Start the S3 backend again with an empty store."""
+        if self.stack is None or self.stack.backend not in ("ceph", "seaweedfs") \
+                or self._free() >= need:
             return
         self.log(f"disk: {self._free() / 2**30:.0f} GiB free, {why} needs "
-                 f"{need / 2**30:.0f}: restarting ceph with an empty store")
+                 f"{need / 2**30:.0f}: restarting {self.stack.backend} with an empty store")
         backend = self.stack.backend
         self._stop_stack()
         self.stack_for(backend)
@@ -138,7 +140,7 @@ class Lab:
 
         Download runs need room for their outputs (the source was only needed for seeding);
         upload runs for the server's inbox and permanent copies and curl's part files, so the
-        download fixtures go (on Ceph: the whole store)."""
+        download fixtures go, and if that is not enough, the whole store."""
         total = spec.size * spec.clients
         need = total * (1 if spec.direction == "download" else 3) + SPARE
         if self._free() >= need:
@@ -150,7 +152,7 @@ class Lab:
         else:
             self.log(f"disk: dropping download fixtures to make room for {size_label(total)}")
             self._drop_fixtures(keep=-1)
-            self._empty_ceph_if_short(need, f"a {size_label(total)} upload")
+            self._empty_store_if_short(need, f"a {size_label(total)} upload")
         if self._free() < need:
             self.log(f"disk: only {self._free() / 2**30:.0f} GiB free, the run may need "
                      f"{need / 2**30:.0f}")
@@ -176,7 +178,7 @@ class Lab:
         t_prep = time.monotonic()
         if spec.direction == "download":
             if len(seeded) < spec.clients:  # seeding writes the inbox and the permanent copy
-                self._empty_ceph_if_short(3 * spec.size * spec.clients + SPARE, "seeding")
+                self._empty_store_if_short(3 * spec.size * spec.clients + SPARE, "seeding")
             fids = self.download_fixtures(spec.size, spec.clients, src, sha)
         if stack.backend != "nginx":
             self._make_room(spec)

@@ -75,13 +75,30 @@ def test_ceph_upload_with_room_keeps_the_store(lab, monkeypatch):
     assert lab.fixtures == {16 * GiB: ["bench-dl-16GiB-0"]}
 
 
-def test_seaweedfs_is_never_restarted(lab, monkeypatch):
+def test_seaweedfs_upload_short_of_disk_restarts_too(lab, monkeypatch):
     lab.stack_for("seaweedfs")
     lab.fixtures[16 * GiB] = ["bench-dl-16GiB-0"]
-    monkeypatch.setattr(lab, "_free", lambda: 20 * GiB)  # vacuum really frees SeaweedFS's disk
+    monkeypatch.setattr(lab, "_free", lambda: 29 * GiB)  # the filer deletes chunks later
     spec = RunSpec(backend="seaweedfs", direction="upload", size=16 * GiB, tool="curl",
                    clients=1, rep=1)
     lab._make_room(spec)
     assert [e for e in lab.events if e[0] != "log"] == [
-        ("start", "seaweedfs"), ("delete", "bench-dl-16GiB-0"), ("gc", "seaweedfs")]
-    assert any("only 20 GiB free" in e[1] for e in lab.events if e[0] == "log")
+        ("start", "seaweedfs"), ("delete", "bench-dl-16GiB-0"), ("gc", "seaweedfs"),
+        ("stop", "seaweedfs"), ("start", "seaweedfs")]
+    assert any("only 29 GiB free" in e[1] for e in lab.events if e[0] == "log")
+
+
+def test_download_short_of_disk_drops_sources_not_the_store(lab, monkeypatch):
+    lab.stack_for("ceph")
+    lab.fixtures[16 * GiB] = ["bench-dl-16GiB-0"]
+    lab.files_dir.mkdir(parents=True)
+    src = lab.files_dir / "src-random-16GiB.bin"
+    src.write_bytes(b"x" * 10)
+    (lab.files_dir / "src-random-16GiB.json").write_text('{"size": 17179869184}')
+    monkeypatch.setattr(lab, "_free", lambda: 10 * GiB)
+    spec = RunSpec(backend="ceph", direction="download", size=16 * GiB, tool="ghga-cli",
+                   clients=1, rep=1)
+    lab._make_room(spec)
+    assert [e for e in lab.events if e[0] != "log"] == [("start", "ceph")]
+    assert lab.fixtures == {16 * GiB: ["bench-dl-16GiB-0"]}
+    assert not src.exists()
