@@ -53,6 +53,13 @@ class Table:
     def med(self, key, field) -> Optional[float]:
         return _med(r[field] for r in self.ok(key))
 
+    def spread(self, key, field) -> str:
+        """min–max over the verified repetitions (the run-to-run noise), or – for fewer than 2."""
+        values = [r[field] for r in self.ok(key) if r[field] is not None]
+        if len(values) < 2:
+            return "–"
+        return f"{_fmt(min(values))}–{_fmt(max(values))}"
+
     def keys(self, **match):
         names = ("backend", "direction", "size", "tool", "clients")
         return sorted(k for k in self.groups
@@ -239,8 +246,8 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
     lines += ["", "## Duration and rate per size and direction (1 client)", ""]
     for backend in t.values(0):
         lines += [f"### {backend}", "", "| direction | size | tool | conns | duration s | MB/s | "
-                  "client CPU s | peak RSS MB | server CPU s | errors / runs |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "MB/s min–max | client CPU s | peak RSS MB | server CPU s | errors / runs |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for direction in t.values(1, backend=backend):
             for size in t.values(2, backend=backend, direction=direction):
                 for tool in sorted(t.values(3, backend=backend, direction=direction, size=size, clients=1)):
@@ -249,6 +256,7 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
                     lines.append(
                         f"| {direction} | {size_label(size)} | {tool} | {t.tools[tool][1] or '–'} | "
                         f"{_fmt(t.med(key, 'seconds'), 2)} | {_fmt(t.med(key, 'mb_per_s'))} | "
+                        f"{t.spread(key, 'mb_per_s')} | "
                         f"{_fmt(t.med(key, 'client_cpu_seconds'), 2)} | "
                         f"{_fmt(t.med(key, 'client_peak_rss_mb'), 0)} | "
                         f"{_fmt(t.med(key, 'server_cpu_seconds'), 1)} | "
