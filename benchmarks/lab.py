@@ -177,7 +177,7 @@ class Lab:
         shared = {"parts_dir": run_dir / "parts"}
         t_prep = time.monotonic()
         if spec.direction == "download":
-            if len(seeded) < spec.clients:  # seeding writes the inbox and the permanent copy
+            if len(seeded) < spec.clients:  # seeding writes the inbox, permanent and outbox copies
                 self._empty_store_if_short(3 * spec.size * spec.clients + SPARE, "seeding")
             fids = self.download_fixtures(spec.size, spec.clients, src, sha)
         if stack.backend != "nginx":
