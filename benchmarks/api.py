@@ -78,6 +78,11 @@ def server_part_size(size: int) -> int:
     return part
 
 
+def acceptance_deadline(size: int) -> float:
+    """Seconds to wait for the server's acceptance (hash + copy): minutes for 16 GiB on SeaweedFS."""
+    return 600.0 + 60.0 * size / 2**30
+
+
 class ServiceApi:
     """The reference server's Upload, DRS and admin APIs."""
 
@@ -167,7 +172,7 @@ class ServiceApi:
         for n, off in enumerate(range(0, size, up.part_size), start=1):
             put_range(self.part_url(up, n), path, off, min(up.part_size, size - off))
         self.complete(up)
-        if not self.wait_accepted(file_id, sha256, 600.0 + 60.0 * size / 2**30):
+        if not self.wait_accepted(file_id, sha256, acceptance_deadline(size)):
             raise ApiError(f"seeded {file_id} was not accepted")
 
 

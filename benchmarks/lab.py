@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .api import s3_client, s3_location, s3_object_sha256
+from .api import acceptance_deadline, s3_client, s3_location, s3_object_sha256
 from .config import Campaign, RunSpec
 from .files import drop_source, sha256_of, size_label, source_file
 from .measure import ClientJob, ServerCpu, run_clients, source_digest, time_wrapper
@@ -126,10 +126,12 @@ class Lab:
         """Deleting objects does not reliably make room on the disk: BlueStore on a sparse
         file never gives freed blocks back, and SeaweedFS's filer deletes chunks in the
         background, after the vacuum has run. Start the S3 backend again with an empty store."""
-        if self.stack is None or self.stack.backend not in ("ceph", "seaweedfs") \
-                or self._free() >= need:
+        if self.stack is None or self.stack.backend not in ("ceph", "seaweedfs"):
             return
-        self.log(f"disk: {self._free() / 2**30:.0f} GiB free, {why} needs "
+        free = self._free()
+        if free >= need:
+            return
+        self.log(f"disk: {free / 2**30:.0f} GiB free, {why} needs "
                  f"{need / 2**30:.0f}: restarting {self.stack.backend} with an empty store")
         backend = self.stack.backend
         self._stop_stack()
@@ -153,9 +155,9 @@ class Lab:
             self.log(f"disk: dropping download fixtures to make room for {size_label(total)}")
             self._drop_fixtures(keep=-1)
             self._empty_store_if_short(need, f"a {size_label(total)} upload")
-        if self._free() < need:
-            self.log(f"disk: only {self._free() / 2**30:.0f} GiB free, the run may need "
-                     f"{need / 2**30:.0f}")
+        free = self._free()
+        if free < need:
+            self.log(f"disk: only {free / 2**30:.0f} GiB free, the run may need {need / 2**30:.0f}")
 
     # -- one run ----------------------------------------------------------------
 
@@ -268,10 +270,8 @@ class Lab:
                                if p.is_file() and not p.name.startswith("."))
                 got = sha256_of(files) if files else "no output file"
             elif tool.via_api:
-                # the server hashes and copies the object: minutes for 16 GiB on SeaweedFS
-                deadline = 600.0 + 60.0 * ctx.size / 2**30
-                got = ctx.sha256 if self.stack.api.wait_accepted(ctx.file_id, ctx.sha256,
-                                                                 deadline) \
+                got = ctx.sha256 if self.stack.api.wait_accepted(
+                    ctx.file_id, ctx.sha256, acceptance_deadline(ctx.size)) \
                     else "not accepted by the server"
             else:
                 got = s3_object_sha256(s3_client(ctx.s3), ctx.bucket, ctx.key)
