@@ -249,6 +249,7 @@ class Lab:
             "per_client_mb_per_s": round(sum(per_client) / len(per_client), 1) if per_client else 0,
             "client_seconds": [round(r.seconds, 3) for r in results],
             "client_cpu_seconds": round(sum(r.cpu_seconds for r in results), 3),
+            "client_sys_seconds": round(sum(r.sys_seconds for r in results), 3),
             "client_peak_rss_mb": round(max(r.peak_rss_mb for r in results), 1),
             "server_cpu_seconds": server_cpu,
             "errors": sum(1 for v in verified if not v),

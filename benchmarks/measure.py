@@ -43,6 +43,7 @@ class ClientResult:
     returncode: Optional[int] = None
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    sys_seconds: float = 0.0      # the kernel's share of cpu_seconds
     peak_rss_mb: float = 0.0
     timed_out: bool = False
     error: str = ""
@@ -67,11 +68,13 @@ def _reap(pid: int, t0: float, res: ClientResult, job: ClientJob, stats: Optiona
         return
     res.returncode = os.waitstatus_to_exitcode(status)
     res.cpu_seconds = ru.ru_utime + ru.ru_stime
+    res.sys_seconds = ru.ru_stime
     res.peak_rss_mb = ru.ru_maxrss / 1024.0  # Linux: KiB; includes the harness (see above)
     if stats is not None:
         try:
             user, sys_, rss_kb, code = stats.read_text().strip().splitlines()[-1].split()
             res.cpu_seconds = float(user) + float(sys_)
+            res.sys_seconds = float(sys_)
             res.peak_rss_mb = int(rss_kb) / 1024.0
             res.returncode = int(code)
         except (OSError, ValueError):

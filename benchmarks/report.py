@@ -19,8 +19,8 @@ from .files import size_label
 PEERS = ("s5cmd", "aws", "rclone")
 FIELDS = ["key", "backend", "api", "direction", "size", "size_label", "tool", "tool_kind",
           "connections", "clients", "rep", "seconds", "mb_per_s", "per_client_mb_per_s",
-          "client_cpu_seconds", "client_peak_rss_mb", "server_cpu_seconds", "errors",
-          "verified", "started"]
+          "client_cpu_seconds", "client_sys_seconds", "client_peak_rss_mb", "server_cpu_seconds",
+          "errors", "verified", "started"]
 
 
 def load_runs(results_dir: Path) -> list[dict]:

@@ -39,6 +39,9 @@ def test_quick_campaign(tmp_path):
         assert run["seconds"] > 0 and run["mb_per_s"] > 0, key
         assert 0 < run["client_peak_rss_mb"] < 2000, key
         assert run["client_cpu_seconds"] >= 0 and run["server_cpu_seconds"] >= 0, key
+        assert 0 <= run["client_sys_seconds"] <= run["client_cpu_seconds"], key
+        if run["tool_kind"] == "ghga-cli":  # a Python process: never 0.00 s
+            assert run["client_cpu_seconds"] > 0.05, key
     tools = {run["tool_kind"] for run in files.values()}
     assert {"ghga-cli", "curl", "s5cmd"} <= tools
 
