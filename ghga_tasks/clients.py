@@ -1,6 +1,8 @@
 """HTTP clients for the Upload Controller API and the DRS3 API (requests; no luigi).
 
-Every call has a timeout and bounded retries; pre-signed URLs are redacted in every message.
+Every call has a timeout, a deadline for its whole answer and bounded retries. Every answer
+is checked against the protocol where it is parsed, and handed inward as a typed value.
+Pre-signed URLs are redacted in every message.
 """
 
 from __future__ import annotations
@@ -8,12 +10,16 @@ from __future__ import annotations
 import email.utils
 import re
 import logging
+import socket
+import threading
 import time
 from datetime import timezone
-from typing import Any, Callable, Optional, Tuple
-from urllib.parse import quote, urlsplit, urlunsplit
+from typing import Any, Callable, List, Optional, Tuple, TypedDict, cast
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
 
 from . import __version__
 from .errors import (ApiRefused, ConfigError, GhgaError, NotAllowed, TransientError, UsageError,
@@ -25,6 +31,7 @@ log = logging.getLogger("ghga_tasks")
 RETRY_STATUSES = {429, 500, 502, 503, 504}
 DEFAULT_RETRY_AFTER = 5.0
 MIN_RETRY_AFTER = 0.2
+MAX_REDIRECTS = 10
 
 
 def redact(url: str) -> str:
@@ -69,7 +76,9 @@ def error_details(resp: requests.Response) -> Tuple[Optional[str], str, dict]:
     if isinstance(body, dict):
         exc_id = body.get("exception_id") or body.get("exceptionId")
         if exc_id or "description" in body:
-            return exc_id, str(body.get("description", "")), body.get("data") or {}
+            data = body.get("data")
+            return (str(exc_id) if exc_id else None, str(body.get("description", "")),
+                    data if isinstance(data, dict) else {})
         if "msg" in body:
             return None, str(body["msg"]), {}
         if "detail" in body:
@@ -82,17 +91,144 @@ def error_details(resp: requests.Response) -> Tuple[Optional[str], str, dict]:
     return None, text[:200], {}
 
 
+def is_http_url(url: str) -> bool:
+    """True for an http(s) URL with a host: the only URLs the client sends requests to."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        return False
+
+
+_calls = threading.local()  # the CallDeadline of the API call this thread is making
+
+
+class CallDeadline:
+    """Ends an API call when its time is up by shutting down the sockets it uses.
+
+    A read timeout bounds each wait for the next bytes: a server that sends one byte a
+    second never trips it. This bounds the whole answer: status line, headers, body and
+    redirects."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self._sockets: list = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "CallDeadline":
+        _calls.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._timer.cancel()
+        _calls.deadline = None
+
+    def watch(self, sock: Any) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            _shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+
+def _shutdown(sock: Any) -> None:
+    """Wake a read blocked on `sock` in another thread: it sees the end of the stream."""
+    if isinstance(sock, socket.socket):
+        try:
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the TCP socket, also under TLS
+        except OSError:
+            pass
+
+
+class _Watched:
+    """A connection that hands its socket to the deadline of the call awaiting the answer."""
+
+    def getresponse(self, *args, **kwargs):
+        deadline = getattr(_calls, "deadline", None)
+        if deadline is not None and self.sock is not None:
+            deadline.watch(self.sock)
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPConnection(_Watched, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """An adapter whose connections a CallDeadline can end."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, urllib3.ProxyManager):  # SOCKS managers keep their own pools
+            manager.pool_classes_by_scheme = WATCHED_POOLS
+        return manager
+
+
+class _RedirectRefused(requests.RequestException):
+    def __init__(self, target: str):
+        super().__init__(target)
+        self.target = target
+
+
+class ApiSession(requests.Session):
+    """Follows at most MAX_REDIRECTS redirects in a row, and only to http(s) URLs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.max_redirects = MAX_REDIRECTS
+        adapter = _WatchedAdapter()
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+
+    def get_redirect_target(self, resp: requests.Response) -> Optional[str]:
+        target = super().get_redirect_target(resp)
+        if target is not None and not is_http_url(urljoin(resp.url, target)):
+            resp.close()
+            raise _RedirectRefused(redact(urljoin(resp.url, target)))
+        return target
+
+
 class ApiClient:
     """Shared request logic: session, auth, TLS, timeouts, retries, error mapping."""
 
     def __init__(self, api_url: str, settings: Settings,
                  sleep: Callable[[float], None] = time.sleep):
         self.base = api_url.strip().rstrip("/")
-        if urlsplit(self.base).scheme not in ("http", "https"):
+        if not is_http_url(self.base):
             raise UsageError(f"API URL must start with http:// or https://: {api_url!r}")
         self.settings = settings
         self.sleep = sleep
-        self.session = requests.Session()
+        self.session = ApiSession()
         self.session.headers["User-Agent"] = f"ghga-tasks/{__version__}"
         if settings.token:
             self.session.headers["Authorization"] = f"Bearer {settings.token}"
@@ -107,17 +243,16 @@ class ApiClient:
         """Send with retries on connection errors and 429/5xx; return the final response."""
         url = self.base + path
         attempts = self.settings.retries + 1
+        read_timeout = read_timeout or self.settings.timeout
         problem = ""
         for attempt in range(attempts):
+            deadline = CallDeadline(self.settings.timeout + read_timeout)
             try:
-                resp = self.session.request(method, url, json=body, verify=self.verify,
-                                            timeout=(self.settings.timeout,
-                                                     read_timeout or self.settings.timeout))
-            except requests.exceptions.SSLError as exc:
-                raise ConfigError(f"TLS verification failed for {redact(url)}: {_reason(exc)}"
-                                  " (see --ca-bundle)") from None
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                problem = _reason(exc)
+                with deadline:
+                    resp = self.session.request(method, url, json=body, verify=self.verify,
+                                                timeout=(self.settings.timeout, read_timeout))
+            except requests.RequestException as exc:
+                problem = self._failed_call(exc, url, deadline)
                 wait = None
             else:
                 if resp.status_code not in RETRY_STATUSES:
@@ -132,6 +267,33 @@ class ApiClient:
                 self.sleep(delay)
         raise TransientError(f"cannot reach the API at {redact(self.base)}: {problem} "
                              f"(after {attempts} attempts)")
+
+    def _failed_call(self, exc: requests.RequestException, url: str,
+                     deadline: CallDeadline) -> str:
+        """Why a call failed when trying again may help; raises when it cannot."""
+        if deadline.expired:
+            return f"no complete answer within {deadline.seconds:g} s"
+        if isinstance(exc, _RedirectRefused):
+            raise ApiRefused(f"the API at {redact(self.base)} redirected to a URL that is not "
+                             f"http(s): {exc.target}") from None
+        if isinstance(exc, requests.TooManyRedirects):
+            raise ApiRefused(f"the API at {redact(self.base)} redirected more than "
+                             f"{MAX_REDIRECTS} times in a row (a redirect loop)") from None
+        if isinstance(exc, requests.exceptions.SSLError):
+            raise ConfigError(f"TLS verification failed for {redact(url)}: {_reason(exc)}"
+                              " (see --ca-bundle)") from None
+        if isinstance(exc, (requests.ConnectionError, requests.Timeout,
+                            requests.exceptions.ChunkedEncodingError)):
+            return _reason(exc)
+        if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                            requests.exceptions.MissingSchema)):
+            # the API URL itself was checked: a redirect led here
+            raise ApiRefused(f"the API at {redact(self.base)} redirected to an unusable URL: "
+                             f"{_reason(exc)}") from None
+        if isinstance(exc, requests.exceptions.ContentDecodingError):
+            raise ApiRefused(f"the API at {redact(self.base)} sent an answer that cannot be "
+                             f"decoded: {_reason(exc)}") from None
+        raise exc
 
     def fail(self, resp: requests.Response, what: str) -> GhgaError:
         exc_id, description, data = error_details(resp)
@@ -180,14 +342,179 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
+class FileMetadata(TypedDict):
+    """PROTOCOL.md § 1; only file_id and size are required."""
+
+    file_id: str
+    size: int
+    file_name: Optional[str]
+    sha256: Optional[str]
+    latest_upload_id: Optional[str]
+
+
+class UploadAttempt(TypedDict):
+    """PROTOCOL.md § 1."""
+
+    upload_id: str
+    file_id: str
+    part_size: int
+    status: str
+
+
+class Checksum(TypedDict):
+    type: str
+    checksum: str
+
+
+class AccessUrl(TypedDict):
+    url: str
+
+
+class AccessMethod(TypedDict, total=False):
+    type: str                  # always there
+    access_url: AccessUrl      # http(s) for the types s3 and https
+
+
+class DrsObject(TypedDict):
+    """PROTOCOL.md § 2; checksums and access_methods are lists, empty when not sent."""
+
+    id: str
+    size: int
+    checksums: List[Checksum]
+    access_methods: List[AccessMethod]
+    name: Optional[str]
+    created_time: Optional[str]
+    self_uri: Optional[str]
+
+
 ATTEMPT_KEYS = ("upload_id", "file_id", "part_size", "status")
+ATTEMPT_STATUSES = ("pending", "uploaded", "cancelled", "failed", "accepted", "rejected")
+HEX_DIGITS = {"sha256": 64, "md5": 32}
+_ABSENT = object()
 
 
-def _check_attempt(attempt: dict, base: str) -> dict:
-    part_size = attempt.get("part_size")
-    if not isinstance(part_size, int) or isinstance(part_size, bool) or part_size < 1:
-        raise ApiRefused(f"the API at {redact(base)} sent an invalid part_size {part_size!r}")
-    return attempt
+def _json_kind(value: Any) -> str:
+    if value is _ABSENT:
+        return "missing"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {str: "a string", list: "a list", dict: "an object"}.get(type(value), "unknown")
+
+
+class AnswerCheck:
+    """Checks the fields of one JSON answer; the first that does not fit refuses the answer.
+
+    Messages name the field and what was wrong with it, never a value that could be a
+    pre-signed URL."""
+
+    def __init__(self, what: str, base: str):
+        self.what = what
+        self.base = base
+
+    def refuse(self, problem: str) -> ApiRefused:
+        return ApiRefused(f"{self.what}: the answer of the API at {redact(self.base)} is not "
+                          f"the protocol: {problem}")
+
+    def _field(self, where: str, key: str) -> str:
+        return f"{where}.{key}" if where else key
+
+    def object(self, value: Any, field: str) -> dict:
+        if not isinstance(value, dict):
+            raise self.refuse(f"{field} is {_json_kind(value)}, not an object")
+        return value
+
+    def string(self, data: dict, key: str, where: str = "", optional: bool = False
+               ) -> Optional[str]:
+        value = data.get(key, _ABSENT)
+        if optional and (value is None or value is _ABSENT):
+            return None
+        if not isinstance(value, str):
+            raise self.refuse(f"{self._field(where, key)} is {_json_kind(value)}, not a string")
+        if not value and not optional:
+            raise self.refuse(f"{self._field(where, key)} is an empty string")
+        return value
+
+    def integer(self, data: dict, key: str, minimum: int) -> int:
+        value = data.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise self.refuse(f"invalid {key} {repr(value)[:40]} (an integer >= {minimum} "
+                              "expected)")
+        return value
+
+    def items(self, data: dict, key: str) -> list:
+        """A list; missing or null is an empty one."""
+        value = data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.refuse(f"{key} is {_json_kind(value)}, not a list")
+        return value
+
+    def http_url(self, url: str, field: str) -> str:
+        if not is_http_url(url):
+            raise self.refuse(f"{field} is not an http(s) URL: {redact(url)}")
+        return url
+
+
+def file_metadata(data: dict, check: AnswerCheck) -> FileMetadata:
+    check.string(data, "file_id")
+    check.integer(data, "size", 0)
+    check.string(data, "file_name", optional=True)
+    check.string(data, "latest_upload_id", optional=True)
+    sha256 = check.string(data, "sha256", optional=True)
+    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise check.refuse("sha256 is not 64 hex digits")
+    return cast(FileMetadata, data)
+
+
+def upload_attempt(data: dict, check: AnswerCheck) -> UploadAttempt:
+    check.string(data, "upload_id")
+    check.string(data, "file_id")
+    check.integer(data, "part_size", 1)
+    status = check.string(data, "status")
+    if status not in ATTEMPT_STATUSES:
+        raise check.refuse(f"status {status[:40]!r} is none of {', '.join(ATTEMPT_STATUSES)}")
+    return cast(UploadAttempt, data)
+
+
+def signed_url(data: dict, check: AnswerCheck) -> str:
+    return check.http_url(check.string(data, "url"), "url")
+
+
+def drs_object(data: dict, check: AnswerCheck) -> DrsObject:
+    check.string(data, "id")
+    check.integer(data, "size", 0)
+    for key in ("name", "created_time", "self_uri"):
+        check.string(data, key, optional=True)
+    checksums = check.items(data, "checksums")
+    for i, item in enumerate(checksums):
+        where = f"checksums[{i}]"
+        check.object(item, where)
+        kind = check.string(item, "type", where)
+        value = check.string(item, "checksum", where)
+        digits = HEX_DIGITS.get(kind.lower().replace("-", ""))
+        if digits and not re.fullmatch(f"[0-9a-fA-F]{{{digits}}}", value):
+            raise check.refuse(f"{where}.checksum is not {digits} hex digits")
+    methods = check.items(data, "access_methods")
+    for i, item in enumerate(methods):
+        where = f"access_methods[{i}]"
+        check.object(item, where)
+        kind = check.string(item, "type", where)
+        if item.get("access_url") is None:
+            continue  # e.g. an access_id, which this client does not use
+        check.object(item["access_url"], f"{where}.access_url")
+        url = check.string(item["access_url"], "url", f"{where}.access_url")
+        if kind in ("s3", "https"):
+            check.http_url(url, f"{where}.access_url.url")
+    return cast(DrsObject, {**data, "checksums": checksums, "access_methods": methods})
+
+
+def _check_attempt(attempt: dict, base: str) -> UploadAttempt:
+    return upload_attempt(attempt, AnswerCheck("upload attempt", base))
 
 
 class UploadClient(ApiClient):
@@ -198,9 +525,7 @@ class UploadClient(ApiClient):
         if resp.status_code != 200:
             raise self.fail(resp, f"file {file_id!r}")
         meta = self.json_object(resp, f"file {file_id!r}", ("file_id", "size"))
-        if not isinstance(meta["size"], int) or isinstance(meta["size"], bool) or meta["size"] < 0:
-            raise ApiRefused(f"file {file_id!r}: invalid size {meta['size']!r}")
-        return meta
+        return file_metadata(meta, AnswerCheck(f"file {file_id!r}", self.base))
 
     def create_upload(self, file_id: str) -> Tuple[dict, bool]:
         """Start an attempt; (attempt, adopted) where adopted means it already existed."""
@@ -211,7 +536,7 @@ class UploadClient(ApiClient):
         exc_id, _, data = error_details(resp)
         if resp.status_code == 400 and exc_id == "existingActiveUpload":
             active = data.get("active_upload")
-            if isinstance(active, dict) and all(k in active for k in ATTEMPT_KEYS):
+            if isinstance(active, dict):
                 return _check_attempt(active, self.base), True
         raise self.fail(resp, f"starting an upload of {file_id!r}")
 
@@ -219,13 +544,15 @@ class UploadClient(ApiClient):
         resp = self.request("GET", f"/uploads/{_segment(upload_id)}")
         if resp.status_code != 200:
             raise self.fail(resp, f"upload {upload_id!r}")
-        return self.json_object(resp, f"upload {upload_id!r}", ATTEMPT_KEYS)
+        return _check_attempt(self.json_object(resp, f"upload {upload_id!r}", ATTEMPT_KEYS),
+                              self.base)
 
     def part_url(self, upload_id: str, part_no: int) -> str:
         resp = self.request("POST", f"/uploads/{_segment(upload_id)}/parts/{part_no}/signed_urls")
         if resp.status_code != 200:
             raise self.fail(resp, f"URL for part {part_no}")
-        return str(self.json_object(resp, f"URL for part {part_no}", ("url",))["url"])
+        answer = self.json_object(resp, f"URL for part {part_no}", ("url",))
+        return signed_url(answer, AnswerCheck(f"URL for part {part_no}", self.base))
 
     def set_status(self, upload_id: str, status: str) -> Optional[str]:
         """PATCH the status; None on 204, else the current status from uploadNotPending."""
@@ -245,7 +572,7 @@ class UploadClient(ApiClient):
 class DrsClient(ApiClient):
     """The DRS3 API (PROTOCOL.md § 2)."""
 
-    def get_object(self, object_id: str) -> Tuple[Optional[dict], float]:
+    def get_object(self, object_id: str) -> Tuple[Optional[DrsObject], float]:
         """(DrsObject, 0) when ready, (None, seconds to wait) while it is being staged."""
         resp = self.request("GET", f"/objects/{_segment(object_id)}")
         if resp.status_code == 202:
@@ -254,13 +581,11 @@ class DrsClient(ApiClient):
         if resp.status_code != 200:
             raise self.fail(resp, f"object {object_id!r}")
         obj = self.json_object(resp, f"object {object_id!r}", ("id", "size"))
-        if not isinstance(obj["size"], int) or obj["size"] < 0:
-            raise ApiRefused(f"object {object_id!r}: invalid size {obj['size']!r}")
-        return obj, 0.0
+        return drs_object(obj, AnswerCheck(f"object {object_id!r}", self.base)), 0.0
 
     def wait_for_object(self, object_id: str, max_wait: Optional[float] = None,
                         on_wait: Optional[Callable[[float], None]] = None,
-                        clock: Callable[[], float] = time.monotonic) -> dict:
+                        clock: Callable[[], float] = time.monotonic) -> DrsObject:
         """Ask until 200, sleeping as Retry-After says, within the max_wait deadline."""
         max_wait = self.settings.max_wait if max_wait is None else max_wait
         deadline = clock() + max_wait
@@ -278,16 +603,14 @@ class DrsClient(ApiClient):
             self.sleep(wait)
 
 
-def access_url(obj: dict) -> str:
-    """The first access method of type s3, else https (PROTOCOL.md § 2)."""
-    methods = obj.get("access_methods") or []
+def access_url(obj: DrsObject) -> str:
+    """The first access method of type s3, else https (PROTOCOL.md § 2); drs_object() has
+    checked that its URL is http(s)."""
     for kind in ("s3", "https"):
-        for method in methods:
-            if isinstance(method, dict) and method.get("type") == kind:
-                url = (method.get("access_url") or {}).get("url")
-                if url:
-                    return str(url)
-    raise ApiRefused(f"object {obj.get('id')!r} has no s3 or https access URL")
+        for method in obj["access_methods"]:
+            if method["type"] == kind and method.get("access_url"):
+                return method["access_url"]["url"]
+    raise ApiRefused(f"object {obj['id']!r} has no s3 or https access URL")
 
 
 def expected_checksum(obj: dict) -> Tuple[Optional[str], Optional[str]]:

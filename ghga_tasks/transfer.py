@@ -38,6 +38,7 @@ UPLOAD_BUFFER = 2 * MiB      # libcurl's maximum
 DOWNLOAD_BUFFER = 1 * MiB
 FILE_BUFFER = 1 * MiB
 MAX_REFRESH = 4              # fresh URLs in a row that storage may refuse before we give up
+STALL_SPEED = 1024           # bytes/s; slower than this for the stall limit (--timeout) is a stall
 
 RETRYABLE_CURL = {
     pycurl.E_COULDNT_CONNECT, pycurl.E_OPERATION_TIMEDOUT, pycurl.E_PARTIAL_FILE,
@@ -125,7 +126,7 @@ class Engine:
         c.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
         c.setopt(pycurl.FOLLOWLOCATION, 0)
         c.setopt(pycurl.CONNECTTIMEOUT, max(1, int(s.timeout)))
-        c.setopt(pycurl.LOW_SPEED_LIMIT, 1)
+        c.setopt(pycurl.LOW_SPEED_LIMIT, STALL_SPEED)
         c.setopt(pycurl.LOW_SPEED_TIME, max(1, int(s.timeout)))
         c.setopt(pycurl.TCP_KEEPALIVE, 1)
         c.setopt(pycurl.SSL_VERIFYPEER, 1)
@@ -155,6 +156,8 @@ class Engine:
             if rate:
                 c.setopt(pycurl.MAX_SEND_SPEED_LARGE, rate)
                 c.setopt(pycurl.MAX_RECV_SPEED_LARGE, rate)
+                # a bandwidth cap near the stall speed must not count as a stall
+                c.setopt(pycurl.LOW_SPEED_LIMIT, max(1, min(STALL_SPEED, rate // 2)))
         active: dict = {}
         saved_hook = sys.excepthook
         sys.excepthook = self._capture
@@ -264,6 +267,8 @@ class Engine:
                 job.problem = f"HTTP {job.status}"
                 return Outcome.RETRY
             raise job.bad_header
+        if code in (pycurl.E_UNSUPPORTED_PROTOCOL, pycurl.E_URL_MALFORMAT):
+            raise ApiRefused(f"{job.label()}: the storage URL is not an http(s) URL: {message}")
         if code in TLS_CURL:
             raise ConfigError(f"TLS error talking to storage: {message} (see --ca-bundle)")
         if code in RETRYABLE_CURL or code == pycurl.E_WRITE_ERROR:

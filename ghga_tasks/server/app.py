@@ -28,9 +28,10 @@ ADMIN_PREFIX = "/admin"
 
 
 def _faulty_path(path: str) -> bool:
-    """Requests the error-rate knob and the token apply to: the two GHGA APIs, not health."""
+    """Requests the error-rate knob and the token apply to: the two GHGA APIs, not health
+    or the DRS service-info."""
     return (path.startswith(UPLOAD_PREFIX + "/") or path.startswith(DRS_PREFIX + "/")) \
-        and not path.endswith("/health")
+        and not path.endswith("/health") and path != DRS_PREFIX + "/service-info"
 
 
 def create_app(core: Core) -> FastAPI:
