@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import traceback
-from typing import Callable
+from typing import Callable, NoReturn
 
 import click
 
@@ -48,7 +48,11 @@ def transfer_options(f: Callable) -> Callable:
         option("--max-wait", type=float, default=None,
                help="Deadline in seconds for staging or acceptance [3600]."),
         option("--ca-bundle", default=None, help="CA bundle to verify TLS with."),
-        option("--token", default=None, help="Sent as 'Authorization: Bearer TOKEN'."),
+        option("--token", default=None,
+               help="Sent as 'Authorization: Bearer TOKEN' (visible in `ps`: prefer "
+                    "--token-file or env GHGA_TASKS_TOKEN)."),
+        option("--token-file", default=None, metavar="FILE",
+               help="Read the token from the first line of FILE [env GHGA_TASKS_TOKEN_FILE]."),
         option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
                help="Config file (TOML) [env GHGA_TASKS_CONFIG]."),
         option("--json", "json_output", is_flag=True, default=None,
@@ -61,8 +65,32 @@ def transfer_options(f: Callable) -> Callable:
     return f
 
 
-def run_command(func: Callable) -> Callable:
+def exit_for(exc: BaseException, verbose: bool = False) -> NoReturn:
     """The one place that maps errors to exit codes and one-line messages."""
+    if isinstance(exc, (KeyboardInterrupt, click.Abort)):
+        click.echo("ghga-cli: interrupted; the state is kept, run the same command again "
+                   "to resume", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    if isinstance(exc, GhgaError):
+        message, code = exc.message, int(exc.exit_code)
+    elif isinstance(exc, click.ClickException):  # bad or missing flags, from click itself
+        message, code = exc.format_message(), exc.exit_code
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            message = message.rstrip(".") + f" (see '{ctx.command_path} --help')"
+    else:  # a bug: say so, in one line unless verbose
+        if verbose:
+            traceback.print_exc()
+        message, code = f"{type(exc).__name__}: {exc}", int(ExitCode.INTERNAL)
+    kind = "internal error" if code == ExitCode.INTERNAL and not isinstance(
+        exc, click.ClickException) else "error"
+    message = " ".join(str(message).split())[:1000]  # one line, whatever the server sent
+    click.echo(f"ghga-cli: {kind}: {message}", err=True)
+    sys.exit(code)
+
+
+def run_command(func: Callable) -> Callable:
+    """Runs a command; its errors end through exit_for()."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -72,25 +100,28 @@ def run_command(func: Callable) -> Callable:
         signal.signal(signal.SIGTERM, _interrupt)
         try:
             func(*args, **kwargs)
-        except GhgaError as exc:
-            message = " ".join(exc.message.split())[:1000]  # one line, whatever the server sent
-            kind = "internal error" if exc.exit_code == ExitCode.INTERNAL else "error"
-            click.echo(f"ghga-cli: {kind}: {message}", err=True)
-            sys.exit(int(exc.exit_code))
-        except KeyboardInterrupt:
-            click.echo("ghga-cli: interrupted; the state is kept, run the same command again "
-                       "to resume", err=True)
-            sys.exit(int(ExitCode.INTERRUPTED))
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
-        except Exception as exc:  # a bug: say so, in one line unless verbose
-            if verbose:
-                traceback.print_exc()
-            click.echo(f"ghga-cli: internal error: {type(exc).__name__}: {exc}", err=True)
-            sys.exit(int(ExitCode.INTERNAL))
+        except (Exception, KeyboardInterrupt) as exc:
+            exit_for(exc, verbose)
         _exit_now(ExitCode.OK)
 
     return wrapper
+
+
+class OneLineGroup(click.Group):
+    """Click's own errors (bad or missing flags) end like every other error: one line."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        extra["standalone_mode"] = False
+        try:
+            code = super().main(args, prog_name or "ghga-cli", **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `ghga-cli`: the help
+            exc.show()
+            sys.exit(exc.exit_code)
+        except (click.ClickException, click.Abort) as exc:
+            exit_for(exc)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def _exit_now(code: int) -> None:
@@ -110,16 +141,30 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _check_flags(flags: dict) -> None:
+    """Each flag's value on its own: a bad one is a usage error (2)."""
+    from .errors import UsageError
+    from .settings import OutOfRange, convert
+    for name, value in flags.items():
+        if value is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        try:
+            convert(name, value)
+        except OutOfRange as exc:
+            raise UsageError(f"{flag} {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"bad value for {flag}: {exc}") from None
+    if flags.get("token") is not None and flags.get("token_file") is not None:
+        raise UsageError("give --token or --token-file, not both")
+
+
 def _load(config_path, **flags):
-    """Settings from config < env < flags; a bad flag value is a usage error (2)."""
-    from .errors import ConfigError, UsageError
+    """Settings from config < env < flags. A bad flag is a usage error (2); a bad config file,
+    environment, CA bundle or token file a configuration error (78)."""
     from .settings import load
     flags["json"] = flags.pop("json_output")
-    try:
-        load(None, env={}, **flags)
-    except ConfigError as exc:
-        if "config file" not in exc.message:
-            raise UsageError(exc.message.replace("option: ", "")) from None
+    _check_flags(flags)
     return load(config_path, **flags)
 
 
@@ -152,7 +197,8 @@ def _transfer(label: str, config_path, flags: dict, call: Callable) -> None:
     _report(result, settings)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=OneLineGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ghga-cli")
 def main() -> None:
     """Resumable, parallel up- and download for the GHGA file services."""
@@ -206,6 +252,7 @@ def demo_cmd(size, parallel, work_dir, verbose):
         nbytes = parse_size(size)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    _check_flags({"parallel": parallel})
     settings = load(None, env={}, parallel=parallel, quiet=True)
     run_demo(nbytes, settings, work_dir, say=lambda line: click.echo(line))
 

@@ -218,14 +218,28 @@ class ApiSession(requests.Session):
         return target
 
 
+def check_api_url(api_url: str) -> str:
+    """The API URL without a trailing slash; UsageError unless it is http(s)://host[:port]."""
+    base = api_url.strip().rstrip("/")
+    try:
+        parts = urlsplit(base)
+        if parts.port == 0:  # the property raises ValueError for a bad port
+            raise ValueError("port 0")
+    except ValueError as exc:
+        raise UsageError(f"not a valid API URL: {api_url!r} ({exc})") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise UsageError(f"API URL must start with http:// or https://: {api_url!r}")
+    if not parts.hostname:
+        raise UsageError(f"API URL has no host: {api_url!r}")
+    return base
+
+
 class ApiClient:
     """Shared request logic: session, auth, TLS, timeouts, retries, error mapping."""
 
     def __init__(self, api_url: str, settings: Settings,
                  sleep: Callable[[float], None] = time.sleep):
-        self.base = api_url.strip().rstrip("/")
-        if not is_http_url(self.base):
-            raise UsageError(f"API URL must start with http:// or https://: {api_url!r}")
+        self.base = check_api_url(api_url)
         self.settings = settings
         self.sleep = sleep
         self.session = ApiSession()

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import re
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -23,6 +24,23 @@ else:  # pragma: no cover
 
 MiB = 1024 * 1024
 ENV_PREFIX = "GHGA_TASKS_"
+MAX_BYTES = 2**63 - 1             # libcurl's curl_off_t: the largest rate it takes
+DAY = 86400.0
+# where a CA bundle comes from when no ca_bundle is set, as requests reads them
+CA_BUNDLE_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+# the allowed values of each number: (lowest, highest, lowest allowed itself, unit)
+RANGES = {
+    "parallel": (1, 64, True, ""),
+    "part_size": (MiB, MAX_BYTES, True, " bytes"),
+    "max_rate": (0, MAX_BYTES, True, " bytes/s (0 = no limit)"),
+    "retries": (0, 100, True, ""),
+    "timeout": (0, DAY, False, " seconds"),
+    "max_wait": (0, 30 * DAY, True, " seconds"),
+    "retry_after_cap": (0, DAY, False, " seconds"),
+    "task_retries": (0, 100, True, ""),
+    "task_retry_delay": (0, DAY, True, " seconds"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,25 +59,15 @@ class Settings:
     overwrite: bool = False
     wait: bool = False                # upload: wait until the server accepted the file
     ca_bundle: Optional[str] = None
-    token: Optional[str] = None
+    token: Optional[str] = dataclasses.field(default=None, repr=False)  # never printed
     json: bool = False
     quiet: bool = False
 
     def __post_init__(self):
-        checks = [
-            (self.parallel >= 1 and self.parallel <= 64, "parallel must be 1..64"),
-            (self.part_size >= 1 * MiB, "part_size must be at least 1 MiB"),
-            (self.max_rate >= 0, "max_rate must be >= 0"),
-            (self.retries >= 0, "retries must be >= 0"),
-            (self.timeout > 0, "timeout must be > 0"),
-            (self.max_wait >= 0, "max_wait must be >= 0"),
-            (self.retry_after_cap > 0, "retry_after_cap must be > 0"),
-            (self.task_retries >= 0, "task_retries must be >= 0"),
-            (self.task_retry_delay >= 0, "task_retry_delay must be >= 0"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(f"invalid setting: {message}")
+        for name in RANGES:
+            problem = _out_of_range(name, getattr(self, name))
+            if problem:
+                raise ConfigError(f"invalid setting: {name} {problem}")
         if self.ca_bundle and not os.path.exists(self.ca_bundle):
             raise ConfigError(f"CA bundle not found: {self.ca_bundle}")
 
@@ -69,6 +77,7 @@ class Settings:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+TOKEN_FILE = "token_file"  # not a field: read into `token` where it is given
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
                "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "t": 1000**4,
                "tb": 1000**4, "tib": 1024**4}
@@ -83,7 +92,51 @@ def parse_size(value: Any) -> int:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
     if not match or match.group(2).lower() not in _SIZE_UNITS:
         raise ValueError(f"not a size: {value!r} (e.g. 64MiB, 10M, 1048576)")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+    return int(Fraction(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])  # exact
+
+
+class OutOfRange(ValueError):
+    """A number outside the allowed values of its setting."""
+
+
+def _out_of_range(name: str, value: Any) -> Optional[str]:
+    """What is wrong with a number, None when it is allowed (nan and inf never are)."""
+    low, high, low_allowed, unit = RANGES[name]
+    if (low <= value if low_allowed else low < value) and value <= high:
+        return None
+    allowed = (f"from {_number(low)} to {_number(high)}" if low_allowed
+               else f"more than {_number(low)} and at most {_number(high)}")
+    return f"must be {allowed}{unit}, not {_number(value)}"
+
+
+def _number(value: Any) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def convert(name: str, value: Any) -> Any:
+    """One setting from a flag, the environment or a config file; ValueError says what is
+    allowed."""
+    if name == TOKEN_FILE:
+        return None if value in (None, "") else str(value)
+    converted = _convert(name, value)
+    if name in RANGES:
+        problem = _out_of_range(name, converted)
+        if problem:
+            raise OutOfRange(problem)
+    return converted
+
+
+def read_token_file(path: str) -> str:
+    """The first line of a token file, without surrounding whitespace."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            token = fh.readline().strip()
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read token file {path}: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
+    if not token:
+        raise ConfigError(f"token file {path} is empty")
+    return token
 
 
 def _convert(name: str, value: Any) -> Any:
@@ -108,44 +161,82 @@ def _convert(name: str, value: Any) -> Any:
     return None if value in (None, "") else str(value)
 
 
-def _apply(values: dict, source: Mapping[str, Any], origin: str) -> None:
+def _apply(values: dict, source: Mapping[str, Any], origin: str,
+           env_names: bool = False) -> None:
+    if "token" in source and TOKEN_FILE in source:
+        raise ConfigError(f"{origin}: give token or token_file, not both")
     for name, raw in source.items():
-        if name not in FIELDS:
+        if name not in FIELDS and name != TOKEN_FILE:
             raise ConfigError(f"{origin}: unknown setting {name!r}")
+        where = f" ({ENV_PREFIX}{name.upper()})" if env_names else ""
         try:
-            values[name] = _convert(name, raw)
+            value = convert(name, raw)
+        except OutOfRange as exc:
+            raise ConfigError(f"{origin}: {name}{where} {exc}") from None
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{origin}: bad value for {name}: {exc}") from None
+            raise ConfigError(f"{origin}: bad value for {name}{where}: {exc}") from None
+        if name == TOKEN_FILE:
+            if value is not None:
+                values["token"] = read_token_file(value)
+        else:
+            values[name] = value
 
 
 def default_config_path(env: Mapping[str, str]) -> Optional[Path]:
+    """$GHGA_TASKS_CONFIG, else config.toml in the user config dir (which may not exist)."""
     if env.get("GHGA_TASKS_CONFIG"):
         return Path(env["GHGA_TASKS_CONFIG"])
-    path = user_config_dir() / "config.toml"
-    return path if path.is_file() else None
+    return user_config_dir() / "config.toml"
+
+
+def _read_config(path: Path, optional: bool) -> Optional[dict]:
+    """The TOML table of a config file; None for an optional one that is not there."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except (FileNotFoundError, NotADirectoryError):
+        if optional:
+            return None
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+
+
+def _ca_bundle_from_env(env: Mapping[str, str]) -> Optional[str]:
+    """The CA bundle requests would use, so that storage (pycurl) trusts the same CAs."""
+    for var in CA_BUNDLE_ENV:
+        if env.get(var):
+            if not os.path.exists(env[var]):
+                raise ConfigError(f"CA bundle not found: {env[var]} (from {var})")
+            return env[var]
+    return None
 
 
 def load(config_path: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
          **overrides: Any) -> Settings:
     """Build Settings from defaults, a config file, the environment and explicit overrides.
 
-    Overrides that are None are ignored, so CLI flags that were not given don't win."""
+    Overrides that are None are ignored, so CLI flags that were not given don't win. Without a
+    ca_bundle, REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE is used for the API and storage alike."""
     env = os.environ if env is None else env
     values: dict = {}
+    explicit = config_path or env.get("GHGA_TASKS_CONFIG")
     path = Path(config_path) if config_path else default_config_path(env)
-    if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc}") from None
-        _apply(values, data.get("ghga_tasks", data), f"config file {path}")
-    from_env = {name: env[ENV_PREFIX + name.upper()] for name in FIELDS
+    data = _read_config(path, optional=not explicit)
+    if data is not None:
+        table = data.get("ghga_tasks", data)
+        if not isinstance(table, dict):
+            raise ConfigError(f"config file {path}: [ghga_tasks] is not a table")
+        _apply(values, table, f"config file {path}")
+    names = list(FIELDS) + [TOKEN_FILE]
+    from_env = {name: env[ENV_PREFIX + name.upper()] for name in names
                 if ENV_PREFIX + name.upper() in env}
-    _apply(values, from_env, "environment")
+    _apply(values, from_env, "environment", env_names=True)
     _apply(values, {k: v for k, v in overrides.items() if v is not None}, "option")
+    if not values.get("ca_bundle"):
+        values["ca_bundle"] = _ca_bundle_from_env(env)
     return Settings(**values)
 
 

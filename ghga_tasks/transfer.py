@@ -19,7 +19,7 @@ import re
 import sys
 import time
 from collections import deque
-from typing import Callable, Deque, List, Optional
+from typing import Callable, Deque, List, Optional, Tuple
 
 import pycurl
 
@@ -48,6 +48,16 @@ RETRYABLE_CURL = {
 }
 TLS_CURL = {pycurl.E_SSL_CONNECT_ERROR, getattr(pycurl, "E_PEER_FAILED_VERIFICATION", 60),
             getattr(pycurl, "E_SSL_CACERT", 60), getattr(pycurl, "E_SSL_CACERT_BADFILE", 77)}
+
+
+def connections_and_rate(parallel: int, jobs: int, max_rate: int) -> Tuple[int, int]:
+    """(connections, bytes/s cap of each; 0 = none) for one file. A cap below the number of
+    connections opens fewer of them, so that no share rounds down to 0 (no cap in libcurl)."""
+    connections = max(1, min(parallel, jobs))
+    if not max_rate:
+        return connections, 0
+    connections = min(connections, max_rate)
+    return connections, max_rate // connections
 
 
 class Outcome(enum.Enum):
@@ -148,10 +158,9 @@ class Engine:
         queue: Deque[Job] = deque(Job(p) for p in parts)
         if not queue:
             return
-        parallel = max(1, min(s.parallel, len(queue)))
+        parallel, rate = connections_and_rate(s.parallel, len(queue), s.max_rate)
         multi = pycurl.CurlMulti()
         idle = [self._handle() for _ in range(parallel)]
-        rate = s.max_rate // parallel if s.max_rate else 0
         for c in idle:
             if rate:
                 c.setopt(pycurl.MAX_SEND_SPEED_LARGE, rate)
