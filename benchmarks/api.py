@@ -28,6 +28,16 @@ class ApiError(RuntimeError):
     pass
 
 
+def confirmation(path: Path, part_size: int) -> dict:
+    """The part MD5s and the SHA-256 an upload of `path` is confirmed with (PROTOCOL.md § 1)."""
+    parts_md5, whole = [], hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(part_size), b""):
+            parts_md5.append(hashlib.md5(block, usedforsecurity=False).hexdigest())
+            whole.update(block)
+    return {"parts_md5": parts_md5 or [hashlib.md5(b"").hexdigest()], "sha256": whole.hexdigest()}
+
+
 @dataclass
 class Upload:
     upload_id: str
@@ -121,9 +131,10 @@ class ServiceApi:
         url = f"{self.upload_api}/uploads/{up.upload_id}/parts/{part_no}/signed_urls"
         return self._call("POST", url).json()["url"]
 
-    def complete(self, up: Upload) -> None:
+    def complete(self, up: Upload, path: Path) -> None:
+        """Confirm with the checksums of `path`, the file the parts were cut from."""
         self._call("PATCH", f"{self.upload_api}/uploads/{up.upload_id}", ok=(200, 204),
-                   json={"status": "uploaded"})
+                   json={"status": "uploaded", **confirmation(path, up.part_size)})
 
     def latest_upload_status(self, file_id: str) -> str:
         meta = self._call("GET", f"{self.upload_api}/files/{file_id}").json()
@@ -171,7 +182,7 @@ class ServiceApi:
         up = self.begin_upload(file_id)
         for n, off in enumerate(range(0, size, up.part_size), start=1):
             put_range(self.part_url(up, n), path, off, min(up.part_size, size - off))
-        self.complete(up)
+        self.complete(up, path)
         if not self.wait_accepted(file_id, sha256, acceptance_deadline(size)):
             raise ApiError(f"seeded {file_id} was not accepted")
 
@@ -224,7 +235,7 @@ class DirectApi(ServiceApi):
             Params={"Bucket": self.s3["buckets"]["inbox"], "Key": up.file_id,
                     "UploadId": up.upload_id, "PartNumber": part_no})
 
-    def complete(self, up):
+    def complete(self, up, path):
         bucket = self.s3["buckets"]["inbox"]
         parts = self.client.list_parts(Bucket=bucket, Key=up.file_id, UploadId=up.upload_id,
                                        MaxParts=1000)["Parts"]

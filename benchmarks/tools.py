@@ -172,7 +172,7 @@ class Curl(Tool):
             for n_part, part in enumerate(parts[1], start=1):
                 lines += [f'url = "{ctx.api.part_url(up, n_part)}"', f'upload-file = "{part}"',
                           'header = "Expect:"', "fail", "next"]
-            ctx.post = lambda: ctx.api.complete(up)
+            ctx.post = lambda: ctx.api.complete(up, ctx.src)
         if lines[-1] == "next":
             lines.pop()
         cfg = ctx.work / "curl.cfg"

@@ -79,7 +79,7 @@ def upload_by_id(api_url: str, file_id: str, file_path: str, *,
         bytes_transferred=int(run.get("bytes_transferred", 0)),
         bytes_resumed=int(run.get("bytes_resumed", size)),
         seconds=time.monotonic() - start,
-        status=confirmed.get("status", "uploaded") if run else "complete",
+        status=confirmed.get("status", "uploaded") if run else confirmed.get("status", "complete"),
         transfer_seconds=float(run.get("seconds", 0.0)), upload_id=confirmed.get("upload_id"))
 
 

@@ -22,8 +22,8 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from . import __version__
-from .errors import (ApiRefused, ConfigError, GhgaError, NotAllowed, TransientError, UsageError,
-                     WaitTimeout)
+from .errors import (ApiRefused, ConfigError, GhgaError, LockedError, NotAllowed, PartsNotStored,
+                     TransientError, UsageError, WaitTimeout)
 from .settings import Settings
 
 log = logging.getLogger("ghga_tasks")
@@ -315,6 +315,8 @@ class ApiClient:
         message = f"{what}: HTTP {resp.status_code}" + (f": {detail}" if detail else "")
         if resp.status_code in (401, 403):
             return NotAllowed(message)
+        if resp.status_code == 409 and exc_id == "uploadInProgress":
+            return LockedError(f"{what}: another client is uploading this file ({description})")
         return ApiRefused(message, status=resp.status_code, exception_id=exc_id, data=data)
 
     def json(self, resp: requests.Response, what: str) -> Any:
@@ -541,9 +543,10 @@ class UploadClient(ApiClient):
         meta = self.json_object(resp, f"file {file_id!r}", ("file_id", "size"))
         return file_metadata(meta, AnswerCheck(f"file {file_id!r}", self.base))
 
-    def create_upload(self, file_id: str) -> Tuple[dict, bool]:
+    def create_upload(self, file_id: str, writer: Optional[str] = None) -> Tuple[dict, bool]:
         """Start an attempt; (attempt, adopted) where adopted means it already existed."""
-        resp = self.request("POST", "/uploads", {"file_id": file_id})
+        body = {"file_id": file_id, **({"writer": writer} if writer else {})}
+        resp = self.request("POST", "/uploads", body)
         if resp.status_code == 200:
             return _check_attempt(self.json_object(resp, "new upload", ATTEMPT_KEYS),
                                   self.base), False
@@ -561,17 +564,24 @@ class UploadClient(ApiClient):
         return _check_attempt(self.json_object(resp, f"upload {upload_id!r}", ATTEMPT_KEYS),
                               self.base)
 
-    def part_url(self, upload_id: str, part_no: int) -> str:
-        resp = self.request("POST", f"/uploads/{_segment(upload_id)}/parts/{part_no}/signed_urls")
+    def part_url(self, upload_id: str, part_no: int, writer: Optional[str] = None) -> str:
+        resp = self.request("POST", f"/uploads/{_segment(upload_id)}/parts/{part_no}/signed_urls",
+                            {"writer": writer} if writer else None)
         if resp.status_code != 200:
             raise self.fail(resp, f"URL for part {part_no}")
         answer = self.json_object(resp, f"URL for part {part_no}", ("url",))
         return signed_url(answer, AnswerCheck(f"URL for part {part_no}", self.base))
 
-    def set_status(self, upload_id: str, status: str) -> Optional[str]:
-        """PATCH the status; None on 204, else the current status from uploadNotPending."""
+    def confirm(self, upload_id: str, parts_md5: List[str], sha256: str,
+                writer: Optional[str] = None) -> Optional[str]:
+        """PATCH the attempt to uploaded with the verified checksums (PROTOCOL.md § 1).
+
+        None on 204, else the current status from uploadNotPending; partsNotStored raises
+        PartsNotStored naming the parts to send again."""
+        body = {"status": "uploaded", "parts_md5": parts_md5, "sha256": sha256,
+                **({"writer": writer} if writer else {})}
         # completing 10,000 parts takes the server a while: wait longer for this answer
-        resp = self.request("PATCH", f"/uploads/{_segment(upload_id)}", {"status": status},
+        resp = self.request("PATCH", f"/uploads/{_segment(upload_id)}", body,
                             read_timeout=max(self.settings.timeout, 600.0))
         if resp.status_code in (200, 204):
             return None
@@ -580,7 +590,11 @@ class UploadClient(ApiClient):
             current = data.get("current_upload_status")
             if current:
                 return str(current)
-        raise self.fail(resp, f"setting upload {upload_id!r} to {status}")
+        if resp.status_code == 400 and exc_id == "partsNotStored":
+            numbers = data.get("parts")
+            if isinstance(numbers, list) and all(isinstance(n, int) for n in numbers):
+                raise PartsNotStored(upload_id, numbers)
+        raise self.fail(resp, f"confirming upload {upload_id!r}")
 
 
 class DrsClient(ApiClient):

@@ -79,6 +79,16 @@ class LockedError(TransientError):
     """Another process is transferring the same file."""
 
 
+class PartsNotStored(TransientError):
+    """The server does not hold the confirmed bytes of these parts: send them again."""
+
+    def __init__(self, upload_id: str, parts: list):
+        shown = ", ".join(map(str, parts[:10])) + (", ..." if len(parts) > 10 else "")
+        super().__init__(f"the server does not hold {len(parts)} part(s) of upload {upload_id} "
+                         f"as they were sent (part {shown}); run again to send them")
+        self.parts = list(parts)
+
+
 class WaitTimeout(TransientError):
     """Staging or acceptance took longer than the user's --max-wait."""
 
@@ -101,7 +111,7 @@ class Interrupted(GhgaError):
 
 _BY_NAME = {cls.__name__: cls for cls in (
     GhgaError, UsageError, IntegrityError, InputError, ApiRefused, OutputError,
-    TransientError, LockedError, WaitTimeout, NotAllowed, ConfigError, Interrupted)}
+    TransientError, LockedError, PartsNotStored, WaitTimeout, NotAllowed, ConfigError, Interrupted)}
 
 
 def error_to_dict(exc: BaseException) -> dict:

@@ -6,6 +6,7 @@ Nothing here ever holds a pre-signed URL.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -56,8 +57,7 @@ def write_json(path: Path, data: dict, sync: bool = True) -> None:
             tmp.unlink()
         except OSError:
             pass
-        what = "disk full" if is_disk_full(exc) else (exc.strerror or str(exc))
-        raise OutputError(f"cannot write state file {path}: {what}") from None
+        raise state_error(path, exc) from None
     if sync:
         fsync_dir(str(path.parent))
 
@@ -71,6 +71,18 @@ def read_json(path: Path) -> Optional[dict]:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def writer_id(directory: Path) -> str:
+    """This transfer dir's identity towards the Upload API (PROTOCOL.md § 1, `writer`):
+    random, made once, so a resumed run is the same writer and another state dir is not."""
+    path = directory / "writer.json"
+    known = (read_json(path) or {}).get("writer")
+    if isinstance(known, str) and known:
+        return known
+    writer = os.urandom(16).hex()
+    write_json(path, {"writer": writer})
+    return writer
 
 
 def remove(path: Path) -> None:
@@ -130,8 +142,7 @@ class Ledger:
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
         except OSError as exc:
-            what = "disk full" if is_disk_full(exc) else (exc.strerror or str(exc))
-            raise OutputError(f"cannot write ledger {self.path}: {what}") from None
+            raise state_error(self.path, exc, "ledger") from None
 
     def replace(self, items: Iterable[dict]) -> None:
         """Start over with these entries (atomically)."""
@@ -152,16 +163,15 @@ class Ledger:
         if not items:
             return
         with self._lock:
-            if self._fh is None:
-                self._fh = open(self.path, "a", encoding="utf-8")
             try:
+                if self._fh is None:
+                    self._fh = open(self.path, "a", encoding="utf-8")
                 self._fh.write("".join(json.dumps(i, sort_keys=True) + "\n" for i in items))
                 self._fh.flush()
                 if sync:
                     os.fsync(self._fh.fileno())
             except OSError as exc:
-                what = "disk full" if is_disk_full(exc) else (exc.strerror or str(exc))
-                raise OutputError(f"cannot write ledger {self.path}: {what}") from None
+                raise state_error(self.path, exc, "ledger") from None
             self._entries.extend(items)
 
     def __len__(self) -> int:
@@ -198,7 +208,10 @@ class TransferLock:
 
     def __enter__(self) -> "TransferLock":
         ensure_dir(self.path.parent)
-        fh = open(self.path, "a+")
+        try:
+            fh = open(self.path, "a+")
+        except OSError as exc:
+            raise state_error(self.path, exc) from None
         try:
             lock_fd(fh.fileno(), self.what)
         except LockedError:
@@ -208,10 +221,20 @@ class TransferLock:
             raise LockedError(
                 f"another ghga-cli process (pid {holder}) is transferring {self.what}; "
                 "wait for it to finish or stop it, then run again") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
+        except BaseException:
+            fh.close()
+            raise
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+        except OSError as exc:
+            try:
+                fh.close()  # flushes the same write again: it may fail the same way
+            except OSError:
+                pass
+            raise state_error(self.path, exc) from None
         self._fh = fh
         return self
 
@@ -221,13 +244,28 @@ class TransferLock:
             self._fh = None
 
 
+HELD = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, getattr(errno, "EDEADLOCK", errno.EDEADLK)}
+
+
 def lock_fd(fd: int, what: str) -> None:
-    """Exclusive, non-blocking lock on an open file; released when the fd is closed."""
+    """Exclusive, non-blocking lock on an open file; released when the fd is closed.
+
+    LockedError only when another process holds it; a file system that cannot lock
+    (NFS or Lustre mounted without locks) is an OutputError, not worth retrying."""
     try:
         _lock(fd)
-    except OSError:
-        raise LockedError(f"another ghga-cli process is transferring {what}; "
-                          "wait for it to finish or stop it, then run again") from None
+    except OSError as exc:
+        if exc.errno in HELD:
+            raise LockedError(f"another ghga-cli process is transferring {what}; "
+                              "wait for it to finish or stop it, then run again") from None
+        raise OutputError(f"cannot lock {what}: {exc.strerror or exc} (the file system does "
+                          "not support locks; use a state dir and output dir on one that "
+                          "does)") from None
+
+
+def state_error(path: Path, exc: OSError, kind: str = "state file") -> OutputError:
+    what = "disk full" if is_disk_full(exc) else (exc.strerror or str(exc))
+    return OutputError(f"cannot write {kind} {path}: {what}")
 
 
 if sys.platform == "win32":  # pragma: no cover

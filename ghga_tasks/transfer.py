@@ -353,7 +353,7 @@ class UploadStrategy(Strategy):
         if re.fullmatch(r"[0-9a-f]{32}", etag) and etag != md5:
             job.problem = f"ETag {etag} does not match the MD5 {md5} of the bytes sent"
             return Outcome.RETRY
-        job.etag = etag or md5
+        job.etag = md5  # verified against S3's ETag where that is an MD5
         return Outcome.OK
 
     def done(self, job: Job) -> None:

@@ -69,6 +69,9 @@ def _check_prefix(ctx, param, value: str) -> str:
               show_default=True, help="MaxParts of each ListParts page at completion.")
 @click.option("--error-rate", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of Upload/DRS API requests answered 503 or 429.")
+@click.option("--writer-lease", type=click.FloatRange(0), default=600.0, show_default=True,
+              metavar="SECONDS",
+              help="How long an upload's writer holds it after its last part URL request.")
 @click.option("--multipart-copy-threshold", type=click.IntRange(1), default=5 * 1024 ** 3,
               show_default=True, metavar="BYTES",
               help="Objects larger than this are copied part by part (UploadPartCopy).")
@@ -82,7 +85,7 @@ def _check_prefix(ctx, param, value: str) -> str:
 @click.pass_context
 def serve(ctx: click.Context, host, port, data_dir, s3_endpoint, s3_access_key, s3_secret_key,
           s3_region, bucket_prefix, registrations, retry_after, staging_delay, url_lifetime,
-          outbox_lifetime, list_parts_page_size, error_rate, multipart_copy_threshold,
+          outbox_lifetime, list_parts_page_size, error_rate, writer_lease, multipart_copy_threshold,
           auth_token, weed_path, log_level, accept_delay):
     """Run the reference Upload Controller and DRS3 services on one port.
 
@@ -116,7 +119,8 @@ def serve(ctx: click.Context, host, port, data_dir, s3_endpoint, s3_access_key, 
         auth_token=auth_token, registrations=regs, weed=weed_path, accept_delay=accept_delay,
         knobs=Knobs(retry_after=retry_after, staging_delay=staging_delay,
                     url_lifetime=url_lifetime, outbox_lifetime=outbox_lifetime,
-                    list_parts_page_size=list_parts_page_size, error_rate=error_rate))
+                    list_parts_page_size=list_parts_page_size, error_rate=error_rate,
+                    writer_lease=writer_lease))
 
     announce_to = sys.stdout
     sys.stdout = sys.stderr  # stdout carries only the JSON line

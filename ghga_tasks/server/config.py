@@ -58,6 +58,7 @@ class Knobs:
     outbox_lifetime: Optional[float] = None
     list_parts_page_size: int = 1000
     error_rate: float = 0.0
+    writer_lease: float = 600.0
 
     def as_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)

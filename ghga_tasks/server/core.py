@@ -175,7 +175,7 @@ def file_metadata(row: FileRow) -> Dict[str, Any]:
 
 def upload_attempt(row: UploadRow) -> Dict[str, Any]:
     return {"upload_id": row.upload_id, "file_id": row.file_id, "part_size": row.part_size,
-            "status": row.status}
+            "status": row.status, "sha256": row.sha256}
 
 
 def rfc3339(ts: float) -> str:

@@ -33,7 +33,10 @@ CREATE TABLE IF NOT EXISTS uploads (
     inbox_key TEXT NOT NULL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    reason TEXT
+    reason TEXT,
+    sha256 TEXT,                 -- what the client confirmed the attempt with
+    writer TEXT,                 -- the client that holds the attempt (opaque id)
+    writer_seen REAL             -- when that client last asked for a part URL
 );
 CREATE INDEX IF NOT EXISTS uploads_by_file ON uploads (file_id);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -68,6 +71,9 @@ class UploadRow:
     created_at: float
     updated_at: float
     reason: Optional[str]
+    sha256: Optional[str] = None
+    writer: Optional[str] = None
+    writer_seen: Optional[float] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +94,14 @@ class Database:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.executescript(SCHEMA)
+            self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Data dirs of earlier versions: add the upload columns they lack."""
+        have = {r[1] for r in self._conn.execute("PRAGMA table_info(uploads)")}
+        for column, kind in (("sha256", "TEXT"), ("writer", "TEXT"), ("writer_seen", "REAL")):
+            if column not in have:
+                self._conn.execute(f"ALTER TABLE uploads ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -136,7 +150,7 @@ class Database:
     def add_upload(self, row: UploadRow) -> None:
         """Insert an attempt and make it the file's latest."""
         with self._tx() as c:
-            c.execute("INSERT INTO uploads VALUES (?,?,?,?,?,?,?,?)", dataclasses.astuple(row))
+            c.execute("INSERT INTO uploads VALUES (?,?,?,?,?,?,?,?,?,?,?)", dataclasses.astuple(row))
             c.execute("UPDATE files SET latest_upload_id = ? WHERE file_id = ?",
                       (row.upload_id, row.file_id))
 
@@ -166,6 +180,28 @@ class Database:
             cur = c.execute(f"UPDATE uploads SET status = ?, updated_at = ?, reason = ? "
                             f"WHERE upload_id = ? AND status IN ({marks})",
                             (status, now, reason, upload_id, *expect))
+            return cur.rowcount == 1
+
+    def claim(self, upload_id: str, writer: str, now: float, lease: float) -> Optional[UploadRow]:
+        """Make `writer` the attempt's writer unless another one was active within `lease`
+        seconds; returns None on success, else the row of the attempt as held by the other."""
+        with self._tx() as c:
+            rows = c.execute("SELECT * FROM uploads WHERE upload_id = ?", (upload_id,)).fetchall()
+            if not rows:
+                return None
+            row = UploadRow(*rows[0])
+            if row.writer not in (None, writer) and now - (row.writer_seen or 0) < lease:
+                return row
+            c.execute("UPDATE uploads SET writer = ?, writer_seen = ? WHERE upload_id = ?",
+                      (writer, now, upload_id))
+            return None
+
+    def set_confirmed(self, upload_id: str, sha256: str, now: float) -> bool:
+        """pending -> uploaded, recording the SHA-256 the client confirmed with."""
+        with self._tx() as c:
+            cur = c.execute("UPDATE uploads SET status = 'uploaded', updated_at = ?, sha256 = ?"
+                            " WHERE upload_id = ? AND status = 'pending'",
+                            (now, sha256, upload_id))
             return cur.rowcount == 1
 
     def accept(self, upload_id: str, checksum: str, now: float) -> bool:

@@ -173,6 +173,11 @@ class Storage:
                 return None
             raise
 
+    def etag(self, bucket: str, key: str) -> str:
+        """The object's ETag without quotes, lower case ("" when the store gives none)."""
+        return self.api.head_object(Bucket=self.bucket(bucket), Key=key).get(
+            "ETag", "").strip('"').lower()
+
     def presign_get(self, bucket: str, key: str, lifetime: int) -> str:
         return self.api.generate_presigned_url(
             "get_object", ExpiresIn=lifetime, HttpMethod="GET",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import List, Literal, Optional
 
 from fastapi import APIRouter, Path, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from . import uploads
 from .core import Core, file_metadata, upload_attempt
@@ -16,10 +16,18 @@ router = APIRouter()
 
 class NewUpload(BaseModel):
     file_id: str
+    writer: Optional[str] = Field(None, min_length=1, max_length=200)
+
+
+class PartUrlRequest(BaseModel):
+    writer: Optional[str] = Field(None, min_length=1, max_length=200)
 
 
 class StatusChange(BaseModel):
     status: Literal["uploaded", "cancelled"]
+    parts_md5: Optional[List[str]] = None
+    sha256: Optional[str] = None
+    writer: Optional[str] = Field(None, min_length=1, max_length=200)
 
 
 def _core(request: Request) -> Core:
@@ -41,7 +49,7 @@ def get_file(file_id: str, request: Request) -> dict:
 
 @router.post("/uploads")
 def create_upload(body: NewUpload, request: Request) -> dict:
-    return upload_attempt(uploads.start(_core(request), body.file_id))
+    return upload_attempt(uploads.start(_core(request), body.file_id, body.writer))
 
 
 @router.get("/uploads/{upload_id}")
@@ -50,16 +58,17 @@ def get_upload(upload_id: str, request: Request) -> dict:
 
 
 @router.post("/uploads/{upload_id}/parts/{part_no}/signed_urls")
-def sign_part(upload_id: str, request: Request,
-              part_no: int = Path(..., ge=1, le=10_000)) -> dict:
-    return {"url": uploads.sign_part(_core(request), upload_id, part_no)}
+def sign_part(upload_id: str, request: Request, part_no: int = Path(..., ge=1, le=10_000),
+              body: Optional[PartUrlRequest] = None) -> dict:
+    writer = body.writer if body is not None else None
+    return {"url": uploads.sign_part(_core(request), upload_id, part_no, writer)}
 
 
 @router.patch("/uploads/{upload_id}", status_code=204, response_class=Response)
 def change_status(upload_id: str, body: StatusChange, request: Request) -> Response:
     core = _core(request)
     if body.status == "uploaded":
-        uploads.complete(core, upload_id)
+        uploads.complete(core, upload_id, body.parts_md5, body.sha256, body.writer)
     else:
         uploads.cancel(core, upload_id)
     return Response(status_code=204)

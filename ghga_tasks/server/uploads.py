@@ -7,10 +7,13 @@ pending --PATCH cancelled--> cancelled (S3 upload aborted)
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
+import re
 import time
 import uuid
-from typing import Dict, List, Optional
+from typing import List, Optional, Tuple
 
 from .config import part_count, part_size_for
 from .core import Core, upload_attempt
@@ -22,6 +25,9 @@ from .worker import retrying
 
 log = logging.getLogger("ghga_tasks.server.uploads")
 
+MD5_HEX = re.compile(r"[0-9a-f]{32}")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
 
 def get_attempt(core: Core, upload_id: str) -> UploadRow:
     row = core.db.get_upload(upload_id)
@@ -30,7 +36,7 @@ def get_attempt(core: Core, upload_id: str) -> UploadRow:
     return row
 
 
-def start(core: Core, file_id: str) -> UploadRow:
+def start(core: Core, file_id: str, writer: Optional[str] = None) -> UploadRow:
     """Start an attempt: one S3 multipart upload in the inbox."""
     with core.file_lock(file_id):
         meta = core.db.get_file(file_id)
@@ -46,7 +52,7 @@ def start(core: Core, file_id: str) -> UploadRow:
         upload_id = core.storage.create_upload(key)
         now = time.time()
         row = UploadRow(upload_id, file_id, part_size_for(meta.size), "pending", key, now, now,
-                        None)
+                        None, writer=writer, writer_seen=now if writer else None)
         try:
             core.db.add_upload(row)
         except BaseException:
@@ -56,43 +62,81 @@ def start(core: Core, file_id: str) -> UploadRow:
     return row
 
 
-def sign_part(core: Core, upload_id: str, part_no: int) -> str:
+def claim(core: Core, row: UploadRow, writer: Optional[str]) -> None:
+    """Refuse a second client while the attempt's writer is active (PROTOCOL.md § 1)."""
+    if writer is None:
+        return
+    lease = core.knobs.get().writer_lease
+    now = time.time()
+    holder = core.db.claim(row.upload_id, writer, now, lease)
+    if holder is not None:
+        idle = now - (holder.writer_seen or now)
+        wait = max(1, math.ceil(lease - idle))
+        raise ApiError(409, "uploadInProgress",
+                       f"Another client is writing upload attempt {row.upload_id!r} (it last "
+                       f"asked for a part URL {idle:.0f} s ago); it can be taken over after "
+                       f"{wait} s without activity.",
+                       {"upload_id": row.upload_id, "retry_after": wait})
+
+
+def sign_part(core: Core, upload_id: str, part_no: int, writer: Optional[str] = None) -> str:
     row = get_attempt(core, upload_id)
     if row.status != "pending":
         raise upload_not_pending(upload_id, row.status)
+    claim(core, row, writer)
     return core.storage.presign_part(row.inbox_key, upload_id, part_no,
                                      core.knobs.get().url_lifetime)
 
 
-def latest_versions(parts: List[StoredPart], size: int, part_size: int) -> List[StoredPart]:
-    """One entry per part number, sorted.
+def check_confirmation(parts_md5: Optional[List[str]], sha256: Optional[str], count: int,
+                       upload_id: str) -> None:
+    """The confirmation names one MD5 per part and the file's SHA-256, as lower-case hex."""
+    problems = []
+    if parts_md5 is None:
+        problems.append("parts_md5 is missing")
+    elif len(parts_md5) != count:
+        problems.append(f"parts_md5 has {len(parts_md5)} entries for {count} parts")
+    elif not all(isinstance(m, str) and MD5_HEX.fullmatch(m) for m in parts_md5):
+        problems.append("parts_md5 entries must be 32 lower-case hex digits")
+    if not isinstance(sha256, str) or not SHA256_HEX.fullmatch(sha256):
+        problems.append("sha256 must be 64 lower-case hex digits")
+    if problems:
+        raise ApiError(422, "invalidConfirmation",
+                       f"Cannot confirm upload attempt {upload_id!r}: {'; '.join(problems)}.",
+                       {"upload_id": upload_id})
 
-    SeaweedFS lists every upload of a part number, not just the last one. Take the newest
-    (LastModified has 1 s resolution: on a tie prefer the expected size, then any).
+
+def select_parts(parts: List[StoredPart], parts_md5: List[str]) -> Tuple[List[StoredPart],
+                                                                         List[int]]:
+    """For each part number, the stored version whose ETag is the MD5 the client verified.
+
+    An S3 store may keep every upload of a part number (SeaweedFS does); completion must use
+    exactly the bytes the client checked. Returns (chosen parts, numbers with no such version).
+    Part numbers beyond the file's are left out of the completion.
     """
-    count = part_count(size, part_size)
-    best: Dict[int, StoredPart] = {}
-    for p in parts:
-        want = part_size if p.number < count else size - (count - 1) * part_size
-        old = best.get(p.number)
-        if old is None or (p.modified, p.size == want) > (old.modified, old.size == want):
-            best[p.number] = p
-    if len(best) < len(parts):
-        log.info("ListParts returned %d entries for %d part numbers", len(parts), len(best))
-    return [best[n] for n in sorted(best)]
+    by_etag = {(p.number, p.etag.strip('"').lower()): p for p in parts}
+    chosen, unmatched = [], []
+    for number, md5 in enumerate(parts_md5, start=1):
+        part = by_etag.get((number, md5))
+        if part is None:
+            unmatched.append(number)
+        else:
+            chosen.append(part)
+    if len({p.number for p in parts}) < len(parts):
+        log.info("ListParts returned %d entries for %d part numbers", len(parts),
+                 len({p.number for p in parts}))
+    return chosen, unmatched
+
+
+def composite_etag(parts_md5: List[str]) -> str:
+    """The ETag S3 gives a completed multipart object: MD5 of the parts' MD5s, "-N"."""
+    joined = b"".join(bytes.fromhex(m) for m in parts_md5)
+    return f"{hashlib.md5(joined, usedforsecurity=False).hexdigest()}-{len(parts_md5)}"
 
 
 def check_parts(parts: List[StoredPart], size: int, part_size: int) -> Optional[str]:
-    """Why the stored parts do not make up the registered file, or None when they do."""
+    """Why the chosen parts do not make up the registered file, or None when they do."""
     count = part_count(size, part_size)
-    numbers = {p.number for p in parts}
-    missing = [n for n in range(1, count + 1) if n not in numbers]
-    if missing:
-        shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
-        return f"{len(missing)} of {count} parts missing (part {shown})"
-    extra = sorted(n for n in numbers if n > count)
-    if extra:
-        return f"unexpected part {extra[0]}: the file has {count} parts"
     for p in parts:
         want = part_size if p.number < count else size - (count - 1) * part_size
         if p.size != want:
@@ -103,41 +147,63 @@ def check_parts(parts: List[StoredPart], size: int, part_size: int) -> Optional[
     return None
 
 
-def complete(core: Core, upload_id: str) -> None:
-    """PATCH status uploaded: check the parts, complete the S3 upload, queue acceptance."""
+def complete(core: Core, upload_id: str, parts_md5: Optional[List[str]],
+             sha256: Optional[str], writer: Optional[str] = None) -> None:
+    """PATCH status uploaded: choose the verified parts, complete the S3 upload, check the
+    object's ETag, queue acceptance."""
     file_id = get_attempt(core, upload_id).file_id
     with core.file_lock(file_id):
         row = get_attempt(core, upload_id)
         if row.status != "pending":
             raise upload_not_pending(upload_id, row.status)
         meta = core.db.get_file(file_id)
+        check_confirmation(parts_md5, sha256, part_count(meta.size, row.part_size), upload_id)
+        claim(core, row, writer)
         page = core.knobs.get().list_parts_page_size
         try:
-            parts = core.storage.list_parts(row.inbox_key, upload_id, page)
+            stored = core.storage.list_parts(row.inbox_key, upload_id, page)
         except Exception as exc:  # noqa: BLE001 - only a vanished upload is handled here
             if not is_missing(exc):
                 raise
             # Completed just before a crash? Then the object is there.
             if core.storage.head("inbox", row.inbox_key) == meta.size:
-                _mark_uploaded(core, row)
+                _check_object(core, row, parts_md5)
+                _mark_uploaded(core, row, sha256)
                 return
             _fail(core, row, "the S3 multipart upload no longer exists")
-        parts = latest_versions(parts, meta.size, row.part_size)
-        reason = check_parts(parts, meta.size, row.part_size)
+        chosen, unmatched = select_parts(stored, parts_md5)
+        if unmatched:  # the attempt stays pending: the client sends these parts again
+            shown = ", ".join(map(str, unmatched[:10])) + (", ..." if len(unmatched) > 10 else "")
+            raise ApiError(400, "partsNotStored",
+                           f"{len(unmatched)} of {len(parts_md5)} parts are not stored with "
+                           f"the MD5 the client sent (part {shown}); upload them again.",
+                           {"upload_id": upload_id, "parts": unmatched})
+        reason = check_parts(chosen, meta.size, row.part_size)
         if reason:
             _fail(core, row, reason)
         try:
-            core.storage.complete(row.inbox_key, upload_id, parts)
+            core.storage.complete(row.inbox_key, upload_id, chosen)
         except Exception as exc:  # noqa: BLE001
             code = error_code(exc)
             if code in ("InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload"):
                 _fail(core, row, f"S3 refused to complete the upload ({code})")
             raise
-        _mark_uploaded(core, row)
+        _check_object(core, row, parts_md5)
+        _mark_uploaded(core, row, sha256)
 
 
-def _mark_uploaded(core: Core, row: UploadRow) -> None:
-    core.db.set_status(row.upload_id, "uploaded", time.time(), expect=("pending",))
+def _check_object(core: Core, row: UploadRow, parts_md5: List[str]) -> None:
+    """The completed object must be made of the confirmed parts (its ETag says so)."""
+    got = core.storage.etag("inbox", row.inbox_key)
+    want = composite_etag(parts_md5)
+    if got and got != want:
+        core.storage.delete("inbox", row.inbox_key)
+        _fail(core, row, f"the completed object has ETag {got}, expected {want} from the "
+                         "confirmed parts")
+
+
+def _mark_uploaded(core: Core, row: UploadRow, sha256: str) -> None:
+    core.db.set_confirmed(row.upload_id, sha256, time.time())
     log.info("upload %s of %s completed", row.upload_id, row.file_id)
     submit_acceptance(core, row.upload_id)
 
@@ -191,9 +257,14 @@ def accept(core: Core, upload_id: str) -> None:
                            reason="the uploaded object is missing from the inbox")
         log.error("upload %s of %s: object missing from the inbox", upload_id, row.file_id)
         return
-    if size != meta.size or (meta.sha256 and checksum != meta.sha256):
-        reason = (f"size {size} differs from the registered {meta.size}" if size != meta.size
-                  else f"SHA-256 {checksum} differs from the registered {meta.sha256}")
+    reason = None
+    if size != meta.size:
+        reason = f"size {size} differs from the registered {meta.size}"
+    elif row.sha256 and checksum != row.sha256:
+        reason = f"SHA-256 {checksum} differs from the {row.sha256} the client confirmed"
+    elif meta.sha256 and checksum != meta.sha256:
+        reason = f"SHA-256 {checksum} differs from the registered {meta.sha256}"
+    if reason:
         core.db.set_status(upload_id, "rejected", time.time(), expect=("uploaded",),
                            reason=reason)
         storage.delete("inbox", row.inbox_key)

@@ -79,7 +79,10 @@ class GhgaTask(luigi.Task):
         facts.setdefault("finished", time.time())
         state.write_json(self.dir / RUN_FILE, facts, sync=sync)
 
+    failure: Optional[BaseException] = None  # what run() raised in this process, if anything
+
     def on_failure(self, exception: BaseException) -> str:
+        self.failure = exception
         details = error_to_dict(exception)
         try:
             state.write_json(state.ensure_dir(self.dir) / FAILURE_FILE, details)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import shutil
@@ -39,8 +40,29 @@ def check_file_id(file_id: str) -> str:
     return file_id
 
 
+NAME_MAX = 255  # bytes of one file name on every file system we run on
+
+
+def side_path(directory: str, file_id: str, suffix: str) -> Path:
+    """`.ID.SUFFIX` in `directory`: a hidden file beside the output. A name that would not
+    fit NAME_MAX keeps the start of the id and adds a hash of the whole id."""
+    name = f".{file_id}.{suffix}"
+    if len(name.encode()) > NAME_MAX:
+        digest = hashlib.sha256(file_id.encode()).hexdigest()[:16]
+        room = NAME_MAX - len(f"..~{digest}.{suffix}")
+        start = file_id.encode()[:room].decode(errors="ignore")
+        name = f".{start}~{digest}.{suffix}"
+    return Path(directory) / name
+
+
 def partial_path(directory: str, file_id: str) -> Path:
-    return Path(directory) / f".{file_id}.ghga-part"
+    return side_path(directory, file_id, "ghga-part")
+
+
+def object_facts(obj: dict) -> dict:
+    """What PollOutbox keeps of a DRS object: never its access URL."""
+    return {k: obj.get(k) for k in ("id", "size", "checksums", "name", "created_time",
+                                    "self_uri")}
 
 
 class DownloadTask(GhgaTask):
@@ -64,8 +86,7 @@ class PollOutbox(DownloadTask):
                 self.file_id, on_wait=lambda s: self.report(0, 0, f"staging, next ask in {s:.0f} s"))
         finally:
             client.close()
-        self.output().write({k: obj.get(k) for k in ("id", "size", "checksums", "name",
-                                                     "created_time", "self_uri")})
+        self.output().write(object_facts(obj))
 
 
 class FetchFile(DownloadTask):
@@ -106,7 +127,7 @@ class FetchFile(DownloadTask):
 
     def _fetch(self) -> None:
         elapsed = stopwatch()
-        obj = self.input().read() or {}
+        obj, url = self._current_object()
         size = int(obj["size"])
         kind, expected = expected_checksum(obj)
         out_dir = Path(self.output_dir)
@@ -136,7 +157,7 @@ class FetchFile(DownloadTask):
         hasher.advance(planning.contiguous_prefix(done))
         ok = False
         try:
-            moved = self._download(fd, part, size, done, ledger, hasher, resumed)
+            moved = self._download(fd, part, size, done, ledger, hasher, resumed, url)
             digests = hasher.finish(size)
             ok = True
         finally:
@@ -146,10 +167,11 @@ class FetchFile(DownloadTask):
             os.close(fd)
         actual = os.stat(part).st_size
         if actual != size or (expected and digests[kind] != expected):
-            bad = part.with_name(f".{self.file_id}.ghga-corrupt")
+            bad = side_path(str(part.parent), self.file_id, "ghga-corrupt")
             os.replace(part, bad)
             state.remove(self.dir / "ranges.jsonl")
             state.remove(self.dir / "partial.json")
+            state.remove(self.dir / "object.json")  # asked again next run
             what = (f"size {actual} != {size}" if actual != size
                     else f"{kind} {digests[kind]} != expected {expected}")
             raise IntegrityError(f"downloaded {self.file_id!r} does not verify ({what}); "
@@ -161,6 +183,27 @@ class FetchFile(DownloadTask):
         # ranges.jsonl and partial.json stay: unlinking the ledger, whose lines are not yet
         # on disk, waits for the journal to write the whole file out (1-3 s for 4 GiB on
         # ext4). They are harmless: their partial file is gone, so a later run starts over.
+
+    def _current_object(self) -> Tuple[dict, str]:
+        """The object's facts as DRS gives them now, and an access URL.
+
+        PollOutbox's facts may be stale (the same id may hold new content): facts the server
+        contradicts are replaced, and the ledger, keyed by them, starts over."""
+        cached = self.input().read() or {}
+        client = self.client()
+        try:
+            fresh = client.wait_for_object(
+                self.file_id,
+                on_wait=lambda s: self.report(0, 0, f"staging, next ask in {s:.0f} s"))
+        finally:
+            client.close()
+        facts = object_facts(fresh)
+        if (facts["size"], expected_checksum(facts)) != (cached.get("size"),
+                                                         expected_checksum(cached)):
+            log.warning("object %r changed on the server since it was first asked for; "
+                        "downloading it anew", self.file_id)
+            self.input().write(facts)
+        return facts, access_url(fresh)
 
     def _partial(self) -> Path:
         """Where the partial bytes go: where an earlier run left them (workflow engines may
@@ -198,6 +241,7 @@ class FetchFile(DownloadTask):
                           "(use --overwrite to replace it)")
 
     def _open_partial(self, part: Path, size: int) -> int:
+        created = not part.exists()
         try:
             fd = os.open(part, os.O_RDWR | os.O_CREAT | O_BINARY, 0o644)
         except OSError as exc:
@@ -213,6 +257,8 @@ class FetchFile(DownloadTask):
             preallocate(fd, size)
         except OSError as exc:
             os.close(fd)
+            if created:  # nothing of ours in it: leave no empty partial behind
+                state.remove(part)
             if is_disk_full(exc):
                 raise OutputError(f"not enough space for {size} bytes in {part.parent} "
                                   "(disk full); free space and run again") from None
@@ -220,12 +266,12 @@ class FetchFile(DownloadTask):
         return fd
 
     def _download(self, fd: int, part: Path, size: int, done: list, ledger: state.Ledger,
-                  hasher: PrefixHasher, resumed: int) -> int:
+                  hasher: PrefixHasher, resumed: int, first_url: str) -> int:
         todo = planning.missing_ranges(size, self.cfg.part_size, done)
         if not todo:
             return 0
         client = self.client()
-        url: dict = {}
+        url = {"value": first_url}
         boot = state.boot_id()
         syncer = Checkpointer(fd, ledger)
 
@@ -239,7 +285,6 @@ class FetchFile(DownloadTask):
             hasher.advance(planning.contiguous_prefix(done))
 
         try:
-            refresh()
             engine = Engine(self.cfg, progress=lambda n: self.report(resumed + n, size, "download"))
             self.report(resumed, size, "download")
             strategy = DownloadStrategy(str(part), size, lambda: url["value"], refresh, on_done,
@@ -253,7 +298,7 @@ class FetchFile(DownloadTask):
     def _move_into_place(self, part: Path) -> None:
         """An atomic rename, without waiting for the disk; across filesystems: copy, fsync,
         rename, and only then drop the partial."""
-        tmp = self.final.with_name(f".{self.file_id}.ghga-tmp")
+        tmp = side_path(str(self.final.parent), self.file_id, "ghga-tmp")
         try:
             try:
                 os.replace(part, self.final)

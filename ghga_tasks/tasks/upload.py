@@ -2,39 +2,48 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 import time
+from pathlib import Path
+from typing import List
 
 import luigi
 
 from .. import parts as planning
 from .. import state
 from ..clients import UploadClient
-from ..errors import ApiRefused, InputError, IntegrityError, TransientError, WaitTimeout
+from ..errors import (ApiRefused, InputError, IntegrityError, PartsNotStored, TransientError,
+                      WaitTimeout)
 from ..fileio import O_BINARY
 from ..hashing import Md5Feeder, PrefixHasher
 from ..prefetch import UrlPrefetcher
 from ..transfer import Engine, Job, UploadStrategy
 from .base import GhgaTask, Marker, stopwatch
 
-LIVE = ("pending", "uploaded", "accepted")
+log = logging.getLogger("ghga_tasks")
+
 DEAD = ("failed", "cancelled", "rejected")
+FINISHED = ("uploaded", "accepted")
 
 
 def source_facts(file_path: str) -> dict:
-    """Size and mtime of the local file; raises InputError when it can't be read."""
+    """Size and mtime of the local file; raises InputError when it can't be read.
+
+    Anything but a regular file is refused before it is opened (opening a FIFO blocks)."""
     try:
         st = os.stat(file_path)
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(f"input is a directory, not a file: {file_path}")
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"input is not a regular file: {file_path}")
         with open(file_path, "rb"):
             pass
     except FileNotFoundError:
         raise InputError(f"input file not found: {file_path}") from None
-    except IsADirectoryError:
-        raise InputError(f"input is a directory, not a file: {file_path}") from None
     except OSError as exc:
         raise InputError(f"cannot read input file {file_path}: {exc.strerror or exc}") from None
-    if not os.path.isfile(file_path):
-        raise InputError(f"input is not a regular file: {file_path}")
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
@@ -44,6 +53,13 @@ def check_registered_size(meta: dict, source: dict, file_id: str, file_path: str
                              f"registered with {meta['size']} bytes")
 
 
+def parts_ledger(directory: Path, attempt: dict, mtime_ns: int) -> state.Ledger:
+    """The ledger of the parts stored in this attempt, each with the MD5 S3 confirmed."""
+    return state.Ledger(directory / "parts.jsonl", {
+        "upload_id": attempt["upload_id"], "part_size": attempt["part_size"],
+        "size": attempt["size"], "mtime_ns": mtime_ns})
+
+
 class UploadTask(GhgaTask):
     direction = "uploads"
     file_path = luigi.Parameter(description="the local file to upload")
@@ -51,20 +67,30 @@ class UploadTask(GhgaTask):
     def client(self) -> UploadClient:
         return UploadClient(self.api_url, self.cfg)
 
+    @property
+    def writer(self) -> str:
+        return state.writer_id(state.ensure_dir(self.dir))
+
     def start_attempt(self, client: UploadClient) -> dict:
         """Adopt or start an attempt, record it in attempt.json and return it."""
         source = source_facts(self.file_path)
         meta = client.get_file(self.file_id)
         check_registered_size(meta, source, self.file_id, self.file_path)
-        attempt, adopted = client.create_upload(self.file_id)
+        attempt, adopted = client.create_upload(self.file_id, self.writer)
         record = {
             "upload_id": attempt["upload_id"], "file_id": self.file_id,
             "part_size": int(attempt["part_size"]), "status": attempt["status"],
+            "sha256": attempt.get("sha256"),
             "size": int(meta["size"]), "registered_sha256": meta.get("sha256"),
             "file_path": os.path.abspath(self.file_path), "source": source, "adopted": adopted,
         }
         state.write_json(self.dir / "attempt.json", record)
         return record
+
+    def forget_attempt(self) -> None:
+        """Drop every fact about the current attempt: the next step starts or adopts anew."""
+        for name in ("attempt.json", "parts.json", "parts.jsonl", "confirmed.json"):
+            state.remove(self.dir / name)
 
 
 class RequestURL(UploadTask):
@@ -94,25 +120,25 @@ class TransferParts(UploadTask):
     def _transfer(self, client: UploadClient) -> None:
         elapsed = stopwatch()
         attempt = state.read_json(self.dir / "attempt.json") or self.start_attempt(client)
-        current = client.get_upload(attempt["upload_id"])["status"]
-        if current in DEAD:
+        current = self._server_view(client, attempt["upload_id"])
+        if current is None or current["status"] in DEAD:
+            self.forget_attempt()
             attempt = self.start_attempt(client)
-            current = attempt["status"]
+            current = {"status": attempt["status"], "sha256": attempt.get("sha256")}
         source = source_facts(self.file_path)
         check_registered_size({"size": attempt["size"]}, source, self.file_id, self.file_path)
-        if current in ("uploaded", "accepted"):
-            # a finished attempt (ours after a crash, or adopted): nothing left to send
-            self.output().write({"upload_id": attempt["upload_id"], "sha256": None,
-                                 "size": attempt["size"]})
+        if current["status"] in FINISHED:
+            # a finished attempt (adopted from another state dir): it must hold this file
+            digest = self._check_finished(attempt, current)
+            self.output().write({"upload_id": attempt["upload_id"], "sha256": digest,
+                                 "size": attempt["size"], "status": current["status"]})
             self.record_run(bytes_transferred=0, bytes_resumed=attempt["size"],
-                            seconds=elapsed(), sha256=None)
+                            seconds=elapsed(), sha256=digest)
             return
         size, part_size = attempt["size"], attempt["part_size"]
         plan = planning.upload_parts(size, part_size)
-        ledger = state.Ledger(self.dir / "parts.jsonl", {
-            "upload_id": attempt["upload_id"], "part_size": part_size, "size": size,
-            "mtime_ns": source["mtime_ns"]})
-        done = {e["n"]: e for e in ledger.entries if "n" in e}
+        ledger = parts_ledger(self.dir, attempt, source["mtime_ns"])
+        done = {e["n"]: e for e in ledger.entries if "n" in e and "md5" in e}
         resumed = sum(p.length for p in plan if p.number in done)
         todo = [p for p in plan if p.number not in done]
         intervals = [(p.offset, p.length) for p in plan if p.number in done]
@@ -125,14 +151,16 @@ class TransferParts(UploadTask):
                 p = job.part
                 # no fsync: a line lost in a power cut only means sending that part again
                 ledger.append([{"n": p.number, "offset": p.offset, "size": p.length,
-                                "etag": job.etag}], sync=False)
+                                "md5": job.etag}], sync=False)
+                done[p.number] = {"md5": job.etag}
                 intervals.append((p.offset, p.length))
                 hasher.advance(planning.contiguous_prefix(intervals))
 
             engine = Engine(self.cfg, progress=lambda n: self.report(resumed + n, size, "upload"))
             self.report(resumed, size, "upload")
             md5 = Md5Feeder()
-            urls = UrlPrefetcher(lambda n: client.part_url(attempt["upload_id"], n),
+            writer = self.writer
+            urls = UrlPrefetcher(lambda n: client.part_url(attempt["upload_id"], n, writer),
                                  [p.number for p in todo], ahead=self.cfg.parallel)
             try:
                 engine.run(UploadStrategy(fd, urls.get, on_done, md5), todo)
@@ -155,9 +183,36 @@ class TransferParts(UploadTask):
             raise IntegrityError(f"SHA-256 of {self.file_path} is {digest}, but file "
                                  f"{self.file_id!r} is registered with {registered}")
         self.output().write({"upload_id": attempt["upload_id"], "sha256": digest, "size": size,
-                             "parts": len(plan)})
+                             "status": "pending",
+                             "parts_md5": [done[p.number]["md5"] for p in plan]})
         self.record_run(bytes_transferred=size - resumed, bytes_resumed=resumed,
                         seconds=elapsed(), sha256=digest)
+
+    def _server_view(self, client: UploadClient, upload_id: str):
+        """The attempt as the server sees it; None when the server no longer knows it."""
+        try:
+            return client.get_upload(upload_id)
+        except ApiRefused as exc:
+            if exc.exception_id != "noSuchUpload":
+                raise
+        log.warning("the server no longer knows upload %s of %r; starting a new attempt",
+                    upload_id, self.file_id)
+        return None
+
+    def _check_finished(self, attempt: dict, current: dict) -> str:
+        """The SHA-256 of the local file, which must be what the finished attempt holds."""
+        self.report(0, 0, "checking the finished upload against the local file")
+        digest = PrefixHasher(self.file_path).finish(attempt["size"])["sha256"]
+        upload_id, status, held = attempt["upload_id"], current["status"], current.get("sha256")
+        if not held:
+            raise ApiRefused(f"file {self.file_id!r} already has an upload ({upload_id}, "
+                             f"{status}) whose SHA-256 the server does not say; cannot tell "
+                             f"whether it holds {self.file_path}")
+        if held.lower() != digest:
+            raise IntegrityError(f"file {self.file_id!r} already holds other bytes (upload "
+                                 f"{upload_id}, {status}, SHA-256 {held}) than {self.file_path} "
+                                 f"(SHA-256 {digest}); a registered file is uploaded once")
+        return digest
 
 
 class ConfirmUpload(UploadTask):
@@ -178,38 +233,52 @@ class ConfirmUpload(UploadTask):
     def run(self) -> None:
         self.run_locked(self._confirm)
 
-    def _reset(self) -> None:
-        for name in ("attempt.json", "parts.json", "parts.jsonl", "confirmed.json"):
-            state.remove(self.dir / name)
-
     def _confirm(self, client: UploadClient) -> None:
         parts = self.input().read() or {}
         upload_id = parts["upload_id"]
         confirmed = Marker(str(self.dir / "confirmed.json"))
         if not confirmed.exists():
-            try:
-                current = client.set_status(upload_id, "uploaded")
-            except ApiRefused as exc:
-                if exc.exception_id == "uploadStatusChange":
-                    self._reset()
-                    raise TransientError(f"the server could not complete upload {upload_id}: "
-                                         f"{exc.message}; run again to start a new attempt"
-                                         ) from None
-                raise
-            self._check_status(upload_id, current or "uploaded")
-            confirmed.write({"upload_id": upload_id, "status": current or "uploaded",
+            current = parts.get("status", "pending")
+            if current == "pending":
+                current = self._confirm_parts(client, upload_id, parts) or "uploaded"
+            self._check_status(upload_id, current)
+            confirmed.write({"upload_id": upload_id, "status": current,
                              "sha256": parts.get("sha256")})
         if self.wait:
             status = self._wait_accepted(client, upload_id)
             self.output().write({"upload_id": upload_id, "status": status,
                                  "sha256": parts.get("sha256")})
 
+    def _confirm_parts(self, client: UploadClient, upload_id: str, parts: dict):
+        """PATCH uploaded with the verified part MD5s; parts the server lacks go back to
+        TransferParts, a completion that failed starts a new attempt."""
+        try:
+            return client.confirm(upload_id, parts["parts_md5"], parts["sha256"], self.writer)
+        except PartsNotStored as exc:
+            self._send_again(exc.parts)
+            raise
+        except ApiRefused as exc:
+            if exc.exception_id == "uploadStatusChange":
+                self.forget_attempt()
+                raise TransientError(f"the server could not complete upload {upload_id}: "
+                                     f"{exc.message}; run again to start a new attempt"
+                                     ) from None
+            raise
+
+    def _send_again(self, numbers: List[int]) -> None:
+        attempt = state.read_json(self.dir / "attempt.json") or {}
+        if attempt:
+            ledger = parts_ledger(self.dir, attempt, source_facts(self.file_path)["mtime_ns"])
+            ledger.replace([e for e in ledger.entries if e.get("n") not in set(numbers)])
+            ledger.close()
+        state.remove(self.dir / "parts.json")
+
     def _check_status(self, upload_id: str, status: str) -> None:
         if status == "rejected":
             raise IntegrityError(f"the server rejected upload {upload_id} of {self.file_id!r} "
-                                 "(its checksum does not match the registered one)")
+                                 "(the object's SHA-256 is not the registered or the confirmed one)")
         if status in DEAD:
-            self._reset()
+            self.forget_attempt()
             raise TransientError(f"upload {upload_id} is {status} at the server; "
                                  "run again to start a new attempt")
 

@@ -185,6 +185,7 @@ def test_after_reboot_untrusted_ranges_are_dropped_for_good(client, tmp_path, mo
     import ghga_tasks
     from ghga_tasks import state
     from ghga_tasks.errors import TransientError
+    from ghga_tasks.tasks import download as download_task
 
     size = 2 * PART
     file_id, src, sha = client.put(tmp_path, size)
@@ -205,14 +206,19 @@ def test_after_reboot_untrusted_ranges_are_dropped_for_good(client, tmp_path, mo
     (tdir / "ranges.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
 
     monkeypatch.setattr(state, "boot_id", lambda: "new")
-    client.stack.configure(error_rate=1.0)  # stop right after the ledger was looked at
-    with pytest.raises(TransientError):
-        ghga_tasks.download_by_id(client.stack.drs_api, file_id, str(out), retries=0,
-                                  task_retries=0, state_dir=str(client.state_dir), quiet=True)
+
+    def stop(*args):  # stop right after the ledger was looked at
+        raise TransientError("stopped by the test")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(download_task.Engine, "run", stop)
+        with pytest.raises(TransientError):
+            ghga_tasks.download_by_id(client.stack.drs_api, file_id, str(out), retries=0,
+                                      task_retries=0, state_dir=str(client.state_dir),
+                                      quiet=True)
     kept = [json.loads(x) for x in (tdir / "ranges.jsonl").read_text().splitlines()[1:]]
     assert kept == [{"offset": 0, "size": PART, "boot": "new"}, {"durable": 1}]
 
-    client.stack.configure(error_rate=0.0)
     result = ghga_tasks.download_by_id(client.stack.drs_api, file_id, str(out),
                                        state_dir=str(client.state_dir), quiet=True)
     assert result.bytes_resumed == PART and result.bytes_transferred == PART

@@ -70,16 +70,30 @@ def put_parts(stack, attempt: dict, data: bytes, numbers: Optional[Iterable[int]
         assert r.headers.get("ETag"), "S3 answered without an ETag"
 
 
-def patch(stack, upload_id: str, status: str) -> requests.Response:
-    return requests.patch(f"{stack.upload_api}/uploads/{upload_id}", json={"status": status},
-                          timeout=TIMEOUT)
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def confirmation(data: bytes, part_size: int) -> dict:
+    """What a client confirms an upload of `data` with: each part's MD5, the SHA-256."""
+    return {"parts_md5": [md5(p) for _, p in parts_of(data, part_size)], "sha256": sha256(data)}
+
+
+def patch(stack, upload_id: str, status: str, data: Optional[bytes] = None,
+          **body) -> requests.Response:
+    """PATCH the attempt's status; with `data`, confirm it with that file's checksums."""
+    if data is not None:
+        attempt = requests.get(f"{stack.upload_api}/uploads/{upload_id}", timeout=TIMEOUT).json()
+        body = {**confirmation(data, attempt["part_size"]), **body}
+    return requests.patch(f"{stack.upload_api}/uploads/{upload_id}",
+                          json={"status": status, **body}, timeout=TIMEOUT)
 
 
 def upload(stack, file_id: str, data: bytes, timeout: float = 60) -> dict:
     """Upload a registered file completely; returns the final attempt (accepted or not)."""
     attempt = start(stack, file_id)
     put_parts(stack, attempt, data)
-    r = patch(stack, attempt["upload_id"], "uploaded")
+    r = patch(stack, attempt["upload_id"], "uploaded", data)
     assert r.status_code == 204, r.text
     assert r.content == b""
     return stack.wait_accepted(attempt["upload_id"], timeout=timeout)
@@ -158,3 +172,35 @@ def object_keys(stack, bucket: str, prefix: str) -> List[str]:
     s3, buckets = s3_client(stack)
     page = s3.list_objects_v2(Bucket=buckets[bucket], Prefix=prefix)
     return [o["Key"] for o in page.get("Contents") or []]
+
+
+def flipped(data: bytes, at: int = 0) -> bytes:
+    """`data` with one bit flipped, as a corrupted transfer would deliver it."""
+    return data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+
+
+def resent_part_completes_with_verified_bytes(stack, corrupted_first: bool) -> None:
+    """Part 1 is stored twice, once with a flipped bit; the confirmation names the good MD5.
+
+    Completion must use exactly the confirmed bytes, whichever copy S3 holds last. A store
+    that keeps every copy (SeaweedFS) completes at once; one that replaces (Ceph) refuses
+    with partsNotStored while only the bad copy is there, then completes once it is sent
+    again. No SHA-256 is registered: only the client's confirmation guards the bytes."""
+    data = payload(PART + 100)
+    file_id = new_id()
+    stack.register(file_id, len(data))
+    attempt = start(stack, file_id)
+    good, bad = data[:PART], flipped(data[:PART], PART // 2)
+    put_parts(stack, attempt, data, [2])
+    for body in ((bad, good) if corrupted_first else (good, bad)):
+        assert put(sign(stack, attempt["upload_id"], 1), body).status_code == 200
+        time.sleep(1.1)  # LastModified has 1 s resolution: the second copy is the newer one
+    r = patch(stack, attempt["upload_id"], "uploaded", data)
+    if r.status_code == 400:
+        assert error_id(r) == "partsNotStored" and r.json()["data"]["parts"] == [1], r.text
+        put_parts(stack, attempt, data, [1])
+        r = patch(stack, attempt["upload_id"], "uploaded", data)
+    assert r.status_code == 204, r.text
+    final = stack.wait_accepted(attempt["upload_id"])
+    assert final["status"] == "accepted" and final["sha256"] == sha256(data), final
+    assert download(stack, file_id)[1] == data

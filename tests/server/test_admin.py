@@ -82,7 +82,7 @@ def test_config_get_patch_reset(stack):
     start_config = stack.config()
     assert start_config == {"retry_after": 1, "staging_delay": 0.0, "url_lifetime": 3600,
                             "outbox_lifetime": None, "list_parts_page_size": 1000,
-                            "error_rate": 0.0}
+                            "error_rate": 0.0, "writer_lease": 600.0}
     r = requests.patch(f"{stack.admin_api}/config",
                        json={"staging_delay": 1.5, "outbox_lifetime": 60, "error_rate": 0.25},
                        timeout=T)

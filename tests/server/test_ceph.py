@@ -36,6 +36,7 @@ from .protocol import (
     payload,
     put,
     put_parts,
+    resent_part_completes_with_verified_bytes,
     s3_client,
     sha256,
     sign,
@@ -108,7 +109,7 @@ def test_full_upload_accepted_then_staged_download(stack):
         r = put(sign(stack, attempt["upload_id"], n), part)
         assert r.status_code == 200, r.text
         assert r.headers["ETag"] == f'"{hashlib.md5(part).hexdigest()}"'
-    r = patch(stack, attempt["upload_id"], "uploaded")
+    r = patch(stack, attempt["upload_id"], "uploaded", data)
     assert r.status_code == 204, r.text
     assert r.content == b""
 
@@ -172,7 +173,7 @@ def test_expired_or_tampered_upload_url_refused(stack):
 
     stack.configure(url_lifetime=3600)  # a fresh URL for the same part works
     put_parts(stack, attempt, data)
-    assert patch(stack, attempt["upload_id"], "uploaded").status_code == 204
+    assert patch(stack, attempt["upload_id"], "uploaded", data).status_code == 204
     assert stack.wait_accepted(attempt["upload_id"])["status"] == "accepted"
 
 
@@ -192,7 +193,7 @@ def test_expired_download_url_refused(stack):
     assert body == data
 
 
-def test_missing_part_completion_fails_and_aborts(stack):
+def test_missing_part_is_named_and_sent_again(stack):
     data = payload(2 * PART + 100)
     file_id = new_id("ceph")
     stack.register(file_id, len(data), sha256=sha256(data))
@@ -200,14 +201,21 @@ def test_missing_part_completion_fails_and_aborts(stack):
     put_parts(stack, attempt, data, [1, 3])
     assert len(multipart_uploads(stack, "inbox", file_id)) == 1
 
-    r = patch(stack, attempt["upload_id"], "uploaded")
+    r = patch(stack, attempt["upload_id"], "uploaded", data)
     assert r.status_code == 400, r.text
-    assert error_id(r) == "uploadStatusChange"
+    assert error_id(r) == "partsNotStored" and r.json()["data"]["parts"] == [2]
     r = requests.get(f"{stack.upload_api}/uploads/{attempt['upload_id']}", timeout=TIMEOUT)
-    assert r.json()["status"] == "failed"
-    assert multipart_uploads(stack, "inbox", file_id) == []
-    # the file can be uploaded again
-    assert upload(stack, file_id, data)["status"] == "accepted"
+    assert r.json()["status"] == "pending"
+    assert len(multipart_uploads(stack, "inbox", file_id)) == 1  # the stored parts are kept
+    put_parts(stack, attempt, data, [2])
+    assert patch(stack, attempt["upload_id"], "uploaded", data).status_code == 204
+    assert stack.wait_accepted(attempt["upload_id"])["status"] == "accepted"
+    assert download(stack, file_id)[1] == data
+
+
+@pytest.mark.parametrize("corrupted_first", [True, False], ids=["corrupted-first", "corrupted-last"])
+def test_resent_part_completes_with_verified_bytes(stack, corrupted_first):
+    resent_part_completes_with_verified_bytes(stack, corrupted_first)
 
 
 def test_ceph_restart_keeps_files(stack, ceph):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from .protocol import (PART, error_id, multipart_uploads, new_id, patch, payload, put, put_parts,
-                       registered_upload, sign, start)
+from .protocol import (PART, download, error_id, md5, multipart_uploads, new_id, patch, payload,
+                       put, put_parts, registered_upload, sha256, sign, start)
 
 T = 30
 
@@ -68,8 +68,8 @@ def test_status_change_of_non_pending_upload(stack):
         assert r.json()["data"]["current_upload_status"] == "accepted"
 
 
-def _completion_fails(stack, attempt, file_id, words):
-    r = patch(stack, attempt["upload_id"], "uploaded")
+def _completion_fails(stack, attempt, file_id, words, data):
+    r = patch(stack, attempt["upload_id"], "uploaded", data)
     assert r.status_code == 400 and error_id(r) == "uploadStatusChange", r.text
     assert words in r.json()["description"]
     r = requests.get(f"{stack.upload_api}/uploads/{attempt['upload_id']}", timeout=T)
@@ -79,28 +79,52 @@ def _completion_fails(stack, attempt, file_id, words):
     assert start(stack, file_id)["status"] == "pending"
 
 
+def _parts_not_stored(stack, attempt, data, numbers):
+    """A confirmation naming parts S3 does not hold is refused; the attempt stays pending."""
+    r = patch(stack, attempt["upload_id"], "uploaded", data)
+    assert r.status_code == 400 and error_id(r) == "partsNotStored", r.text
+    assert r.json()["data"] == {"upload_id": attempt["upload_id"], "parts": numbers}
+    r = requests.get(f"{stack.upload_api}/uploads/{attempt['upload_id']}", timeout=T)
+    assert r.json()["status"] == "pending"
+
+
 def test_completion_with_missing_part(stack):
     data = payload(PART + 10)
     file_id = new_id()
     stack.register(file_id, len(data))
     attempt = start(stack, file_id)
     put_parts(stack, attempt, data, [2])
-    _completion_fails(stack, attempt, file_id, "missing (part 1)")
+    _parts_not_stored(stack, attempt, data, [1])
+    put_parts(stack, attempt, data, [1])  # sent again: now it completes
+    assert patch(stack, attempt["upload_id"], "uploaded", data).status_code == 204
+    assert stack.wait_accepted(attempt["upload_id"])["status"] == "accepted"
 
 
 def test_completion_without_any_part(stack):
     file_id = new_id()
     stack.register(file_id, 10)
     attempt = start(stack, file_id)
-    _completion_fails(stack, attempt, file_id, "missing")
+    _parts_not_stored(stack, attempt, payload(10), [1])
+
+
+def test_completion_with_other_bytes_than_confirmed(stack):
+    """The stored part has other bytes than the client's MD5 says: never completed with it."""
+    data = payload(1000)
+    file_id = new_id()
+    stack.register(file_id, len(data))
+    attempt = start(stack, file_id)
+    assert put(sign(stack, attempt["upload_id"], 1), payload(1000)).status_code == 200
+    _parts_not_stored(stack, attempt, data, [1])
 
 
 def test_completion_with_wrongly_sized_last_part(stack):
+    """Confirmed with the bytes S3 holds, but the part is not the registered size."""
     file_id = new_id()
     stack.register(file_id, 1000)
     attempt = start(stack, file_id)
-    assert put(sign(stack, attempt["upload_id"], 1), payload(999)).status_code == 200
-    _completion_fails(stack, attempt, file_id, "part 1 has 999 bytes, expected 1000")
+    short = payload(999)
+    assert put(sign(stack, attempt["upload_id"], 1), short).status_code == 200
+    _completion_fails(stack, attempt, file_id, "part 1 has 999 bytes, expected 1000", short)
 
 
 def test_completion_with_wrongly_sized_middle_part(stack):
@@ -109,18 +133,45 @@ def test_completion_with_wrongly_sized_middle_part(stack):
     file_id = new_id()
     stack.register(file_id, size)
     attempt = start(stack, file_id)
-    assert put(sign(stack, attempt["upload_id"], 1), payload(PART - 100)).status_code == 200
-    assert put(sign(stack, attempt["upload_id"], 2), payload(200)).status_code == 200
-    _completion_fails(stack, attempt, file_id, f"part 1 has {PART - 100} bytes")
+    first, last = payload(PART - 100), payload(200)
+    assert put(sign(stack, attempt["upload_id"], 1), first).status_code == 200
+    assert put(sign(stack, attempt["upload_id"], 2), last).status_code == 200
+    body = {"parts_md5": [md5(first), md5(last)], "sha256": sha256(first + last)}
+    r = patch(stack, attempt["upload_id"], "uploaded", **body)
+    assert r.status_code == 400 and error_id(r) == "uploadStatusChange", r.text
+    assert f"part 1 has {PART - 100} bytes" in r.json()["description"]
 
 
-def test_completion_with_extra_part(stack):
+def test_completion_leaves_out_extra_parts(stack):
+    """A part number beyond the file's is not part of the completed object."""
+    file_id = new_id()
+    data = payload(100)
+    stack.register(file_id, 100)
+    attempt = start(stack, file_id)
+    put_parts(stack, attempt, data)
+    assert put(sign(stack, attempt["upload_id"], 2), b"x").status_code == 200
+    assert patch(stack, attempt["upload_id"], "uploaded", data).status_code == 204
+    assert stack.wait_accepted(attempt["upload_id"])["status"] == "accepted"
+    assert download(stack, file_id)[1] == data
+
+
+@pytest.mark.parametrize("body", [
+    {},
+    {"sha256": "0" * 64},
+    {"parts_md5": ["0" * 32]},
+    {"parts_md5": ["0" * 32, "1" * 32], "sha256": "0" * 64},
+    {"parts_md5": ["XYZ"], "sha256": "0" * 64},
+    {"parts_md5": ["0" * 32], "sha256": "short"},
+])
+def test_confirmation_without_valid_checksums(stack, body):
     file_id = new_id()
     stack.register(file_id, 100)
     attempt = start(stack, file_id)
     put_parts(stack, attempt, payload(100))
-    assert put(sign(stack, attempt["upload_id"], 2), b"x").status_code == 200
-    _completion_fails(stack, attempt, file_id, "unexpected part 2")
+    r = patch(stack, attempt["upload_id"], "uploaded", **body)
+    assert r.status_code == 422 and error_id(r) == "invalidConfirmation", r.text
+    r = requests.get(f"{stack.upload_api}/uploads/{attempt['upload_id']}", timeout=T)
+    assert r.json()["status"] == "pending"
 
 
 @pytest.mark.parametrize("method,path,body", [

@@ -38,7 +38,7 @@ def test_restart_mid_upload(special_stack):
     s.restart()
     assert _status(s, attempt["upload_id"]) == "pending"
     put_parts(s, attempt, data, [2])  # fresh URL from the restarted server
-    assert patch(s, attempt["upload_id"], "uploaded").status_code == 204
+    assert patch(s, attempt["upload_id"], "uploaded", data).status_code == 204
     assert s.wait_accepted(attempt["upload_id"])["status"] == "accepted"
     assert download(s, file_id)[1] == data
 
@@ -54,7 +54,7 @@ def test_crash_mid_upload(special_stack):
     s.kill()
     s.start()
     put_parts(s, attempt, data, [1])
-    assert patch(s, attempt["upload_id"], "uploaded").status_code == 204
+    assert patch(s, attempt["upload_id"], "uploaded", data).status_code == 204
     assert s.wait_accepted(attempt["upload_id"])["status"] == "accepted"
     assert download(s, file_id)[1] == data
 
@@ -69,7 +69,7 @@ def test_restart_resumes_acceptance(special_stack):
     s.args += ["--accept-delay", "600"]  # hold acceptance ...
     try:
         s.restart()
-        assert patch(s, attempt["upload_id"], "uploaded").status_code == 204
+        assert patch(s, attempt["upload_id"], "uploaded", data).status_code == 204
         time.sleep(0.3)
         assert _status(s, attempt["upload_id"]) == "uploaded"
     finally:
@@ -86,7 +86,7 @@ def test_restart_keeps_staged_files(special_stack):
     s.register(file_id, len(data))
     attempt = start(s, file_id)
     put_parts(s, attempt, data)
-    patch(s, attempt["upload_id"], "uploaded")
+    patch(s, attempt["upload_id"], "uploaded", data)
     s.wait_accepted(attempt["upload_id"])
     wait_object(s, file_id)
     s.restart()
@@ -214,7 +214,7 @@ def test_second_server_on_the_same_s3_store(stack, tmp_path):
         for s, body in ((stack, data), (other, data + b"!")):
             attempt = start(s, file_id)
             put_parts(s, attempt, body)
-            assert patch(s, attempt["upload_id"], "uploaded").status_code == 204
+            assert patch(s, attempt["upload_id"], "uploaded", body).status_code == 204
             assert s.wait_accepted(attempt["upload_id"])["status"] == "accepted"
         assert download(stack, file_id)[1] == data
         assert download(other, file_id)[1] == data + b"!"

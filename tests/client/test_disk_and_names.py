@@ -1,0 +1,123 @@
+"""Full disks, long file ids, FIFOs and file systems without locks: a clear error, nothing left."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from helpers import MiB, cli, json_line, make_file, new_id, sha256_of
+
+from ghga_tasks import state
+from ghga_tasks.errors import LockedError, OutputError
+from ghga_tasks.tasks.download import NAME_MAX, partial_path, side_path
+
+
+def one_line_error(proc, code: int, words: str) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == code, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("ghga-cli: error: "), proc.stderr
+    assert words in lines[0], lines[0]
+    return lines[0]
+
+
+def fill(directory: Path) -> None:
+    """Write until the file system is full."""
+    with open(directory / "filler", "wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * MiB)
+                fh.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+
+
+@pytest.mark.parametrize("length", [200, 244, 245, 250, 255])
+def test_side_names_always_fit(length):
+    file_id = "a" * (length - 1) + "z"
+    names = {suffix: side_path("/out", file_id, suffix).name
+             for suffix in ("ghga-part", "ghga-corrupt", "ghga-tmp")}
+    for suffix, name in names.items():
+        assert len(name.encode()) <= NAME_MAX and name.startswith(".") and name.endswith(suffix)
+    # distinct ids keep distinct names
+    other = "a" * (length - 1) + "y"
+    assert partial_path("/out", other) != partial_path("/out", file_id)
+
+
+def test_file_id_of_255_characters_round_trip(client, tmp_path):
+    file_id = new_id() + "x" * (255 - len(new_id()))
+    assert len(file_id) == 255
+    src = tmp_path / "src"
+    sha = make_file(src, 3 * MiB + 1)
+    client.stack.register(file_id, 3 * MiB + 1, sha256=sha)
+    up = client.upload(file_id, src, "--wait")
+    assert up.returncode == 0, up.stderr
+    out = tmp_path / "out"
+    out.mkdir()
+    down = client.download(file_id, out)
+    assert down.returncode == 0, down.stderr
+    assert sha256_of(out / file_id) == sha
+    assert sorted(p.name for p in out.iterdir()) == [file_id]
+
+
+def test_failed_preallocation_leaves_no_partial(client, tmp_path, mount_tmpfs):
+    file_id, _, _ = client.put(tmp_path, 12 * MiB)
+    small = mount_tmpfs("small", 4 * MiB)
+    one_line_error(client.download(file_id, small), 73, "disk full")
+    assert list(small.iterdir()) == []
+
+
+def test_state_dir_on_a_full_file_system_is_73(client, tmp_path, mount_tmpfs):
+    file_id, src, _ = client.put(tmp_path, 1 * MiB)
+    full = mount_tmpfs("full", 1 * MiB)
+    fill(full)
+    out = tmp_path / "out"
+    out.mkdir()
+    down = cli("download-by-id", "--api-url", client.stack.drs_api, "--file-id", file_id,
+               "--output-dir", str(out), "--state-dir", str(full / "state"), "--quiet")
+    one_line_error(down, 73, "disk full")
+    up = cli("upload-by-id", "--api-url", client.stack.upload_api, "--file-id", file_id,
+             "--file-path", str(src), "--state-dir", str(full / "state"), "--quiet")
+    one_line_error(up, 73, "disk full")
+
+
+def test_fifo_as_input_is_refused_without_opening_it(client, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    file_id = new_id()
+    client.stack.register(file_id, 10)
+    result = {}
+    # were the FIFO opened, this would block until the pytest timeout
+    worker = threading.Thread(target=lambda: result.update(proc=client.upload(file_id, fifo)))
+    worker.start()
+    worker.join(300)
+    assert not worker.is_alive()
+    one_line_error(result["proc"], 66, "not a regular file")
+
+
+def test_a_lock_that_is_held_is_locked_error(tmp_path):
+    with state.TransferLock(tmp_path, "file 'x'"):
+        with pytest.raises(LockedError, match="another ghga-cli process"):
+            with state.TransferLock(tmp_path, "file 'x'"):
+                pass
+
+
+def test_a_file_system_without_locks_is_not_a_held_lock(tmp_path, monkeypatch):
+    """flock failing with ENOLCK (NFS/Lustre without locks) must not read as 'retry later'."""
+    def no_locks(fd):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(state, "_lock", no_locks)
+    with pytest.raises(OutputError, match="does not support locks"):
+        with state.TransferLock(tmp_path, "file 'x'"):
+            pass
+
+
+def test_json_of_a_rerun_upload_that_waited_says_accepted(client, tmp_path):
+    file_id, src, sha = client.put(tmp_path, 1 * MiB)
+    again = client.upload(file_id, src, "--wait")
+    assert again.returncode == 0, again.stderr
+    result = json_line(again)
+    assert result["status"] == "accepted" and result["sha256"] == sha
