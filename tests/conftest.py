@@ -10,6 +10,7 @@ servers use that S3 store (e.g. Ceph RGW) with a bucket prefix of their own.
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -41,6 +42,33 @@ def server_stack(tmp_path_factory) -> Stack:
 def stack(server_stack: Stack) -> Stack:
     server_stack.reset()
     yield server_stack
+
+
+@pytest.fixture(scope="session")
+def ceph(tmp_path_factory):
+    """One fresh single-node Ceph RGW for the session; the script's JSON plus `dir`."""
+    from benchmarks.backends.ceph import ceph_installed, start_ceph, stop_ceph
+
+    if not ceph_installed() and os.geteuid() != 0:
+        pytest.skip("Ceph is not installed and installing it needs root")
+    cluster_dir = tmp_path_factory.mktemp("ceph")
+    try:
+        info = start_ceph(cluster_dir)
+    except Exception:
+        stop_ceph(cluster_dir)
+        raise
+    yield info
+    stop_ceph(cluster_dir)
+
+
+@pytest.fixture(scope="session")
+def ceph_server(ceph, tmp_path_factory) -> Stack:
+    """The reference server on the session's Ceph RGW."""
+    s = start_stack(tmp_path_factory.mktemp("server"), "--retry-after", "1",
+                    "--s3-region", ceph["region"], s3_endpoint=ceph["endpoint"],
+                    access_key=ceph["access_key"], secret_key=ceph["secret_key"])
+    yield s
+    s.stop()
 
 
 @pytest.fixture

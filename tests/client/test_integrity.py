@@ -1,7 +1,7 @@
 """The archive holds the submitter's bytes: corrupted parts, other bytes, stale state, two writers.
 
-Each test drives the real CLI against the live stack (SeaweedFS, or the S3 store the
-environment names); tests/server/test_ceph.py proves the server's half on Ceph RGW.
+Each test drives the real CLI against the live stack twice: on the default backend
+(SeaweedFS, or the S3 store the environment names) and on Ceph RGW.
 """
 
 from __future__ import annotations
@@ -16,6 +16,14 @@ from helpers import Client, MiB, cli, cli_popen, json_line, make_file, new_id, s
 from test_resume import ledger_entries
 
 PART = 16 * MiB
+
+
+@pytest.fixture(params=["default", pytest.param("ceph", marks=pytest.mark.ceph)])
+def client(request, tmp_path) -> Client:
+    """The CLI against the default stack, then against the reference server on Ceph RGW."""
+    stack = request.getfixturevalue("ceph_server" if request.param == "ceph" else "stack")
+    stack.reset()
+    return Client(stack, tmp_path / "state")
 
 
 def _one_error_line(proc) -> str:

@@ -15,15 +15,14 @@ Ceph RGW quirks these tests pin down:
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 import requests
-from stack import Stack, start_stack
+from stack import Stack
 
-from benchmarks.backends.ceph import ceph_installed, start_ceph, stop_ceph
+from benchmarks.backends.ceph import start_ceph, stop_ceph
 
 from .protocol import (
     PART,
@@ -48,30 +47,6 @@ from .protocol import (
 pytestmark = pytest.mark.ceph
 
 TIMEOUT = 60
-
-
-@pytest.fixture(scope="module")
-def ceph(tmp_path_factory):
-    """A fresh single-node Ceph RGW for this module; yields the script's JSON plus `dir`."""
-    if not ceph_installed() and os.geteuid() != 0:
-        pytest.skip("Ceph is not installed and installing it needs root")
-    cluster_dir = tmp_path_factory.mktemp("ceph")
-    try:
-        info = start_ceph(cluster_dir)
-    except Exception:
-        stop_ceph(cluster_dir)
-        raise
-    yield info
-    stop_ceph(cluster_dir)
-
-
-@pytest.fixture(scope="module")
-def ceph_server(ceph, tmp_path_factory) -> Stack:
-    s = start_stack(tmp_path_factory.mktemp("server"), "--retry-after", "1",
-                    "--s3-region", ceph["region"], s3_endpoint=ceph["endpoint"],
-                    access_key=ceph["access_key"], secret_key=ceph["secret_key"])
-    yield s
-    s.stop()
 
 
 @pytest.fixture
