@@ -19,7 +19,7 @@ from typing import Callable, NoReturn
 import click
 
 from . import __version__
-from .errors import ExitCode, GhgaError
+from .errors import EXIT_MEANINGS, ExitCode, GhgaError
 from .progress import ProgressBar, human_bytes
 
 log = logging.getLogger("ghga_tasks")
@@ -114,7 +114,9 @@ class OneLineGroup(click.Group):
 
     def main(self, args=None, prog_name=None, **extra):
         extra["standalone_mode"] = False
+        args = list(sys.argv[1:] if args is None else args)
         try:
+            self._refuse_repeated_options(args)
             code = super().main(args, prog_name or "ghga-cli", **extra)
         except click.exceptions.NoArgsIsHelpError as exc:  # bare `ghga-cli`: the help
             exc.show()
@@ -122,6 +124,30 @@ class OneLineGroup(click.Group):
         except (click.ClickException, click.Abort) as exc:
             exit_for(exc)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+    def _refuse_repeated_options(self, args: list) -> None:
+        """An option that takes one value, given twice, is a usage error: click would keep
+        the last one silently (a second --file-id is not a second file)."""
+        command = self.commands.get(next((a for a in args if not a.startswith("-")), ""))
+        if command is None:
+            return
+        names = {}
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.multiple and not param.count:
+                for spelling in (*param.opts, *param.secondary_opts):
+                    names[spelling] = param
+        seen = set()
+        for arg in args:
+            if arg == "--":
+                break
+            param = names.get(arg.split("=", 1)[0])
+            if param is None:
+                continue
+            if param.name in seen:
+                raise click.UsageError(f"{param.opts[0]} was given more than once; give it "
+                                       "once (one file per command)")
+            seen.add(param.name)
 
 
 def _exit_now(code: int) -> None:
@@ -139,6 +165,10 @@ def _exit_now(code: int) -> None:
 def _interrupt(signum, frame):
     """SIGTERM (workflow engines cancelling a job) ends like Ctrl-C: state kept, exit 130."""
     raise KeyboardInterrupt
+
+
+EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
+    f"  {int(code):>3}  {meaning}" for code, meaning in EXIT_MEANINGS.items())
 
 
 def _check_flags(flags: dict) -> None:
@@ -197,14 +227,14 @@ def _transfer(label: str, config_path, flags: dict, call: Callable) -> None:
     _report(result, settings)
 
 
-@click.group(cls=OneLineGroup,
+@click.group(cls=OneLineGroup, epilog=EXIT_CODES_HELP,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ghga-cli")
 def main() -> None:
     """Resumable, parallel up- and download for the GHGA file services."""
 
 
-@main.command("upload-by-id")
+@main.command("upload-by-id", epilog=EXIT_CODES_HELP)
 @option("--api-url", required=True, help="Upload Controller API, e.g. http://host:port/upload")
 @option("--file-id", required=True, help="The registered file's id.")
 @option("--file-path", required=True, help="The local file to upload.")
@@ -219,7 +249,7 @@ def upload_cmd(api_url, file_id, file_path, verbose, config_path, **flags):
                                                  settings=settings, progress=bar))
 
 
-@main.command("download-by-id")
+@main.command("download-by-id", epilog=EXIT_CODES_HELP)
 @option("--api-url", required=True, help="DRS3 API base, e.g. http://host:port/ga4gh/drs/v1")
 @option("--file-id", required=True, help="The DRS object id.")
 @option("--output-dir", required=True, help="Directory the file is saved in.")

@@ -19,6 +19,22 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130
 
 
+EXIT_MEANINGS = {
+    ExitCode.OK: "done, including already complete",
+    ExitCode.INTERNAL: "internal error (a bug: please report it)",
+    ExitCode.USAGE: "usage error (bad flag or value, an option given twice)",
+    ExitCode.INTEGRITY: "integrity: size or checksum mismatch, other bytes, upload rejected",
+    ExitCode.NO_INPUT: "local input missing, unreadable or not a regular file",
+    ExitCode.REFUSED: "the API refuses permanently or answers outside the protocol",
+    ExitCode.CANNOT_WRITE: "cannot write the output or the state (disk full, no locks, ...)",
+    ExitCode.TRANSIENT: "transient failure after retries, or another client holds the "
+                        "file; run again",
+    ExitCode.NOT_ALLOWED: "not allowed (401/403)",
+    ExitCode.CONFIG: "configuration error (config file, environment, TLS, token file)",
+    ExitCode.INTERRUPTED: "interrupted; state kept",
+}
+
+
 class GhgaError(Exception):
     """Base of every error the library raises on purpose."""
 

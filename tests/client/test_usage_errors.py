@@ -305,3 +305,25 @@ def test_requests_ca_bundle_alone_trusts_api_and_storage(tls_stub, tmp_path):  #
     assert proc.returncode == 0, proc.stderr
     assert (out / "x").read_bytes() == data
     assert any(p.startswith("/blob") for _, p, _ in server.requests)
+
+
+@pytest.mark.parametrize("args", [
+    ["download-by-id", "--api-url", "http://127.0.0.1:9/x", "--file-id", "a", "--file_id", "b",
+     "--output-dir", "."],
+    ["download-by-id", "--api-url", "http://127.0.0.1:9/x", "--file-id=a", "--output-dir", ".",
+     "--parallel", "2", "--parallel=3"],
+    ["upload-by-id", "--api_url", "http://127.0.0.1:9/x", "--api-url", "http://127.0.0.1:9/y",
+     "--file-id", "a", "--file-path", "x"],
+])
+def test_an_option_given_twice_is_a_usage_error(args):
+    """click keeps the last value silently: a second --file-id is not a second file."""
+    one_line_error(cli(*args), 2, "was given more than once")
+
+
+@pytest.mark.parametrize("command", [[], ["upload-by-id"], ["download-by-id"]])
+def test_help_ends_with_the_exit_codes(command):
+    proc = cli(*command, "--help")
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout.split("Exit codes:")[1]
+    for code in ("0", "1", "2", "65", "66", "69", "73", "75", "77", "78", "130"):
+        assert f"\n  {code:>5}  " in table or f" {code}  " in table, table
