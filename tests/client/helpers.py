@@ -54,6 +54,17 @@ def cli_popen(*args: str) -> subprocess.Popen:
                             stdin=subprocess.DEVNULL)
 
 
+def one_line_error(proc, code: int, *words: str) -> str:
+    """The CLI exited with `code` and said why in one `ghga-cli: error:` line naming `words`."""
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("ghga-cli: error: "), lines[0]
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
 def json_line(proc: subprocess.CompletedProcess) -> dict:
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     assert len(lines) == 1, (proc.stdout, proc.stderr)

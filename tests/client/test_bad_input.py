@@ -10,17 +10,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from helpers import MiB, cli, json_line, make_file, new_id, sha256_of
+from helpers import MiB, cli, json_line, make_file, new_id, one_line_error, sha256_of
 from stub_server import StubServer, serve_range
-
-
-def one_line_error(proc, code: int, *words: str) -> None:
-    assert proc.returncode == code, (proc.returncode, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("ghga-cli: error: "), lines[0]
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 @pytest.fixture

@@ -8,19 +8,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers import MiB, cli, json_line, make_file, new_id, sha256_of
+from helpers import MiB, cli, json_line, make_file, new_id, one_line_error, sha256_of
 
 from ghga_tasks import state
 from ghga_tasks.errors import LockedError, OutputError
 from ghga_tasks.tasks.download import NAME_MAX, partial_path, side_path
-
-
-def one_line_error(proc, code: int, words: str) -> str:
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == code, proc.stderr
-    assert len(lines) == 1 and lines[0].startswith("ghga-cli: error: "), proc.stderr
-    assert words in lines[0], lines[0]
-    return lines[0]
 
 
 def fill(directory: Path) -> None:

@@ -12,21 +12,11 @@ import socket
 
 import pytest
 
-from helpers import cli
+from helpers import cli, one_line_error
 from stub_server import Drip, StubServer, serve_range
 
 JSON = {"Content-Type": "application/json"}
 NO_TASK_RETRY = {"GHGA_TASKS_TASK_RETRIES": "0"}
-
-
-def one_line_error(proc, code: int, *words: str) -> str:
-    assert proc.returncode == code, (proc.returncode, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("ghga-cli: error: "), lines[0]
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
 
 
 @pytest.fixture

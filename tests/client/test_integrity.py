@@ -12,7 +12,8 @@ import time
 
 import pytest
 from corrupting_proxy import CorruptingProxy
-from helpers import Client, MiB, cli, cli_popen, json_line, make_file, new_id, sha256_of
+from helpers import (Client, MiB, cli, cli_popen, json_line, make_file, new_id, one_line_error,
+                     sha256_of)
 from test_resume import ledger_entries
 
 PART = 16 * MiB
@@ -24,12 +25,6 @@ def client(request, tmp_path) -> Client:
     stack = request.getfixturevalue("ceph_server" if request.param == "ceph" else "stack")
     stack.reset()
     return Client(stack, tmp_path / "state")
-
-
-def _one_error_line(proc) -> str:
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("ghga-cli: error: "), proc.stderr
-    return lines[0]
 
 
 def _attempt(stack, upload_id: str) -> dict:
@@ -80,9 +75,8 @@ def test_other_bytes_for_a_finished_file_are_not_reported_uploaded(client, tmp_p
     other = tmp_path / "other"
     make_file(other, size)
     proc = Client(client.stack, tmp_path / "state2").upload(file_id, other, "--wait")
-    assert proc.returncode == 65, proc.stderr
+    one_line_error(proc, 65, "already holds other bytes")
     assert proc.stdout == ""
-    assert "already holds other bytes" in _one_error_line(proc)
     # the same bytes from yet another state dir: nothing sent, and known to be this file
     same = Client(client.stack, tmp_path / "state3").upload(file_id, src, "--wait")
     assert same.returncode == 0, same.stderr
@@ -142,8 +136,7 @@ def test_second_uploader_from_another_state_dir_is_refused_at_once(client, tmp_p
             assert time.monotonic() < deadline and first.poll() is None, "no part stored"
             time.sleep(0.05)
         second = Client(client.stack, tmp_path / "state2").upload(file_id, src)
-        assert second.returncode == 75, second.stderr
-        assert "another client is uploading" in _one_error_line(second)
+        one_line_error(second, 75, "another client is uploading")
     finally:
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=30)

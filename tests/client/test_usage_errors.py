@@ -16,7 +16,7 @@ from ghga_tasks import cli as cli_module
 from ghga_tasks import settings, transfer
 from ghga_tasks.clients import ApiClient, DrsClient
 from ghga_tasks.errors import ConfigError, UsageError
-from helpers import cli
+from helpers import cli, one_line_error
 from stub_server import StubServer
 from test_tls_progress import tls_stub  # noqa: F401 - the fixture
 
@@ -27,17 +27,6 @@ MAX_BYTES = 2**63 - 1
 def no_user_config(tmp_path, monkeypatch):
     """In-process loads see no config file of the user running the tests."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-config"))
-
-
-def one_line_error(proc, code: int, *words: str) -> str:
-    stderr = proc.stderr
-    assert proc.returncode == code, (proc.returncode, stderr)
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("ghga-cli: error: "), lines[0]
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
 
 
 class Ran:
@@ -58,8 +47,11 @@ def run_in_process(*args: str, env: dict = None) -> Ran:
 def download(tmp_path, *extra: str, api_url: str = "http://127.0.0.1:9", env: dict = None):
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
+    defaults = {"--state-dir": str(tmp_path / "s"), "--retries": "0"}
+    given = [pair for flag, value in defaults.items() if flag not in extra
+             for pair in (flag, value)]
     return cli("download-by-id", "--api-url", api_url, "--file-id", "x", "--output-dir",
-               str(out), "--state-dir", str(tmp_path / "s"), "--retries", "0", *extra,
+               str(out), *given, *extra,
                env={"GHGA_TASKS_TASK_RETRIES": "0", "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
                     **(env or {})})
 
