@@ -1,0 +1,309 @@
+"""A download range is logged piece by piece as it grows, and the cost of a fault is reported.
+
+- A SIGKILL loses at most the unlogged tail of each range in flight, not the ranges whole.
+- `bytes_resent` counts the bytes of attempts that were cut off and had to move again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import re
+import threading
+import time
+from typing import Optional
+
+import pycurl
+import pytest
+from corrupting_proxy import CorruptingProxy
+from helpers import MiB, cli, cli_popen, json_line, make_file, new_id, sha256_of
+from test_resume import kill_when, ledger_entries
+
+from ghga_tasks import parts as planning
+from ghga_tasks import transfer
+from ghga_tasks.parts import Part
+from ghga_tasks.transfer import DownloadStrategy, Job, Outcome
+
+RANGE = 64 * MiB       # --part-size of the download
+SERVER_PART = 16 * MiB  # the part size the reference server picks for these uploads
+WAIT = 120             # seconds any poll loop may wait for the other side
+
+
+def recorded(entries: list) -> list:
+    return planning.merge((e["offset"], e["size"]) for e in entries if "offset" in e)
+
+
+def whole_ranges_bytes(intervals: list, size: int, range_size: int) -> int:
+    """What a ledger of whole ranges only would hold of these intervals."""
+    covered = 0
+    for start in range(0, size, range_size):
+        end = min(start + range_size, size)
+        if any(o <= start and end <= o + n for o, n in intervals):
+            covered += end - start
+    return covered
+
+
+# --- planning: pieces are arbitrary, overlapping or adjacent intervals ----------------------
+
+def test_missing_ranges_fetch_only_the_gaps_between_pieces():
+    size = 100
+    pieces = [(30, 5), (0, 10), (10, 5), (32, 10), (60, 40), (42, 0), (70, 5)]
+    assert planning.merge(pieces) == [(0, 15), (30, 12), (60, 40)]
+    assert planning.done_bytes(pieces) == 15 + 12 + 40
+    assert planning.contiguous_prefix(pieces) == 15
+    assert planning.missing_ranges(size, 10, pieces) == [
+        Part(0, 15, 10), Part(0, 25, 5), Part(0, 42, 10), Part(0, 52, 8)]
+    assert planning.missing_ranges(size, 64, [(0, 100), (50, 10)]) == []
+    assert planning.missing_ranges(size, 64, [(90, 20)]) == [Part(0, 0, 64), Part(0, 64, 26)]
+
+
+def test_after_reboot_only_checkpointed_pieces_are_trusted():
+    from ghga_tasks.tasks.download import trusted_ranges
+    entries = [{"offset": 0, "size": 8, "boot": "a"}, {"offset": 64, "size": 8, "boot": "a"},
+               {"durable": 2}, {"offset": 8, "size": 8, "boot": "a"}]
+    assert planning.contiguous_prefix(trusted_ranges(entries, "a")) == 16
+    assert trusted_ranges(entries, "b") == [(0, 8), (64, 8)]
+
+
+# --- the strategy: a piece is logged once its bytes are in the file ------------------------
+
+class FakeCurl:
+    """Stands in for a handle in poll(): only SIZE_DOWNLOAD_T is asked for."""
+
+    def __init__(self, downloaded: int):
+        self.downloaded = downloaded
+
+    def getinfo(self, what: int) -> int:
+        assert what == pycurl.SIZE_DOWNLOAD_T
+        return self.downloaded
+
+
+def test_pieces_are_logged_past_each_threshold_and_only_once_written(tmp_path):
+    piece = transfer.PIECE_SIZE
+    offset, length = 5, 2 * piece + 3 * MiB
+    path = tmp_path / "partial"
+    path.write_bytes(bytes(offset + length))
+    data = os.urandom(length)
+    logged = []
+
+    def on_piece(o: int, n: int) -> None:
+        with open(path, "rb") as fh:  # another descriptor: the bytes must be in the file
+            fh.seek(o)
+            assert fh.read(n) == data[o - offset:o - offset + n]
+        logged.append((o, n))
+
+    strategy = DownloadStrategy(str(path), offset + length, lambda: "http://127.0.0.1:9/x",
+                                lambda: None, on_piece)
+    job = Job(Part(0, offset, length))
+    job.reset()
+    curl = pycurl.Curl()
+    strategy.begin(curl, job)
+    written = 0
+
+    def write_and_poll(n: int) -> None:
+        nonlocal written
+        job.fh.write(data[written:written + n])  # as libcurl's write callback does
+        written += n
+        strategy.poll({FakeCurl(written): job})
+
+    write_and_poll(piece - 1)
+    assert logged == []
+    write_and_poll(MiB + 1)                       # past the first threshold
+    assert logged == [(offset, piece + MiB)]
+    write_and_poll(piece - 1)                     # not yet 2 pieces past the last point
+    assert len(logged) == 1
+    write_and_poll(length - written)
+    assert logged[1:] == [(offset + piece + MiB, length - piece - MiB)]
+    assert strategy.end(curl, job) is Outcome.OK
+    strategy.done(job)                            # all logged already: no empty piece
+    assert len(logged) == 2 and job.kept == length
+
+    # an attempt cut off after a piece starts again where the pieces end
+    again = Job(Part(0, offset, length))
+    again.reset()
+    strategy.begin(curl, again)
+    again.fh.write(data[:piece])
+    strategy.poll({FakeCurl(piece): again})
+    again.fh.write(data[piece:piece + MiB])
+    transfer._close_quietly(again.fh)             # cut: the unlogged MiB is not kept
+    again.reset()
+    strategy.begin(curl, again)
+    assert again.fh.tell() == offset + piece and again.kept_before == piece
+    transfer._close_quietly(again.fh)
+    curl.close()
+
+
+# --- a killed download keeps the pieces of the ranges in flight ----------------------------
+
+def test_killed_download_keeps_partial_ranges(client, tmp_path):
+    size = 4 * RANGE
+    file_id, _, sha = client.put(tmp_path, size)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = cli_popen("download-by-id", "--api-url", client.stack.drs_api, "--file-id", file_id,
+                     "--output-dir", str(out), "--state-dir", str(client.state_dir),
+                     "--parallel", "2", "--part-size", "64MiB", "--max-rate", "16MiB", "--quiet")
+
+    def partial_piece_logged() -> bool:
+        entries = ledger_entries(client.state_dir, "downloads", "ranges.jsonl")
+        return any("offset" in e and e["size"] < RANGE for e in entries)
+
+    kill_when(proc, partial_piece_logged, timeout=WAIT)
+    kept = recorded(ledger_entries(client.state_dir, "downloads", "ranges.jsonl"))
+    kept_bytes = sum(n for _, n in kept)
+    assert kept_bytes > whole_ranges_bytes(kept, size, RANGE)
+
+    again = client.download(file_id, out, "--part-size", "64MiB")
+    assert again.returncode == 0, again.stderr
+    result = json_line(again)
+    assert result["bytes_resumed"] >= kept_bytes
+    assert result["bytes_transferred"] <= size - kept_bytes
+    assert result["bytes_transferred"] + result["bytes_resumed"] == size
+    assert result["bytes_resent"] == 0
+    assert sha256_of(out / file_id) == sha
+
+
+# --- bytes_resent ----------------------------------------------------------------------------
+
+def test_upload_part_corrupted_once_is_resent_and_counted(client, tmp_path):
+    size = 2 * SERVER_PART + 10
+    file_id = new_id()
+    src = tmp_path / "src"
+    sha = make_file(src, size)
+    client.stack.register(file_id, size)
+    seen = set()
+
+    def first_put_of_part_2(method: str, url: str) -> bool:
+        if method == "PUT" and "partNumber=2&" in url + "&" and "part2" not in seen:
+            seen.add("part2")
+            return True
+        return False
+
+    with CorruptingProxy(first_put_of_part_2) as proxy:
+        api = client.stack.upload_api.replace("127.0.0.1", "localhost")  # not proxied
+        proc = cli("upload-by-id", "--api-url", api, "--file-id", file_id, "--file-path",
+                   str(src), "--state-dir", str(client.state_dir), "--json", "--quiet",
+                   env={"http_proxy": proxy.url, "no_proxy": "localhost"})
+    assert proc.returncode == 0, proc.stderr
+    assert len(proxy.corrupted) == 1, proxy.requests
+    result = json_line(proc)
+    assert result["sha256"] == sha
+    assert result["bytes_resent"] == SERVER_PART
+    assert result["bytes_transferred"] == size
+
+    clean_id = new_id()
+    clean = tmp_path / "clean"
+    make_file(clean, size)
+    client.stack.register(clean_id, size)
+    proc = client.upload(clean_id, clean, "--wait")
+    assert proc.returncode == 0, proc.stderr
+    assert json_line(proc)["bytes_resent"] == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    down = client.download(clean_id, out)
+    assert down.returncode == 0, down.stderr
+    assert (json_line(down)["bytes_resent"], json_line(down)["bytes_transferred"]) == (0, size)
+
+
+class CuttingStorage:
+    """DRS for one object "x" and its storage on loopback. The first body is cut off after
+    `cut` bytes, but only once `ready()` says so (the client logged a piece of it)."""
+
+    def __init__(self, data: bytes, cut: int, ready):
+        self.ranges: list = []
+        self.stop = threading.Event()
+        self.waited_for_ready = None
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                if self.path.startswith("/objects/"):
+                    body = json.dumps({
+                        "id": "x", "self_uri": "drs://host/x", "size": len(data),
+                        "created_time": "2024-01-01T00:00:00Z",
+                        "checksums": [{"type": "sha-256",
+                                       "checksum": hashlib.sha256(data).hexdigest()}],
+                        "access_methods": [{"type": "s3",
+                                            "access_url": {"url": f"{stub.url}/data"}}],
+                    }).encode()
+                    self._send(200, {"Content-Type": "application/json"}, body)
+                    return
+                match = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
+                first, last = int(match.group(1)), int(match.group(2))
+                stub.ranges.append((first, last))
+                body = data[first:last + 1]
+                head = {"Content-Range": f"bytes {first}-{last}/{len(data)}"}
+                if len(stub.ranges) > 1:
+                    self._send(206, head, body)
+                    return
+                self._send(206, head, body[:cut], length=len(body))
+                deadline = time.monotonic() + WAIT
+                while not ready() and time.monotonic() < deadline:
+                    if stub.stop.wait(0.05):
+                        break
+                stub.waited_for_ready = ready()
+                self.close_connection = True  # the rest of the body never comes
+
+            def _send(self, status: int, headers: dict, body: bytes, length: Optional[int] = None):
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except OSError:
+                    pass
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def cutting_storage():
+    servers = []
+
+    def start(*args) -> CuttingStorage:
+        servers.append(CuttingStorage(*args))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_range_cut_off_is_continued_from_its_last_piece_and_the_rest_counted(
+        cutting_storage, tmp_path):
+    size, cut = 32 * MiB, 12 * MiB
+    data = os.urandom(size)
+    state_dir = tmp_path / "state"
+    srv = cutting_storage(data, cut, lambda: bool(
+        recorded(ledger_entries(state_dir, "downloads", "ranges.jsonl"))))
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = cli("download-by-id", "--api-url", srv.url, "--file-id", "x", "--output-dir",
+               str(out), "--state-dir", str(state_dir), "--part-size", "32MiB",
+               "--parallel", "1", "--json", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert srv.waited_for_ready, "no piece was logged before the cut"
+    assert (out / "x").read_bytes() == data
+    first_piece = ledger_entries(state_dir, "downloads", "ranges.jsonl")[0]
+    resumed_at = first_piece["offset"] + first_piece["size"]
+    assert first_piece["offset"] == 0 and transfer.PIECE_SIZE <= resumed_at <= cut
+    assert srv.ranges == [(0, size - 1), (resumed_at, size - 1)]
+    result = json_line(proc)
+    assert result["bytes_resent"] == cut - resumed_at
+    assert (result["bytes_transferred"], result["bytes_resumed"]) == (size, 0)
