@@ -33,6 +33,7 @@ class Result:
     status: str
     transfer_seconds: float = 0.0  # moving bytes only, without staging/acceptance waits
     upload_id: Optional[str] = None
+    bytes_resent: int = 0  # moved this run in attempts that were cut off, so moved again
 
     def as_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -78,6 +79,7 @@ def upload_by_id(api_url: str, file_id: str, file_path: str, *,
         sha256=run.get("sha256") or confirmed.get("sha256"),
         bytes_transferred=int(run.get("bytes_transferred", 0)),
         bytes_resumed=int(run.get("bytes_resumed", size)),
+        bytes_resent=int(run.get("bytes_resent", 0)),
         seconds=time.monotonic() - start,
         status=confirmed.get("status", "uploaded") if run else confirmed.get("status", "complete"),
         transfer_seconds=float(run.get("seconds", 0.0)), upload_id=confirmed.get("upload_id"))
@@ -102,5 +104,6 @@ def download_by_id(api_url: str, file_id: str, output_dir: str, *,
         size=int(done.get("size", 0)), sha256=done.get("sha256"),
         bytes_transferred=int(run.get("bytes_transferred", 0)),
         bytes_resumed=int(run.get("bytes_resumed", done.get("size", 0))),
+        bytes_resent=int(run.get("bytes_resent", 0)),
         seconds=time.monotonic() - start, status=run.get("status", "complete"),
         transfer_seconds=float(run.get("seconds", 0.0)))

@@ -4,6 +4,7 @@ Uploads PUT each part with a READFUNCTION that reads the part at its offset in 2
 (and hashes it for the ETag check). Downloads hand libcurl a buffered file object seeked to
 the range, so body bytes go from libcurl to the file without Python code per chunk; the
 header callback checks status, Content-Range and Content-Length before any byte is written.
+The loop logs a range's written prefix every PIECE_SIZE bytes; a retry asks for the rest.
 
 Retry policy: network errors, 5xx and 429 retry the job with backoff, up to settings.retries
 times; 403/404 from storage refresh the URL (bounded); other 4xx are fatal.
@@ -39,6 +40,9 @@ DOWNLOAD_BUFFER = 1 * MiB
 FILE_BUFFER = 1 * MiB
 MAX_REFRESH = 4              # fresh URLs in a row that storage may refuse before we give up
 STALL_SPEED = 1024           # bytes/s; slower than this for the stall limit (--timeout) is a stall
+# a range's written prefix is logged every PIECE_SIZE bytes: a kill or a cut-off attempt loses
+# at most about this much per connection, not the whole range
+PIECE_SIZE = 8 * MiB
 
 RETRYABLE_CURL = {
     pycurl.E_COULDNT_CONNECT, pycurl.E_OPERATION_TIMEDOUT, pycurl.E_PARTIAL_FILE,
@@ -70,7 +74,8 @@ class Job:
     """One part PUT or one range GET, with its runtime state on a handle."""
 
     __slots__ = ("part", "attempts", "refusals", "not_before", "problem", "status",
-                 "headers", "etag", "md5", "pos", "fh", "bad_header", "gen")
+                 "headers", "etag", "md5", "pos", "fh", "bad_header", "gen", "kept",
+                 "kept_before", "mark")
 
     def __init__(self, part: Part):
         self.part = part
@@ -79,9 +84,12 @@ class Job:
         self.not_before = 0.0
         self.problem = ""
         self.gen = 0
+        self.kept = 0          # bytes from the part's start already logged (download pieces)
         self.reset()
 
     def reset(self) -> None:
+        self.kept_before = self.kept  # where this attempt starts
+        self.mark = 0                 # bytes of this attempt at which the next piece is logged
         self.status = 0
         self.headers: dict = {}
         self.etag = ""
@@ -115,6 +123,9 @@ class Strategy:
     def tick(self) -> None:
         """Called about once a second from the loop (commit ledgers, etc.)."""
 
+    def poll(self, active: dict) -> None:
+        """Called after every pass of the loop with {handle: job} in flight."""
+
     def moved(self, curl: pycurl.Curl) -> int:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -126,7 +137,8 @@ class Engine:
         self.settings = settings
         self.progress = progress
         self.sleep = sleep
-        self.bytes_moved = 0            # finished jobs of this run
+        self.bytes_moved = 0            # bytes of this run that were kept (finished, logged)
+        self.bytes_resent = 0           # bytes of this run's cut-off attempts that go again
         self._callback_error: Optional[BaseException] = None
 
     def _handle(self) -> pycurl.Curl:
@@ -200,6 +212,7 @@ class Engine:
                                      idle, queue)
                     if not left:
                         break
+                strategy.poll(active)
                 now = time.monotonic()
                 if now - last_tick >= 1.0:
                     strategy.tick()
@@ -237,9 +250,13 @@ class Engine:
             outcome = strategy.end(c, job)
         if outcome is Outcome.OK:
             job.refusals = 0
-            self.bytes_moved += job.part.length
+            self.bytes_moved += job.part.length - job.kept_before
             strategy.done(job)
             return
+        # a cut-off attempt: its logged pieces stay, the rest of what it moved goes again
+        kept = job.kept - job.kept_before
+        self.bytes_moved += kept
+        self.bytes_resent += max(0, strategy.moved(c) - kept)
         if outcome is Outcome.REFRESH:
             job.refusals += 1
             if job.refusals > MAX_REFRESH:
@@ -369,27 +386,31 @@ class DownloadStrategy(Strategy):
     verb = "download"
 
     def __init__(self, path: str, size: int, url: Callable[[], str],
-                 refresh: Callable[[], None], on_done: Callable[[Job], None],
+                 refresh: Callable[[], None], on_piece: Callable[[int, int], None],
                  tick: Callable[[], None] = lambda: None):
+        """on_piece(offset, length): these bytes are in the partial file (written, not
+        synced); called for every PIECE_SIZE of a range and for the rest when it finishes."""
         self.path = path
         self.size = size
         self.url = url
         self._refresh = refresh
-        self.on_done = on_done
+        self.on_piece = on_piece
         self._tick = tick
         self.generation = 0
 
     def begin(self, c: pycurl.Curl, job: Job) -> None:
         part = job.part
+        start = part.offset + job.kept  # a retry goes on after the pieces already logged
         try:
             fh = open(self.path, "r+b", buffering=FILE_BUFFER)
         except FileNotFoundError:
             raise TransientError(f"the partial file {self.path} vanished during the download; "
                                  "run again") from None
-        fh.seek(part.offset)
+        fh.seek(start)
         job.gen = self.generation
         job.fh = fh
-        whole = part.offset == 0 and part.length == self.size
+        job.mark = PIECE_SIZE
+        whole = start == 0 and part.end == self.size
         collect = _header_collector(job)
 
         def header(line: bytes):
@@ -403,7 +424,7 @@ class DownloadStrategy(Strategy):
 
         c.setopt(pycurl.URL, self.url())
         c.setopt(pycurl.HTTPGET, 1)
-        c.setopt(pycurl.RANGE, f"{part.offset}-{part.end - 1}")
+        c.setopt(pycurl.RANGE, f"{start}-{part.end - 1}")
         c.setopt(pycurl.BUFFERSIZE, DOWNLOAD_BUFFER)
         c.setopt(pycurl.HEADERFUNCTION, header)
         c.setopt(pycurl.WRITEDATA, fh)
@@ -412,20 +433,31 @@ class DownloadStrategy(Strategy):
     def end(self, c: pycurl.Curl, job: Job) -> Outcome:
         fh, job.fh = job.fh, None
         try:
-            fh.flush()
-            written = fh.tell() - job.part.offset
-        except OSError as exc:
-            what = "disk full" if is_disk_full(exc) else (exc.strerror or str(exc))
-            raise OutputError(f"cannot write the download: {what}") from None
+            written_to = _flushed_position(fh)
         finally:
             _close_quietly(fh)
-        if written != job.part.length:
-            job.problem = f"received {written} of {job.part.length} bytes"
+        start = job.part.offset + job.kept_before
+        if written_to != job.part.end:
+            job.problem = f"received {written_to - start} of {job.part.end - start} bytes"
             return Outcome.RETRY
         return Outcome.OK
 
     def done(self, job: Job) -> None:
-        self.on_done(job)
+        self._log_piece(job, job.part.end)
+
+    def poll(self, active: dict) -> None:
+        # one integer comparison per handle; a flush and a ledger line only past the mark
+        for c, job in active.items():
+            if c.getinfo(pycurl.SIZE_DOWNLOAD_T) >= job.mark:
+                self._log_piece(job, _flushed_position(job.fh))
+                job.mark = job.kept - job.kept_before + PIECE_SIZE
+
+    def _log_piece(self, job: Job, written_to: int) -> None:
+        """Log [last logged point, written_to) of the job's range; its bytes are written."""
+        logged_to = job.part.offset + job.kept
+        if written_to > logged_to:
+            self.on_piece(logged_to, written_to - logged_to)
+            job.kept = written_to - job.part.offset
 
     def refresh(self, job: Job) -> None:
         """One new URL per URL generation: N ranges refused at once ask the API once."""
@@ -440,12 +472,24 @@ class DownloadStrategy(Strategy):
         return int(c.getinfo(pycurl.SIZE_DOWNLOAD_T))
 
 
+def _flushed_position(fh) -> int:
+    """Write what the file object buffers; the file offset up to which bytes are written."""
+    try:
+        fh.flush()
+        return fh.tell()
+    except OSError as exc:
+        what = "disk full" if is_disk_full(exc) else (exc.strerror or str(exc))
+        raise OutputError(f"cannot write the download: {what}") from None
+
+
 def _check_range(job: Job, size: int, whole: bool) -> Optional[GhgaError]:
-    """None when the response may be written at the job's range, else the error.
+    """None when the response may be written at the job's range (from where this attempt
+    starts: after the pieces already logged), else the error.
 
     Statuses that are retried or refreshed come back as TransientError; the engine decides
     by the status, not by this error."""
     part, status, headers = job.part, job.status, job.headers
+    start, length_expected = part.offset + job.kept_before, part.length - job.kept_before
     if status in (403, 404, 429) or status >= 500:
         return TransientError(f"HTTP {status}")
     length = headers.get("content-length")
@@ -457,19 +501,19 @@ def _check_range(job: Job, size: int, whole: bool) -> Optional[GhgaError]:
         if total != "*" and int(total) != size:
             return IntegrityError(f"storage has {total} bytes but the object size is {size} "
                                   f"(Content-Range {headers.get('content-range')!r})")
-        if int(first) != part.offset or int(last) != part.end - 1:
+        if int(first) != start or int(last) != part.end - 1:
             return ApiRefused(f"{job.label()}: storage sent Content-Range "
                               f"{headers.get('content-range')!r}, expected bytes "
-                              f"{part.offset}-{part.end - 1}/{size}", status=status)
+                              f"{start}-{part.end - 1}/{size}", status=status)
     elif status == 200:
         if not whole:
             return ApiRefused(f"{job.label()}: storage ignored the Range header (HTTP 200)",
                               status=status)
     else:
         return ApiRefused(f"{job.label()}: unexpected HTTP {status} from storage", status=status)
-    if length is None or not length.isdigit() or int(length) != part.length:
-        return ApiRefused(f"{job.label()}: Content-Length {length!r}, expected {part.length}",
-                          status=status)
+    if length is None or not length.isdigit() or int(length) != length_expected:
+        return ApiRefused(f"{job.label()}: Content-Length {length!r}, expected "
+                          f"{length_expected}", status=status)
     return None
 
 

@@ -20,7 +20,7 @@ from ..clients import DrsClient, access_url, expected_checksum
 from ..errors import IntegrityError, OutputError, UsageError
 from ..fileio import O_BINARY, fsync_dir, is_disk_full, preallocate
 from ..hashing import PrefixHasher
-from ..transfer import DownloadStrategy, Engine, Job
+from ..transfer import DownloadStrategy, Engine
 from .base import GhgaTask, Marker, stopwatch
 
 log = logging.getLogger("ghga_tasks")
@@ -157,7 +157,7 @@ class FetchFile(DownloadTask):
         hasher.advance(planning.contiguous_prefix(done))
         ok = False
         try:
-            moved = self._download(fd, part, size, done, ledger, hasher, resumed, url)
+            moved, resent = self._download(fd, part, size, done, ledger, hasher, resumed, url)
             digests = hasher.finish(size)
             ok = True
         finally:
@@ -179,7 +179,7 @@ class FetchFile(DownloadTask):
         # done.json before the rename: if the rename survives a power cut and the bytes do
         # not, done.json (older in every journal) tells the next run it was ours
         self._finish(size, digests["sha256"], "downloaded", moved, resumed, elapsed,
-                     verified=kind, moving=part)
+                     verified=kind, moving=part, resent=resent)
         # ranges.jsonl and partial.json stay: unlinking the ledger, whose lines are not yet
         # on disk, waits for the journal to write the whole file out (1-3 s for 4 GiB on
         # ext4). They are harmless: their partial file is gone, so a later run starts over.
@@ -266,10 +266,11 @@ class FetchFile(DownloadTask):
         return fd
 
     def _download(self, fd: int, part: Path, size: int, done: list, ledger: state.Ledger,
-                  hasher: PrefixHasher, resumed: int, first_url: str) -> int:
+                  hasher: PrefixHasher, resumed: int, first_url: str) -> Tuple[int, int]:
+        """(bytes moved and kept, bytes resent) of this run."""
         todo = planning.missing_ranges(size, self.cfg.part_size, done)
         if not todo:
-            return 0
+            return 0, 0
         client = self.client()
         url = {"value": first_url}
         boot = state.boot_id()
@@ -278,19 +279,19 @@ class FetchFile(DownloadTask):
         def refresh() -> None:
             url["value"] = access_url(client.wait_for_object(self.file_id))
 
-        def on_done(job: Job) -> None:
-            p = job.part
-            ledger.append([{"offset": p.offset, "size": p.length, "boot": boot}], sync=False)
-            done.append((p.offset, p.length))
+        def on_piece(offset: int, length: int) -> None:
+            ledger.append([{"offset": offset, "size": length, "boot": boot}], sync=False)
+            done.append((offset, length))
+            done[:] = planning.merge(done)  # a few intervals, however many pieces
             hasher.advance(planning.contiguous_prefix(done))
 
         try:
             engine = Engine(self.cfg, progress=lambda n: self.report(resumed + n, size, "download"))
             self.report(resumed, size, "download")
-            strategy = DownloadStrategy(str(part), size, lambda: url["value"], refresh, on_done,
+            strategy = DownloadStrategy(str(part), size, lambda: url["value"], refresh, on_piece,
                                         tick=syncer.tick)
             engine.run(strategy, todo)
-            return engine.bytes_moved
+            return engine.bytes_moved, engine.bytes_resent
         finally:
             syncer.close()
             client.close()
@@ -321,7 +322,8 @@ class FetchFile(DownloadTask):
                               f"the verified bytes stay at {part}") from None
 
     def _finish(self, size: int, sha256: str, status: str, moved: int, resumed: int,
-                elapsed, verified: Optional[str], moving: Optional[Path] = None) -> None:
+                elapsed, verified: Optional[str], moving: Optional[Path] = None,
+                resent: int = 0) -> None:
         """Record the outcome (and move `moving` into place in between).
 
         No fsync here: right after gigabytes were written, any fsync waits until they reach
@@ -334,14 +336,16 @@ class FetchFile(DownloadTask):
         if moving is not None:
             self._move_into_place(moving)
         self.record_run(status=status, path=path, bytes_transferred=moved, bytes_resumed=resumed,
-                        seconds=elapsed(), sha256=sha256, verified=verified, sync=False)
+                        bytes_resent=resent, seconds=elapsed(), sha256=sha256, verified=verified,
+                        sync=False)
 
 
 def trusted_ranges(entries: list, boot: Optional[str]) -> List[Tuple[int, int]]:
     """Ranges a resumed download may keep.
 
-    Ranges are logged as soon as their bytes are written (enough after a killed process);
-    after a reboot only those covered by a {"durable": n} checkpoint are trusted."""
+    Ranges, and pieces of ranges in flight, are logged as soon as their bytes are written
+    (enough after a killed process); after a reboot only those covered by a {"durable": n}
+    checkpoint are trusted."""
     ranges = [e for e in entries if "offset" in e]
     same_boot = boot is not None and all(e.get("boot") == boot for e in ranges)
     if not same_boot:

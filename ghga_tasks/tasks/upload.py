@@ -186,7 +186,7 @@ class TransferParts(UploadTask):
                              "status": "pending",
                              "parts_md5": [done[p.number]["md5"] for p in plan]})
         self.record_run(bytes_transferred=size - resumed, bytes_resumed=resumed,
-                        seconds=elapsed(), sha256=digest)
+                        bytes_resent=engine.bytes_resent, seconds=elapsed(), sha256=digest)
 
     def _server_view(self, client: UploadClient, upload_id: str):
         """The attempt as the server sees it; None when the server no longer knows it."""
