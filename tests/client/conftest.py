@@ -11,11 +11,27 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers import Client  # noqa: E402
+from stub_server import StubServer  # noqa: E402
 
 
 @pytest.fixture
 def client(stack, tmp_path) -> Client:
     return Client(stack, tmp_path / "state")
+
+
+@pytest.fixture
+def stub():
+    """stub(handler) -> a StubServer on loopback answering with handler; closed afterwards."""
+    servers = []
+
+    def start(handler):
+        server = StubServer(handler)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
 
 
 @pytest.fixture

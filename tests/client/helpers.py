@@ -54,6 +54,27 @@ def cli_popen(*args: str) -> subprocess.Popen:
                             stdin=subprocess.DEVNULL)
 
 
+def upload_with_a_part_corrupted_once(client: "Client", file_id: str, path: Path, part: int,
+                                      *extra: str) -> tuple:
+    """Upload through a proxy that flips a bit in the first PUT of `part`: (process, proxy)."""
+    from corrupting_proxy import CorruptingProxy
+
+    seen = []
+
+    def first_put_of_part(method: str, url: str) -> bool:
+        if method == "PUT" and f"partNumber={part}&" in url + "&" and not seen:
+            seen.append(url)
+            return True
+        return False
+
+    with CorruptingProxy(first_put_of_part) as proxy:
+        api = client.stack.upload_api.replace("127.0.0.1", "localhost")  # not proxied
+        proc = cli("upload-by-id", "--api-url", api, "--file-id", file_id, "--file-path",
+                   str(path), "--state-dir", str(client.state_dir), "--json", "--quiet",
+                   *extra, env={"http_proxy": proxy.url, "no_proxy": "localhost"})
+    return proc, proxy
+
+
 def one_line_error(proc, code: int, *words: str) -> str:
     """The CLI exited with `code` and said why in one `ghga-cli: error:` line naming `words`."""
     assert proc.returncode == code, (proc.returncode, proc.stderr)

@@ -11,21 +11,7 @@ import pytest
 from botocore.config import Config
 
 from helpers import MiB, cli, json_line, make_file, new_id, one_line_error, sha256_of
-from stub_server import StubServer, serve_range
-
-
-@pytest.fixture
-def stub():
-    servers = []
-
-    def start(handler):
-        server = StubServer(handler)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
+from stub_server import serve_range
 
 
 def test_unknown_file_id(client, tmp_path):

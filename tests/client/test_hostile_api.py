@@ -13,24 +13,10 @@ import socket
 import pytest
 
 from helpers import cli, one_line_error
-from stub_server import Drip, StubServer, serve_range
+from stub_server import Drip, serve_range
 
 JSON = {"Content-Type": "application/json"}
 NO_TASK_RETRY = {"GHGA_TASKS_TASK_RETRIES": "0"}
-
-
-@pytest.fixture
-def stub():
-    servers = []
-
-    def start(handler):
-        server = StubServer(handler)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 @pytest.fixture

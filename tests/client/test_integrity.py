@@ -11,9 +11,8 @@ import signal
 import time
 
 import pytest
-from corrupting_proxy import CorruptingProxy
-from helpers import (Client, MiB, cli, cli_popen, json_line, make_file, new_id, one_line_error,
-                     sha256_of)
+from helpers import (Client, MiB, cli_popen, json_line, make_file, new_id, one_line_error,
+                     sha256_of, upload_with_a_part_corrupted_once)
 from test_resume import ledger_entries
 
 PART = 16 * MiB
@@ -41,24 +40,13 @@ def test_part_corrupted_in_transit_is_sent_again_and_completion_uses_the_good_co
     src = tmp_path / "src"
     sha = make_file(src, size)
     client.stack.register(file_id, size)
-    seen = set()
-
-    def first_put_of_part_2(method: str, url: str) -> bool:
-        if method == "PUT" and "partNumber=2&" in url + "&" and "part2" not in seen:
-            seen.add("part2")
-            return True
-        return False
-
-    with CorruptingProxy(first_put_of_part_2) as proxy:
-        api = client.stack.upload_api.replace("127.0.0.1", "localhost")  # not proxied
-        proc = cli("upload-by-id", "--api-url", api, "--file-id", file_id, "--file-path",
-                   str(src), "--state-dir", str(client.state_dir), "--wait", "--json",
-                   "--quiet", env={"http_proxy": proxy.url, "no_proxy": "localhost"})
+    proc, proxy = upload_with_a_part_corrupted_once(client, file_id, src, 2, "--wait")
     assert proc.returncode == 0, proc.stderr
     assert len(proxy.corrupted) == 1, proxy.requests
     assert sum(1 for m, u in proxy.requests if m == "PUT") == 4  # three parts, one twice
     result = json_line(proc)
     assert result["status"] == "accepted" and result["sha256"] == sha
+    assert result["bytes_resent"] == PART and result["bytes_transferred"] == size
     assert _attempt(client.stack, result["upload_id"])["sha256"] == sha
     out = tmp_path / "out"
     out.mkdir()

@@ -17,8 +17,8 @@ from typing import Optional
 
 import pycurl
 import pytest
-from corrupting_proxy import CorruptingProxy
-from helpers import MiB, cli, cli_popen, json_line, make_file, new_id, sha256_of
+from helpers import (MiB, cli, cli_popen, json_line, make_file, new_id, sha256_of,
+                     upload_with_a_part_corrupted_once)
 from test_resume import kill_when, ledger_entries
 
 from ghga_tasks import parts as planning
@@ -173,19 +173,7 @@ def test_upload_part_corrupted_once_is_resent_and_counted(client, tmp_path):
     src = tmp_path / "src"
     sha = make_file(src, size)
     client.stack.register(file_id, size)
-    seen = set()
-
-    def first_put_of_part_2(method: str, url: str) -> bool:
-        if method == "PUT" and "partNumber=2&" in url + "&" and "part2" not in seen:
-            seen.add("part2")
-            return True
-        return False
-
-    with CorruptingProxy(first_put_of_part_2) as proxy:
-        api = client.stack.upload_api.replace("127.0.0.1", "localhost")  # not proxied
-        proc = cli("upload-by-id", "--api-url", api, "--file-id", file_id, "--file-path",
-                   str(src), "--state-dir", str(client.state_dir), "--json", "--quiet",
-                   env={"http_proxy": proxy.url, "no_proxy": "localhost"})
+    proc, proxy = upload_with_a_part_corrupted_once(client, file_id, src, 2)
     assert proc.returncode == 0, proc.stderr
     assert len(proxy.corrupted) == 1, proxy.requests
     result = json_line(proc)
