@@ -25,6 +25,7 @@ from typing import Callable, Deque, List, Optional, Tuple
 import pycurl
 
 from .clients import redact
+from .curl_compat import SIZE_DOWNLOAD_T, SIZE_UPLOAD_T, UPLOAD_BUFFERSIZE
 from .errors import (ApiRefused, ConfigError, GhgaError, InputError, IntegrityError,
                      NotAllowed, OutputError, TransientError)
 from .fileio import is_disk_full, read_at
@@ -346,7 +347,8 @@ class UploadStrategy(Strategy):
         c.setopt(pycurl.URL, url)
         c.setopt(pycurl.UPLOAD, 1)
         c.setopt(pycurl.INFILESIZE_LARGE, part.length)
-        c.setopt(pycurl.UPLOAD_BUFFERSIZE, UPLOAD_BUFFER)
+        if UPLOAD_BUFFERSIZE is not None:
+            c.setopt(UPLOAD_BUFFERSIZE, UPLOAD_BUFFER)
         c.setopt(pycurl.READFUNCTION, read)
         c.setopt(pycurl.SEEKFUNCTION, seek)
         c.setopt(pycurl.HEADERFUNCTION, _header_collector(job))
@@ -377,7 +379,7 @@ class UploadStrategy(Strategy):
         self.on_done(job)
 
     def moved(self, c: pycurl.Curl) -> int:
-        return int(c.getinfo(pycurl.SIZE_UPLOAD_T))
+        return int(c.getinfo(SIZE_UPLOAD_T))
 
 
 class DownloadStrategy(Strategy):
@@ -448,7 +450,7 @@ class DownloadStrategy(Strategy):
     def poll(self, active: dict) -> None:
         # one integer comparison per handle; a flush and a ledger line only past the mark
         for c, job in active.items():
-            if c.getinfo(pycurl.SIZE_DOWNLOAD_T) >= job.mark:
+            if c.getinfo(SIZE_DOWNLOAD_T) >= job.mark:
                 self._log_piece(job, _flushed_position(job.fh))
                 job.mark = job.kept - job.kept_before + PIECE_SIZE
 
@@ -469,7 +471,7 @@ class DownloadStrategy(Strategy):
         self._tick()
 
     def moved(self, c: pycurl.Curl) -> int:
-        return int(c.getinfo(pycurl.SIZE_DOWNLOAD_T))
+        return int(c.getinfo(SIZE_DOWNLOAD_T))
 
 
 def _flushed_position(fh) -> int:
