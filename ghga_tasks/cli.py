@@ -20,7 +20,7 @@ import click
 
 from . import __version__
 from .errors import EXIT_MEANINGS, ExitCode, GhgaError
-from .progress import ProgressBar, human_bytes
+from .progress import BarLogHandler, ProgressBar, human_bytes
 
 log = logging.getLogger("ghga_tasks")
 
@@ -95,8 +95,9 @@ def run_command(func: Callable) -> Callable:
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         verbose = kwargs.get("verbose", False)
+        # warnings (a retry and its wait, a missing checksum) show with default flags too
         logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                            format="ghga-cli: %(message)s", stream=sys.stderr)
+                            format="ghga-cli: %(message)s", handlers=[BarLogHandler(sys.stderr)])
         signal.signal(signal.SIGTERM, _interrupt)
         try:
             func(*args, **kwargs)
@@ -104,7 +105,9 @@ def run_command(func: Callable) -> Callable:
             raise
         except (Exception, KeyboardInterrupt) as exc:
             exit_for(exc, verbose)
-        _exit_now(ExitCode.OK)
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None and ctx.find_root().obj is OWN_PROCESS:
+            _exit_now(ExitCode.OK)
 
     return wrapper
 
@@ -114,6 +117,8 @@ class OneLineGroup(click.Group):
 
     def main(self, args=None, prog_name=None, **extra):
         extra["standalone_mode"] = False
+        if args is None:  # the process's own command line, not an in-process caller
+            extra.setdefault("obj", OWN_PROCESS)
         args = list(sys.argv[1:] if args is None else args)
         try:
             self._refuse_repeated_options(args)
@@ -150,9 +155,15 @@ class OneLineGroup(click.Group):
             seen.add(param.name)
 
 
+OWN_PROCESS = object()  # the root context's obj when ghga-cli runs as its own process
+
+
 def _exit_now(code: int) -> None:
-    """Exit without tearing down the interpreter (~0.2 s with luigi loaded): the work is done,
-    the state files are closed, only the output streams need flushing."""
+    """Exit without tearing down the interpreter: the work is done, the state files are
+    closed, only the output streams need flushing. Only a success of ghga-cli run as its
+    own process ends here (never the library, an error or an in-process caller): the
+    teardown of luigi, requests and pycurl is a fifth of the run of a finished command,
+    which workflow engines run again often."""
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -209,20 +220,18 @@ def _report(result, settings) -> None:
                    f"sha256 {result.sha256 or 'n/a'})", err=True)
 
 
-# Optional packages luigi imports when present but a transfer never uses (schema checks of
-# DictParameter, tenacity's tornado support): about 0.13 s of every command's start-up.
-UNUSED_IMPORTS = ("jsonschema", "tornado")
-
-
 def _transfer(label: str, config_path, flags: dict, call: Callable) -> None:
     """Settings, a progress bar, the library call, the result: shared by both commands."""
-    for name in UNUSED_IMPORTS:
-        sys.modules.setdefault(name, None)  # type: ignore[arg-type] - import raises ImportError
     settings = _load(config_path, **flags)
     bar = ProgressBar(label, enabled=None if not settings.quiet else False)
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, BarLogHandler)]
+    for handler in handlers:  # log lines clear the bar's line first
+        handler.bar = bar
     try:
         result = call(settings, bar)
     finally:
+        for handler in handlers:
+            handler.bar = None
         bar.close()
     _report(result, settings)
 

@@ -277,7 +277,10 @@ class ApiClient:
                 backoff = min(0.5 * 2 ** attempt, 30.0)
                 delay = (parse_retry_after(wait, self.settings.retry_after_cap, default=backoff)
                          if wait is not None else backoff)
-                log.info("%s %s: %s; retrying in %.1f s", method, redact(url), problem, delay)
+                # a user waiting on a silent terminal cannot tell a retry from a hang
+                log.warning("API %s %s: %s; retry %d of %d in %.1f s%s", method, redact(url),
+                            problem, attempt + 1, attempts - 1, delay,
+                            " (Retry-After)" if wait is not None else "")
                 self.sleep(delay)
         raise TransientError(f"cannot reach the API at {redact(self.base)}: {problem} "
                              f"(after {attempts} attempts)")

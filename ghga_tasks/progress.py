@@ -1,10 +1,19 @@
-"""Progress on stderr: bytes, rate and ETA, only when stderr is a terminal."""
+"""Progress on stderr: bytes, rate and ETA, only when stderr is a terminal.
+
+The bar is one line redrawn in place, never wider than the terminal (a wider line would wrap
+and start a new line on every redraw). Log messages go through `BarLogHandler`, which clears
+the bar's line before a message and draws the bar again below it.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
 import sys
+import threading
 import time
-from typing import Optional, TextIO
+from typing import Callable, Optional, TextIO
 
 
 def human_bytes(n: float) -> str:
@@ -20,23 +29,40 @@ def human_seconds(s: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+def terminal_columns(stream: TextIO) -> int:
+    """Columns of the terminal `stream` writes to: $COLUMNS, else the terminal's own size
+    (of `stream`, then of stdout as shutil asks), else 80. One ioctl: cheap on every redraw."""
+    if not os.environ.get("COLUMNS", "").strip().isdigit():
+        try:
+            return os.get_terminal_size(stream.fileno()).columns or 80
+        except (AttributeError, OSError, ValueError):
+            pass
+    return shutil.get_terminal_size((80, 24)).columns
+
+
 class ProgressBar:
     """Callable(done, total, phase) for the tasks; draws at most 4 times a second."""
 
-    def __init__(self, label: str, stream: Optional[TextIO] = None, enabled: Optional[bool] = None):
+    def __init__(self, label: str, stream: Optional[TextIO] = None, enabled: Optional[bool] = None,
+                 columns: Optional[Callable[[], int]] = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.label = label
         self.stream = stream or sys.stderr
         isatty = getattr(self.stream, "isatty", lambda: False)()
         self.enabled = isatty if enabled is None else enabled
+        self.columns = columns or (lambda: terminal_columns(self.stream))
+        self.clock = clock
+        self.lock = threading.RLock()  # the engine draws, other threads log
         self._start: Optional[float] = None
         self._first = 0
         self._last_draw = 0.0
-        self._drawn = False
+        self._drawn = 0        # width of the line on screen; 0: none
+        self._line = ""
 
     def __call__(self, done: int, total: int, phase: str) -> None:
         if not self.enabled:
             return
-        now = time.monotonic()
+        now = self.clock()
         if self._start is None and total:
             self._start, self._first = now, done
         if now - self._last_draw < 0.25 and done < total:
@@ -49,14 +75,62 @@ class ProgressBar:
             rate = (done - self._first) / spent if spent > 0.5 else 0.0
             eta = human_seconds((total - done) / rate) if rate > 0 else "--:--:--"
             pct = 100.0 * done / total if total else 100.0
-            line = (f"{self.label}: {phase} {human_bytes(done)} / {human_bytes(total)} "
-                    f"{pct:5.1f}%  {human_bytes(rate)}/s  ETA {eta}")
-        self.stream.write("\r" + line[:119].ljust(119))
+            figures = (f"{phase} {human_bytes(done)} / {human_bytes(total)} "
+                       f"{pct:5.1f}%  {human_bytes(rate)}/s  ETA {eta}")
+            line = f"{self.label}: {figures}"
+            if len(line) >= self.columns():
+                line = figures  # the label goes first; what is left is cut below
+        with self.lock:
+            self._line = line
+            self._draw()
+
+    def _width(self) -> int:
+        return max(1, self.columns() - 1)  # a line in the last column wraps on some terminals
+
+    def _draw(self) -> None:
+        width = self._width()
+        line = self._line[:width]
+        # spaces blank what is left of a longer line drawn before
+        self.stream.write("\r" + line.ljust(min(max(self._drawn, len(line)), width)))
         self.stream.flush()
-        self._drawn = True
+        self._drawn = len(line) or 1
+
+    def clear(self) -> None:
+        """Blank the bar's line and put the cursor at its start (for a message)."""
+        with self.lock:
+            if self._drawn:
+                self.stream.write("\r" + " " * min(self._drawn, self._width()) + "\r")
+                self.stream.flush()
+
+    def redraw(self) -> None:
+        """Draw the last line again (after a message)."""
+        with self.lock:
+            if self._drawn:
+                self._drawn = 0
+                self._draw()
 
     def close(self) -> None:
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
+        with self.lock:
+            if self._drawn:
+                self.stream.write("\n")
+                self.stream.flush()
+                self._drawn = 0
+
+
+class BarLogHandler(logging.StreamHandler):
+    """Log records as lines on the stream a ProgressBar draws on: the bar's line is blanked
+    before a message and drawn again after it, so no message lands inside the bar."""
+
+    def __init__(self, stream: Optional[TextIO] = None):
+        super().__init__(stream or sys.stderr)
+        self.bar: Optional[ProgressBar] = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        bar = self.bar
+        if bar is None or not bar.enabled:
+            super().emit(record)
+            return
+        with bar.lock:
+            bar.clear()
+            super().emit(record)
+            bar.redraw()

