@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from . import state
-from .runner import run_dag
+from .download_steps import Fetched
+from .partial import check_file_id
+from .runner import dag, run_dag
 from .settings import Settings, load
-from .tasks.base import RUN_FILE
-from .tasks.download import FetchFile, check_file_id
-from .tasks.upload import ConfirmUpload, source_facts
+from .tasks.download import FetchFile
+from .tasks.upload import ConfirmUpload
+from .upload_steps import source_facts
 
 Progress = Callable[[int, int, str], None]
 
@@ -51,13 +52,9 @@ def _settings(settings: Optional[Settings], overrides: dict) -> Settings:
     return dataclasses.replace(settings, **clean) if clean else settings
 
 
-def _run(task, cfg: Settings) -> tuple:
-    """Run the DAG; return what this run did (empty if nothing was left) and its start time."""
-    start = time.monotonic()
-    state.ensure_dir(task.dir)
-    state.remove(task.dir / RUN_FILE)
-    run_dag(task, task.dir, cfg)
-    return state.read_json(task.dir / RUN_FILE) or {}, start
+def _outcome(task, family: str):
+    """What the DAG's task of this family did in this run (None: it had nothing to do)."""
+    return next((t.outcome for t in dag(task) if t.task_family == family), None)
 
 
 def upload_by_id(api_url: str, file_id: str, file_path: str, *,
@@ -72,17 +69,19 @@ def upload_by_id(api_url: str, file_id: str, file_path: str, *,
     task = ConfirmUpload(api_url=api_url, file_id=file_id, file_path=file_path,
                          state_dir=str(cfg.state_root), wait=cfg.wait, settings=cfg,
                          progress=progress)
-    run, start = _run(task, cfg)
+    start = time.monotonic()
+    run_dag(task, cfg)
+    stored = _outcome(task, "ghga.TransferParts")
     confirmed = task.output().read() or {}
     return Result(
         direction="upload", file_id=file_id, path=file_path, size=size,
-        sha256=run.get("sha256") or confirmed.get("sha256"),
-        bytes_transferred=int(run.get("bytes_transferred", 0)),
-        bytes_resumed=int(run.get("bytes_resumed", size)),
-        bytes_resent=int(run.get("bytes_resent", 0)),
-        seconds=time.monotonic() - start,
-        status=confirmed.get("status", "uploaded") if run else confirmed.get("status", "complete"),
-        transfer_seconds=float(run.get("seconds", 0.0)), upload_id=confirmed.get("upload_id"))
+        sha256=stored.sha256 if stored else confirmed.get("sha256"),
+        bytes_transferred=stored.bytes_transferred if stored else 0,
+        bytes_resumed=stored.bytes_resumed if stored else size,
+        bytes_resent=stored.bytes_resent if stored else 0,
+        seconds=time.monotonic() - start, status=confirmed.get("status", "uploaded"),
+        transfer_seconds=stored.seconds if stored else 0.0,
+        upload_id=confirmed.get("upload_id"))
 
 
 def download_by_id(api_url: str, file_id: str, output_dir: str, *,
@@ -97,13 +96,17 @@ def download_by_id(api_url: str, file_id: str, output_dir: str, *,
     task = FetchFile(api_url=api_url, file_id=file_id, output_dir=output_dir,
                      state_dir=str(cfg.state_root), overwrite=cfg.overwrite, settings=cfg,
                      progress=progress)
-    run, start = _run(task, cfg)
+    start = time.monotonic()
+    run_dag(task, cfg)
+    fetched: Optional[Fetched] = task.outcome
     done = task.output().read() or {}
+    size = int(done.get("size", 0))
     return Result(
-        direction="download", file_id=file_id, path=done.get("path", str(Path(output_dir) / file_id)),
-        size=int(done.get("size", 0)), sha256=done.get("sha256"),
-        bytes_transferred=int(run.get("bytes_transferred", 0)),
-        bytes_resumed=int(run.get("bytes_resumed", done.get("size", 0))),
-        bytes_resent=int(run.get("bytes_resent", 0)),
-        seconds=time.monotonic() - start, status=run.get("status", "complete"),
-        transfer_seconds=float(run.get("seconds", 0.0)))
+        direction="download", file_id=file_id,
+        path=done.get("path", str(Path(output_dir) / file_id)), size=size,
+        sha256=done.get("sha256"),
+        bytes_transferred=fetched.bytes_transferred if fetched else 0,
+        bytes_resumed=fetched.bytes_resumed if fetched else size,
+        bytes_resent=fetched.bytes_resent if fetched else 0,
+        seconds=time.monotonic() - start, status=fetched.status if fetched else "complete",
+        transfer_seconds=fetched.seconds if fetched else 0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 
 
 class ExitCode(enum.IntEnum):
@@ -131,17 +132,33 @@ _BY_NAME = {cls.__name__: cls for cls in (
 
 
 def error_to_dict(exc: BaseException) -> dict:
-    """What a failed luigi task leaves in the state dir for the runner."""
+    """A failed task's error as JSON (failure.json): its type, message, exit code and every
+    field it carries (an ApiRefused's status, exception_id and data, ...)."""
     if isinstance(exc, GhgaError):
-        return {"type": type(exc).__name__, "message": exc.message, "exit_code": int(exc.exit_code)}
+        fields = {k: v for k, v in vars(exc).items() if k != "message" and _is_json(v)}
+        return {"type": type(exc).__name__, "message": exc.message,
+                "exit_code": int(exc.exit_code), "fields": fields}
     return {"type": "InternalError", "message": f"{type(exc).__name__}: {exc}",
             "exit_code": int(ExitCode.INTERNAL)}
 
 
 def error_from_dict(data: dict) -> GhgaError:
+    """The error error_to_dict() wrote, of its type and with its fields."""
     cls = _BY_NAME.get(data.get("type", ""), GhgaError)
     err = GhgaError.__new__(cls)
     GhgaError.__init__(err, str(data.get("message", "unknown error")))
+    fields = data.get("fields")
+    for name, value in (fields.items() if isinstance(fields, dict) else ()):
+        if name != "exit_code":
+            setattr(err, name, value)
     if cls is GhgaError:
         err.exit_code = ExitCode(int(data.get("exit_code", 1)))
     return err
+
+
+def _is_json(value) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -1,14 +1,15 @@
 """Build and run a transfer's luigi DAG and turn luigi's outcome into a result or a typed error.
 
-luigi.build()'s boolean is True even when tasks failed, so we ask for the detailed summary
-and read the failure a task left in its state dir (tasks may run in a child process).
+luigi.build()'s boolean is True even when tasks failed, so we ask for the detailed summary.
+Tasks run in this process (one worker, no multiprocessing): each keeps its outcome and its
+failure in memory, where the runner and the entry points read them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import luigi
@@ -16,11 +17,10 @@ import luigi.configuration
 import luigi.task
 from luigi.execution_summary import LuigiStatusCode
 
-from . import state
 from .errors import (GhgaError, LockedError, TransientError, WaitTimeout, error_from_dict,
                      error_to_dict)
 from .settings import Settings
-from .tasks.base import FAILURE_FILE
+from .transfer_dir import FAILURE
 
 log = logging.getLogger("ghga_tasks")
 
@@ -34,23 +34,41 @@ PINNED_WORKER_OPTIONS = {
 }
 
 
-def quiet_luigi(verbose: bool = False) -> None:
-    """luigi logs every scheduling step; keep it off stderr unless asked for."""
-    for name in ("luigi", "luigi-interface"):
-        logger = logging.getLogger(name)
-        logger.propagate = verbose
-        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
-            logger.addHandler(logging.NullHandler())
+PINNED = [("worker", option, value) for option, value in PINNED_WORKER_OPTIONS.items()] + [
+    ("core", "no_configure_logging", "true")]
 
 
-def pin_luigi_config() -> None:
+@contextlib.contextmanager
+def luigi_for_one_build(verbose: bool = False) -> Iterator[None]:
+    """luigi's options pinned and its loggers quiet (unless verbose) for one build, then
+    as they were: an embedding program's own luigi setup is left alone."""
     config = luigi.configuration.get_config()
-    for section in ("worker", "core"):
+    saved_options = [(section, option, config.has_section(section),
+                      config.get(section, option, None) if config.has_section(section)
+                      and config.has_option(section, option) else None)
+                     for section, option, _ in PINNED]
+    loggers = [logging.getLogger(name) for name in ("luigi", "luigi-interface")]
+    saved_loggers = [(logger, logger.propagate, list(logger.handlers)) for logger in loggers]
+    for section, option, value in PINNED:
         if not config.has_section(section):
             config.add_section(section)
-    for option, value in PINNED_WORKER_OPTIONS.items():
-        config.set("worker", option, value)
-    config.set("core", "no_configure_logging", "true")
+        config.set(section, option, value)
+    for logger in loggers:
+        logger.propagate = verbose
+        logger.addHandler(logging.NullHandler())
+    try:
+        yield
+    finally:
+        for section, option, had_section, value in saved_options:
+            if value is not None:
+                config.set(section, option, value)
+            elif config.has_section(section):
+                config.remove_option(section, option)
+                if not had_section and not config.options(section):
+                    config.remove_section(section)
+        for logger, propagate, handlers in saved_loggers:
+            logger.propagate = propagate
+            logger.handlers[:] = handlers
 
 
 def dag(task: luigi.Task) -> Iterator[luigi.Task]:
@@ -75,29 +93,30 @@ def failure_in(task: luigi.Task) -> Optional[GhgaError]:
     return None
 
 
-def run_dag(task: luigi.Task, transfer_dir: Path, settings: Settings,
+def run_dag(task: luigi.Task, settings: Settings,
             sleep: Callable[[float], None] = time.sleep) -> None:
-    """Run the DAG up to `task`; re-run it after transient failures (settings.task_retries)."""
-    quiet_luigi(verbose=logging.getLogger("ghga_tasks").isEnabledFor(logging.DEBUG))
-    pin_luigi_config()
-    failure_file = transfer_dir / FAILURE_FILE
+    """Run the DAG up to `task`; re-run it after transient failures (settings.task_retries).
+
+    Tasks run in this process: each keeps its outcome and its failure in memory, and the
+    caller reads them from the DAG's tasks (dag())."""
+    task.tdir.ensure()  # an unusable state dir fails here, clearly (73)
+    for current in dag(task):
+        current.outcome = None
     for attempt in range(settings.task_retries + 1):
-        state.remove(failure_file)
         for current in dag(task):
             current.failure = None
-        result = luigi.build([task], local_scheduler=True, workers=1, detailed_summary=True,
-                             no_lock=True)
+            current.tdir.remove(FAILURE)
+        with luigi_for_one_build(logging.getLogger("ghga_tasks").isEnabledFor(logging.DEBUG)):
+            result = luigi.build([task], local_scheduler=True, workers=1,
+                                 detailed_summary=True, no_lock=True)
         if result.status in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY):
             if not task.complete():
                 raise GhgaError(f"luigi reported success but {task} is not complete")
             return
         error = failure_in(task)
-        if error is None:  # run in another process: it left its failure in the state dir
-            details = state.read_json(failure_file)
-            if details is None:
-                raise GhgaError(f"the transfer did not finish (luigi: {result.status.name}); "
-                                f"run with --verbose for details")
-            error = error_from_dict(details)
+        if error is None:
+            raise GhgaError(f"the transfer did not finish (luigi: {result.status.name}); "
+                            f"run with --verbose for details")
         # not retried: another process holds the file; the user's deadline has passed
         retry = (isinstance(error, TransientError)
                  and not isinstance(error, (LockedError, WaitTimeout))

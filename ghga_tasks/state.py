@@ -73,18 +73,6 @@ def read_json(path: Path) -> Optional[dict]:
     return data if isinstance(data, dict) else None
 
 
-def writer_id(directory: Path) -> str:
-    """This transfer dir's identity towards the Upload API (PROTOCOL.md § 1, `writer`):
-    random, made once, so a resumed run is the same writer and another state dir is not."""
-    path = directory / "writer.json"
-    known = (read_json(path) or {}).get("writer")
-    if isinstance(known, str) and known:
-        return known
-    writer = os.urandom(16).hex()
-    write_json(path, {"writer": writer})
-    return writer
-
-
 def remove(path: Path) -> None:
     try:
         path.unlink()

@@ -1,20 +1,16 @@
-"""What every ghga task shares: identity parameters, settings, state dir, failure file."""
+"""What every ghga task shares: identity parameters, settings, its TransferDir, its failure."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Optional
 
 import luigi
 from luigi.parameter import ParameterVisibility
 
-from .. import state
 from ..errors import GhgaError, error_from_dict, error_to_dict
 from ..settings import Settings, load
-
-FAILURE_FILE = "failure.json"
-RUN_FILE = "run.json"
+from ..transfer_dir import FAILURE, TransferDir
 
 
 class ObjectParameter(luigi.Parameter):
@@ -24,8 +20,11 @@ class ObjectParameter(luigi.Parameter):
 class GhgaTask(luigi.Task):
     """Base of the upload and download tasks (namespace `ghga`).
 
-    `settings` and `progress` are insignificant and private: they don't change the task's
-    identity and are never sent to a scheduler (the token lives in settings).
+    Identity is in the luigi parameters (API URL, file id, state dir, and each task's own);
+    tuning is in `settings`. `settings` and `progress` are insignificant and private: they
+    don't change the task's identity and are never sent to a scheduler (the token lives in
+    settings). A task's run() calls one step of upload_steps/download_steps, keeps its outcome
+    in `self.outcome` and writes it as its target.
     """
 
     task_namespace = "ghga"
@@ -39,6 +38,9 @@ class GhgaTask(luigi.Task):
     progress = ObjectParameter(default=None, significant=False,
                                visibility=ParameterVisibility.PRIVATE)
 
+    outcome: Any = None                      # what run() returned in this process
+    failure: Optional[BaseException] = None  # what run() raised in this process
+
     @property
     def cfg(self) -> Settings:
         if self.settings is None:
@@ -46,71 +48,49 @@ class GhgaTask(luigi.Task):
         return self.settings
 
     @property
-    def root(self) -> Path:
-        return Path(self.state_dir) if self.state_dir else self.cfg.state_root
+    def tdir(self) -> TransferDir:
+        root = Path(self.state_dir) if self.state_dir else self.cfg.state_root
+        return TransferDir(root, self.direction, self.api_url, self.file_id)
 
     @property
     def dir(self) -> Path:
-        return state.transfer_dir(self.root, self.direction, self.api_url, self.file_id)
-
-    def lock(self) -> state.TransferLock:
-        return state.TransferLock(state.ensure_dir(self.dir), f"file {self.file_id!r}")
-
-    def client(self):  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def run_locked(self, work: Callable) -> None:
-        """work(client) under the transfer's lock, unless another run finished it meanwhile."""
-        with self.lock():
-            if self.complete():
-                return
-            client = self.client()
-            try:
-                work(client)
-            finally:
-                client.close()
+        return self.tdir.path
 
     def report(self, done: int, total: int, phase: str) -> None:
         if self.progress is not None:
             self.progress(done, total, phase)
 
-    def record_run(self, sync: bool = True, **facts) -> None:
-        """Facts about this run (bytes moved, resumed, seconds) for the caller's result."""
-        facts.setdefault("finished", time.time())
-        state.write_json(self.dir / RUN_FILE, facts, sync=sync)
-
-    failure: Optional[BaseException] = None  # what run() raised in this process, if anything
-
     def on_failure(self, exception: BaseException) -> str:
+        """Kept in memory for the runner; written for failure_of(), if the disk lets us."""
         self.failure = exception
         details = error_to_dict(exception)
         try:
-            state.write_json(state.ensure_dir(self.dir) / FAILURE_FILE, details)
-        except Exception:  # the original error matters more
+            self.tdir.write(FAILURE, details)
+        except GhgaError:  # the original error matters more
             pass
         return details["message"]
 
 
 class Marker(luigi.LocalTarget):
-    """A small JSON fact in the state dir; complete() never touches the network."""
+    """A small JSON fact in a TransferDir; complete() never touches the network."""
+
+    def __init__(self, tdir: TransferDir, name: str):
+        super().__init__(str(tdir.file(name)))
+        self.tdir, self.name = tdir, name
 
     def read(self) -> Optional[dict]:
-        return state.read_json(Path(self.path))
+        return self.tdir.read(self.name)
 
     def write(self, data: dict, sync: bool = True) -> None:
-        state.write_json(state.ensure_dir(Path(self.path).parent) / Path(self.path).name, data,
-                         sync=sync)
-
-
-def stopwatch() -> Callable[[], float]:
-    start = time.monotonic()
-    return lambda: time.monotonic() - start
+        self.tdir.write(self.name, data, sync=sync)
 
 
 def failure_of(task: GhgaTask) -> Optional[GhgaError]:
-    """The typed error a ghga task (or one it required) failed with in the last run, if any.
+    """The typed error a ghga task (or one it required) failed with in the last run, if any,
+    with its fields (exit_code, and e.g. status and exception_id of an ApiRefused).
 
-    For your own luigi pipelines: luigi.build() reports failure, this says why and gives the
-    exit code (error.exit_code)."""
-    details = state.read_json(task.dir / FAILURE_FILE)
+    For your own luigi pipelines: luigi.build() reports failure, this says why."""
+    if isinstance(task.failure, GhgaError):
+        return task.failure
+    details = task.tdir.read(FAILURE)
     return error_from_dict(details) if details else None

@@ -12,7 +12,7 @@ from helpers import MiB, cli, json_line, make_file, new_id, one_line_error, sha2
 
 from ghga_tasks import state
 from ghga_tasks.errors import LockedError, OutputError
-from ghga_tasks.tasks.download import NAME_MAX, partial_path, side_path
+from ghga_tasks.partial import NAME_MAX, partial_path, side_path
 
 
 def fill(directory: Path) -> None:

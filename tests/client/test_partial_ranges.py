@@ -7,16 +7,10 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
-import re
-import threading
-import time
-from typing import Optional
 
 import pycurl
-import pytest
 from helpers import (MiB, cli, cli_popen, json_line, make_file, new_id, sha256_of,
                      upload_with_a_part_corrupted_once)
 from test_resume import kill_when, ledger_entries
@@ -24,6 +18,7 @@ from test_resume import kill_when, ledger_entries
 from ghga_tasks import parts as planning
 from ghga_tasks import transfer
 from ghga_tasks.parts import Part
+from ghga_tasks.server.stub import JSON, Cut, drs_object, serve_range
 from ghga_tasks.transfer import DownloadStrategy, Job, Outcome
 
 RANGE = 64 * MiB       # --part-size of the download
@@ -60,7 +55,7 @@ def test_missing_ranges_fetch_only_the_gaps_between_pieces():
 
 
 def test_after_reboot_only_checkpointed_pieces_are_trusted():
-    from ghga_tasks.tasks.download import trusted_ranges
+    from ghga_tasks.partial import trusted_ranges
     entries = [{"offset": 0, "size": 8, "boot": "a"}, {"offset": 64, "size": 8, "boot": "a"},
                {"durable": 2}, {"offset": 8, "size": 8, "boot": "a"}]
     assert planning.contiguous_prefix(trusted_ranges(entries, "a")) == 16
@@ -195,103 +190,40 @@ def test_upload_part_corrupted_once_is_resent_and_counted(client, tmp_path):
     assert (json_line(down)["bytes_resent"], json_line(down)["bytes_transferred"]) == (0, size)
 
 
-class CuttingStorage:
-    """DRS for one object "x" and its storage on loopback. The first body is cut off after
-    `cut` bytes, but only once `ready()` says so (the client logged a piece of it)."""
-
-    def __init__(self, data: bytes, cut: int, ready):
-        self.ranges: list = []
-        self.stop = threading.Event()
-        self.waited_for_ready = None
-        stub = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                if self.path.startswith("/objects/"):
-                    body = json.dumps({
-                        "id": "x", "self_uri": "drs://host/x", "size": len(data),
-                        "created_time": "2024-01-01T00:00:00Z",
-                        "checksums": [{"type": "sha-256",
-                                       "checksum": hashlib.sha256(data).hexdigest()}],
-                        "access_methods": [{"type": "s3",
-                                            "access_url": {"url": f"{stub.url}/data"}}],
-                    }).encode()
-                    self._send(200, {"Content-Type": "application/json"}, body)
-                    return
-                match = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
-                first, last = int(match.group(1)), int(match.group(2))
-                stub.ranges.append((first, last))
-                body = data[first:last + 1]
-                head = {"Content-Range": f"bytes {first}-{last}/{len(data)}"}
-                if len(stub.ranges) > 1:
-                    self._send(206, head, body)
-                    return
-                self._send(206, head, body[:cut], length=len(body))
-                deadline = time.monotonic() + WAIT
-                while not ready() and time.monotonic() < deadline:
-                    if stub.stop.wait(0.05):
-                        break
-                stub.waited_for_ready = ready()
-                self.close_connection = True  # the rest of the body never comes
-
-            def _send(self, status: int, headers: dict, body: bytes, length: Optional[int] = None):
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body) if length is None else length))
-                self.end_headers()
-                try:
-                    self.wfile.write(body)
-                except OSError:
-                    pass
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def cutting_storage():
-    servers = []
-
-    def start(*args) -> CuttingStorage:
-        servers.append(CuttingStorage(*args))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-def test_range_cut_off_is_continued_from_its_last_piece_and_the_rest_counted(
-        cutting_storage, tmp_path):
+def test_range_cut_off_is_continued_from_its_last_piece_and_the_rest_counted(stub, tmp_path):
+    """The first body is cut off after `cut` bytes, once the client logged a piece of it."""
     size, cut = 32 * MiB, 12 * MiB
     data = os.urandom(size)
     state_dir = tmp_path / "state"
-    srv = cutting_storage(data, cut, lambda: bool(
-        recorded(ledger_entries(state_dir, "downloads", "ranges.jsonl"))))
+    ranges, cuts = [], []
+
+    def piece_logged() -> bool:
+        return bool(recorded(ledger_entries(state_dir, "downloads", "ranges.jsonl")))
+
+    def answer(method, path, headers):
+        if path.startswith("/objects/"):
+            obj = drs_object("x", size, hashlib.sha256(data).hexdigest(), f"{srv.url}/data")
+            return 200, JSON, json.dumps(obj).encode()
+        status, head, body = serve_range(data, headers)
+        ranges.append(head["Content-Range"])
+        if len(ranges) > 1:
+            return status, head, body
+        cuts.append(Cut(body, cut, until=piece_logged, wait=WAIT))
+        return status, head, cuts[0]
+
+    srv = stub(answer)
     out = tmp_path / "out"
     out.mkdir()
     proc = cli("download-by-id", "--api-url", srv.url, "--file-id", "x", "--output-dir",
                str(out), "--state-dir", str(state_dir), "--part-size", "32MiB",
                "--parallel", "1", "--json", "--quiet")
     assert proc.returncode == 0, proc.stderr
-    assert srv.waited_for_ready, "no piece was logged before the cut"
+    assert cuts[0].until_met, "no piece was logged before the cut"
     assert (out / "x").read_bytes() == data
     first_piece = ledger_entries(state_dir, "downloads", "ranges.jsonl")[0]
     resumed_at = first_piece["offset"] + first_piece["size"]
     assert first_piece["offset"] == 0 and transfer.PIECE_SIZE <= resumed_at <= cut
-    assert srv.ranges == [(0, size - 1), (resumed_at, size - 1)]
+    assert ranges == [f"bytes 0-{size - 1}/{size}", f"bytes {resumed_at}-{size - 1}/{size}"]
     result = json_line(proc)
     assert result["bytes_resent"] == cut - resumed_at
     assert (result["bytes_transferred"], result["bytes_resumed"]) == (size, 0)

@@ -122,7 +122,7 @@ def test_second_process_on_same_file_is_refused(client, tmp_path):
 
 def test_power_loss_keeps_only_checkpointed_ranges():
     """After a reboot (other boot id) only ranges before a durable checkpoint count."""
-    from ghga_tasks.tasks.download import trusted_ranges
+    from ghga_tasks.partial import trusted_ranges
     entries = [{"offset": 0, "size": 4, "boot": "a"}, {"offset": 4, "size": 4, "boot": "a"},
                {"durable": 2}, {"offset": 8, "size": 4, "boot": "a"}]
     assert trusted_ranges(entries, "a") == [(0, 4), (4, 4), (8, 4)]
@@ -185,7 +185,7 @@ def test_after_reboot_untrusted_ranges_are_dropped_for_good(client, tmp_path, mo
     import ghga_tasks
     from ghga_tasks import state
     from ghga_tasks.errors import TransientError
-    from ghga_tasks.tasks import download as download_task
+    from ghga_tasks import download_steps
 
     size = 2 * PART
     file_id, src, sha = client.put(tmp_path, size)
@@ -211,7 +211,7 @@ def test_after_reboot_untrusted_ranges_are_dropped_for_good(client, tmp_path, mo
         raise TransientError("stopped by the test")
 
     with monkeypatch.context() as patched:
-        patched.setattr(download_task.Engine, "run", stop)
+        patched.setattr(download_steps.Engine, "run", stop)
         with pytest.raises(TransientError):
             ghga_tasks.download_by_id(client.stack.drs_api, file_id, str(out), retries=0,
                                       task_retries=0, state_dir=str(client.state_dir),

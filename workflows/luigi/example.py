@@ -43,10 +43,9 @@ import sys
 import luigi
 from luigi.execution_summary import LuigiStatusCode
 
-from ghga_tasks import state
 from ghga_tasks.errors import ExitCode
 from ghga_tasks.tasks import failure_of
-from ghga_tasks.tasks.base import FAILURE_FILE
+from ghga_tasks.transfer_dir import FAILURE
 from ghga_tasks.tasks.download import FetchFile
 
 
@@ -156,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     root = Summary(api_url=args.api_url, file_ids=args.file_ids, output_dir=output_dir,
                    state_dir=state_dir)
     for fetch in fetch_tasks(root):  # a failure file from an earlier run is not news
-        state.remove(fetch.dir / FAILURE_FILE)
+        fetch.tdir.remove(FAILURE)
     result = luigi.build([root], local_scheduler=True, workers=args.workers,
                          detailed_summary=True)
     code = exit_code(result, root)

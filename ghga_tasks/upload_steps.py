@@ -1,0 +1,285 @@
+"""The steps of one file's upload, without luigi: start or adopt an attempt, send the parts,
+confirm (and wait for acceptance). Each returns a typed outcome; ghga_tasks.tasks.upload
+runs them as RequestURL → TransferParts → ConfirmUpload.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import stat
+import time
+from typing import Callable, List, Optional
+
+from . import parts as planning
+from .clients import UploadClient
+from .errors import (ApiRefused, InputError, IntegrityError, PartsNotStored, TransientError,
+                     WaitTimeout)
+from .fileio import O_BINARY
+from .hashing import Md5Feeder, PrefixHasher
+from .prefetch import UrlPrefetcher
+from .settings import Settings
+from .transfer import Engine, Job, UploadStrategy
+from .transfer_dir import ATTEMPT, CONFIRMED, PARTS, PARTS_LEDGER, TransferDir
+
+log = logging.getLogger("ghga_tasks")
+
+Progress = Callable[[int, int, str], None]
+DEAD = ("failed", "cancelled", "rejected")
+FINISHED = ("uploaded", "accepted")
+
+
+def no_progress(done: int, total: int, phase: str) -> None:
+    """The progress callback of a caller that shows none."""
+
+
+@dataclasses.dataclass
+class PartsStored:
+    """TransferParts' outcome: every part of the attempt is stored (or it was finished)."""
+
+    upload_id: str
+    size: int
+    sha256: str
+    status: str                       # pending, or uploaded/accepted for an adopted attempt
+    parts_md5: Optional[List[str]]    # what the confirmation names; None when finished
+    bytes_transferred: int = 0
+    bytes_resumed: int = 0
+    bytes_resent: int = 0
+    seconds: float = 0.0
+
+
+@dataclasses.dataclass
+class Confirmation:
+    """ConfirmUpload's outcome: the attempt as the server last said."""
+
+    upload_id: str
+    status: str
+    sha256: Optional[str]
+
+
+def source_facts(file_path: str) -> dict:
+    """Size and mtime of the local file; raises InputError when it can't be read.
+
+    Anything but a regular file is refused before it is opened (opening a FIFO blocks)."""
+    try:
+        st = os.stat(file_path)
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(f"input is a directory, not a file: {file_path}")
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"input is not a regular file: {file_path}")
+        with open(file_path, "rb"):
+            pass
+    except FileNotFoundError:
+        raise InputError(f"input file not found: {file_path}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read input file {file_path}: {exc.strerror or exc}") from None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def check_registered_size(size: int, source: dict, file_id: str, file_path: str) -> None:
+    if int(size) != source["size"]:
+        raise IntegrityError(f"{file_path} has {source['size']} bytes but file {file_id!r} is "
+                             f"registered with {size} bytes")
+
+
+@dataclasses.dataclass
+class Upload:
+    """One file's upload through one API client; its facts live in `tdir`."""
+
+    client: UploadClient
+    tdir: TransferDir
+    file_id: str
+    file_path: str
+    settings: Settings
+    report: Progress = no_progress
+
+    # RequestURL
+
+    def start_attempt(self) -> dict:
+        """Adopt or start an attempt; recorded in ATTEMPT and returned."""
+        source = source_facts(self.file_path)
+        meta = self.client.get_file(self.file_id)
+        check_registered_size(meta["size"], source, self.file_id, self.file_path)
+        attempt, adopted = self.client.create_upload(self.file_id, self.tdir.writer_id())
+        record = {
+            "upload_id": attempt["upload_id"], "file_id": self.file_id,
+            "part_size": int(attempt["part_size"]), "status": attempt["status"],
+            "sha256": attempt.get("sha256"),
+            "size": int(meta["size"]), "registered_sha256": meta.get("sha256"),
+            "file_path": os.path.abspath(self.file_path), "source": source, "adopted": adopted,
+        }
+        self.tdir.write(ATTEMPT, record)
+        return record
+
+    # TransferParts
+
+    def send_parts(self) -> PartsStored:
+        """PUT every part not yet in the ledger, on the live attempt (a dead or forgotten
+        one is replaced; a finished one must hold this file)."""
+        started = time.monotonic()
+        attempt = self.tdir.read(ATTEMPT) or self.start_attempt()
+        current = self._server_view(attempt["upload_id"])
+        if current is None or current["status"] in DEAD:
+            self.tdir.forget_attempt()
+            attempt = self.start_attempt()
+            current = {"status": attempt["status"], "sha256": attempt.get("sha256")}
+        source = source_facts(self.file_path)
+        check_registered_size(attempt["size"], source, self.file_id, self.file_path)
+        if current["status"] in FINISHED:
+            digest = self._check_finished(attempt, current)
+            return PartsStored(attempt["upload_id"], attempt["size"], digest, current["status"],
+                               None, bytes_resumed=attempt["size"],
+                               seconds=time.monotonic() - started)
+        stored = self._send(attempt, source)
+        stored.seconds = time.monotonic() - started
+        return stored
+
+    def _send(self, attempt: dict, source: dict) -> PartsStored:
+        size, part_size = attempt["size"], attempt["part_size"]
+        plan = planning.upload_parts(size, part_size)
+        ledger = self.tdir.parts_ledger(attempt, source["mtime_ns"])
+        done = {e["n"]: e["md5"] for e in ledger.entries if "n" in e and "md5" in e}
+        resumed = sum(p.length for p in plan if p.number in done)
+        todo = [p for p in plan if p.number not in done]
+        intervals = [(p.offset, p.length) for p in plan if p.number in done]
+        fd = os.open(self.file_path, os.O_RDONLY | O_BINARY)
+        hasher = PrefixHasher(self.file_path)
+        hasher.advance(planning.contiguous_prefix(intervals))
+        finished = False
+        try:
+            def on_done(job: Job) -> None:
+                p = job.part
+                # no fsync: a line lost in a power cut only means sending that part again
+                ledger.append([{"n": p.number, "offset": p.offset, "size": p.length,
+                                "md5": job.etag}], sync=False)
+                done[p.number] = job.etag
+                intervals.append((p.offset, p.length))
+                hasher.advance(planning.contiguous_prefix(intervals))
+
+            engine = Engine(self.settings,
+                            progress=lambda n: self.report(resumed + n, size, "upload"))
+            self.report(resumed, size, "upload")
+            md5 = Md5Feeder()
+            writer = self.tdir.writer_id()
+            urls = UrlPrefetcher(lambda n: self.client.part_url(attempt["upload_id"], n, writer),
+                                 [p.number for p in todo], ahead=self.settings.parallel)
+            try:
+                engine.run(UploadStrategy(fd, urls.get, on_done, md5), todo)
+            finally:
+                urls.close()
+                md5.close()
+            digest = hasher.finish(size)["sha256"]
+            finished = True
+        finally:
+            os.close(fd)
+            ledger.close()
+            if not finished:
+                hasher.close(abort=True)
+        if os.stat(self.file_path).st_mtime_ns != source["mtime_ns"]:
+            self.tdir.remove(PARTS_LEDGER)
+            raise TransientError(f"{self.file_path} changed while it was being uploaded; "
+                                 "run again to upload it anew")
+        registered = attempt.get("registered_sha256")
+        if registered and registered.lower() != digest:
+            raise IntegrityError(f"SHA-256 of {self.file_path} is {digest}, but file "
+                                 f"{self.file_id!r} is registered with {registered}")
+        return PartsStored(attempt["upload_id"], size, digest, "pending",
+                           [done[p.number] for p in plan], bytes_transferred=size - resumed,
+                           bytes_resumed=resumed, bytes_resent=engine.bytes_resent)
+
+    def _server_view(self, upload_id: str) -> Optional[dict]:
+        """The attempt as the server sees it; None when the server no longer knows it."""
+        try:
+            return self.client.get_upload(upload_id)
+        except ApiRefused as exc:
+            if exc.exception_id != "noSuchUpload":
+                raise
+        log.warning("the server no longer knows upload %s of %r; starting a new attempt",
+                    upload_id, self.file_id)
+        return None
+
+    def _check_finished(self, attempt: dict, current: dict) -> str:
+        """The SHA-256 of the local file, which must be what the finished attempt holds."""
+        self.report(0, 0, "checking the finished upload against the local file")
+        digest = PrefixHasher(self.file_path).finish(attempt["size"])["sha256"]
+        upload_id, status, held = attempt["upload_id"], current["status"], current.get("sha256")
+        if not held:
+            raise ApiRefused(f"file {self.file_id!r} already has an upload ({upload_id}, "
+                             f"{status}) whose SHA-256 the server does not say; cannot tell "
+                             f"whether it holds {self.file_path}")
+        if held.lower() != digest:
+            raise IntegrityError(f"file {self.file_id!r} already holds other bytes (upload "
+                                 f"{upload_id}, {status}, SHA-256 {held}) than {self.file_path} "
+                                 f"(SHA-256 {digest}); a registered file is uploaded once")
+        return digest
+
+    # ConfirmUpload
+
+    def confirm(self, stored: dict, wait: bool) -> Confirmation:
+        """PATCH the attempt to uploaded ("already uploaded/accepted" is success); with
+        `wait`, poll until the server accepted it."""
+        upload_id, sha256 = stored["upload_id"], stored.get("sha256")
+        confirmed = self.tdir.read(CONFIRMED)
+        if confirmed is None:
+            status = stored.get("status", "pending")
+            if status == "pending":
+                status = self._confirm_parts(upload_id, stored) or "uploaded"
+            self._check_status(upload_id, status)
+            self.tdir.write(CONFIRMED, {"upload_id": upload_id, "status": status,
+                                        "sha256": sha256})
+        else:
+            status = confirmed["status"]
+        if wait:
+            status = self._wait_accepted(upload_id)
+        return Confirmation(upload_id, status, sha256)
+
+    def _confirm_parts(self, upload_id: str, stored: dict) -> Optional[str]:
+        """Confirm with the verified part MD5s; parts the server lacks go back to
+        TransferParts, a completion that failed starts a new attempt."""
+        try:
+            return self.client.confirm(upload_id, stored["parts_md5"], stored["sha256"],
+                                       self.tdir.writer_id())
+        except PartsNotStored as exc:
+            self._send_again(exc.parts)
+            raise
+        except ApiRefused as exc:
+            if exc.exception_id == "uploadStatusChange":
+                self.tdir.forget_attempt()
+                raise TransientError(f"the server could not complete upload {upload_id}: "
+                                     f"{exc.message}; run again to start a new attempt"
+                                     ) from None
+            raise
+
+    def _send_again(self, numbers: List[int]) -> None:
+        attempt = self.tdir.read(ATTEMPT)
+        if attempt:
+            ledger = self.tdir.parts_ledger(attempt, source_facts(self.file_path)["mtime_ns"])
+            ledger.replace([e for e in ledger.entries if e.get("n") not in set(numbers)])
+            ledger.close()
+        self.tdir.remove(PARTS)
+
+    def _check_status(self, upload_id: str, status: str) -> None:
+        if status == "rejected":
+            raise IntegrityError(f"the server rejected upload {upload_id} of {self.file_id!r} "
+                                 "(the object's SHA-256 is not the registered or the confirmed "
+                                 "one)")
+        if status in DEAD:
+            self.tdir.forget_attempt()
+            raise TransientError(f"upload {upload_id} is {status} at the server; "
+                                 "run again to start a new attempt")
+
+    def _wait_accepted(self, upload_id: str) -> str:
+        deadline = time.monotonic() + self.settings.max_wait
+        delay = 0.5
+        while True:
+            status = self.client.get_upload(upload_id)["status"]
+            if status == "accepted":
+                return status
+            self._check_status(upload_id, status)
+            if time.monotonic() + delay > deadline:
+                raise WaitTimeout(f"upload {upload_id} was not accepted within "
+                                  f"{self.settings.max_wait:g} s (--max-wait); it is {status}")
+            self.report(0, 0, f"waiting for acceptance ({status})")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 5.0)
