@@ -1,0 +1,203 @@
+"""The upload and download steps without luigi: fake API clients, a stub storage on loopback,
+real files and a real state dir. Needs no server extra."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ghga_tasks.clients import DrsClient
+from ghga_tasks.download_steps import Download, is_in_place
+from ghga_tasks.errors import ApiRefused, IntegrityError, PartsNotStored
+from ghga_tasks.server.stub import StubServer, drs_object, serve_range
+from ghga_tasks.settings import Settings
+from ghga_tasks.transfer_dir import CONFIRMED, PARTS, TransferDir
+from ghga_tasks.upload_steps import Upload
+
+KiB = 1024
+PART = 1024 * KiB  # the smallest range size Settings allows
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+class FakeUploadApi:
+    """The Upload Controller API as UploadClient's methods; part URLs go to `storage`."""
+
+    def __init__(self, storage: StubServer, size: int, sha256=None):
+        self.storage, self.size, self.sha256 = storage, size, sha256
+        self.attempts = {}
+        self.started = 0
+        self.confirmations = []
+        self.missing_parts = []  # the next confirmation answers partsNotStored for these
+
+    def get_file(self, file_id):
+        return {"file_id": file_id, "size": self.size, "sha256": self.sha256}
+
+    def create_upload(self, file_id, writer=None):
+        self.started += 1
+        upload_id = f"u{self.started}"
+        self.attempts[upload_id] = {"upload_id": upload_id, "file_id": file_id,
+                                    "part_size": PART, "status": "pending", "sha256": None}
+        return dict(self.attempts[upload_id]), False
+
+    def get_upload(self, upload_id):
+        if upload_id not in self.attempts:
+            raise ApiRefused("gone", status=404, exception_id="noSuchUpload")
+        return dict(self.attempts[upload_id])
+
+    def part_url(self, upload_id, part_no, writer=None):
+        return f"{self.storage.url}/inbox/{upload_id}?partNumber={part_no}"
+
+    def confirm(self, upload_id, parts_md5, sha256, writer=None):
+        self.confirmations.append((upload_id, parts_md5, sha256, writer))
+        if self.missing_parts:
+            missing, self.missing_parts = self.missing_parts, []
+            raise PartsNotStored(upload_id, missing)
+        self.attempts[upload_id].update(status="uploaded", sha256=sha256)
+        return None
+
+
+@pytest.fixture
+def storage():
+    """Stores nothing: answers every PUT 200 without an ETag (the client keeps its MD5)."""
+    server = StubServer(lambda method, path, headers: (200, {}, b""))
+    yield server
+    server.close()
+
+
+def puts(storage: StubServer) -> list:
+    return [path for method, path, _ in storage.requests if method == "PUT"]
+
+
+def upload_of(tmp_path: Path, storage: StubServer, data: bytes, **api) -> tuple:
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    fake = FakeUploadApi(storage, len(data), **api)
+    tdir = TransferDir(tmp_path / "state", "uploads", "http://api", "F1")
+    settings = Settings(parallel=2, retries=0, state_dir=str(tmp_path / "state"))
+    return Upload(fake, tdir, "F1", str(src), settings), fake
+
+
+def test_send_parts_then_resume_sends_nothing(tmp_path, storage):
+    data = os.urandom(3 * PART + 5)
+    upload, fake = upload_of(tmp_path, storage, data)
+    stored = upload.send_parts()
+    chunks = [data[i:i + PART] for i in range(0, len(data), PART)]
+    assert stored.parts_md5 == [md5(c) for c in chunks]
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert (stored.bytes_transferred, stored.bytes_resumed) == (len(data), 0)
+    assert sorted(puts(storage)) == sorted(f"/inbox/u1?partNumber={n}" for n in range(1, 5))
+    again = upload.send_parts()
+    assert (again.bytes_transferred, again.bytes_resumed) == (0, len(data))
+    assert again.parts_md5 == stored.parts_md5 and len(puts(storage)) == 4
+
+
+def test_confirm_names_the_verified_md5s_and_the_writer(tmp_path, storage):
+    data = os.urandom(2 * PART)
+    upload, fake = upload_of(tmp_path, storage, data)
+    stored = upload.send_parts()
+    confirmation = upload.confirm({**vars(stored)}, wait=False)
+    assert (confirmation.status, confirmation.sha256) == ("uploaded", stored.sha256)
+    (upload_id, parts_md5, sha256, writer), = fake.confirmations
+    assert parts_md5 == stored.parts_md5 and sha256 == stored.sha256
+    assert writer == upload.tdir.writer_id() and len(writer) == 32
+    assert upload.tdir.read(CONFIRMED)["status"] == "uploaded"
+
+
+def test_parts_the_server_lacks_are_sent_again(tmp_path, storage):
+    data = os.urandom(3 * PART)
+    upload, fake = upload_of(tmp_path, storage, data)
+    stored = upload.send_parts()
+    upload.tdir.write(PARTS, vars(stored))
+    fake.missing_parts = [2]
+    with pytest.raises(PartsNotStored) as raised:
+        upload.confirm(vars(stored), wait=False)
+    assert raised.value.parts == [2] and upload.tdir.read(PARTS) is None
+    again = upload.send_parts()
+    assert again.bytes_transferred == PART and puts(storage)[-1] == "/inbox/u1?partNumber=2"
+    assert upload.confirm(vars(again), wait=False).status == "uploaded"
+
+
+def test_a_forgotten_attempt_is_replaced(tmp_path, storage):
+    data = os.urandom(PART)
+    upload, fake = upload_of(tmp_path, storage, data)
+    upload.start_attempt()
+    fake.attempts.clear()  # the server forgot u1
+    stored = upload.send_parts()
+    assert stored.upload_id == "u2" and stored.bytes_transferred == PART
+
+
+def test_a_finished_attempt_of_other_bytes_is_refused(tmp_path, storage):
+    data = os.urandom(PART)
+    upload, fake = upload_of(tmp_path, storage, data)
+    upload.start_attempt()
+    fake.attempts["u1"].update(status="accepted", sha256="0" * 64)
+    with pytest.raises(IntegrityError, match="already holds other bytes"):
+        upload.send_parts()
+    fake.attempts["u1"]["sha256"] = hashlib.sha256(data).hexdigest()
+    stored = upload.send_parts()
+    assert (stored.status, stored.bytes_transferred, puts(storage)) == ("accepted", 0, [])
+
+
+class FakeDrs(DrsClient):
+    """DrsClient whose answers come from `objects` (no API server)."""
+
+    def __init__(self, objects: dict, settings: Settings):
+        super().__init__("http://drs.invalid", settings)
+        self.objects = objects
+
+    def get_object(self, object_id):
+        return self.objects[object_id], 0.0
+
+
+def test_fetch_verify_place_then_present(tmp_path):
+    data = os.urandom(3 * PART + 3)
+    sha = hashlib.sha256(data).hexdigest()
+    storage = StubServer(lambda method, path, headers: serve_range(data, headers))
+    try:
+        settings = Settings(parallel=2, part_size=PART, retries=0)
+        client = FakeDrs({"F1": drs_object("F1", len(data), sha, f"{storage.url}/F1")},
+                         settings)
+        tdir = TransferDir(tmp_path / "state", "downloads", "http://drs", "F1")
+        out = tmp_path / "out"
+        out.mkdir()
+        download = Download(client, tdir, "F1", settings)
+        assert download.poll_outbox()["size"] == len(data)
+        fetched = download.fetch(str(out))
+        assert (out / "F1").read_bytes() == data
+        assert (fetched.status, fetched.sha256, fetched.verified) == ("downloaded", sha, "sha256")
+        assert fetched.bytes_transferred == len(data) and is_in_place(tdir, out / "F1")
+        assert sorted(p.name for p in out.iterdir()) == ["F1"]
+        again = download.fetch(str(out))
+        assert (again.status, again.bytes_transferred) == ("present", 0)
+    finally:
+        storage.close()
+
+
+def test_fetch_of_a_corrupted_object_keeps_the_bytes_aside(tmp_path):
+    data = os.urandom(2 * PART)
+    storage = StubServer(lambda method, path, headers: serve_range(data, headers))
+    try:
+        settings = Settings(parallel=1, part_size=PART, retries=0)
+        client = FakeDrs({"F1": drs_object("F1", len(data), "0" * 64, f"{storage.url}/F1")},
+                         settings)
+        tdir = TransferDir(tmp_path / "state", "downloads", "http://drs", "F1")
+        with pytest.raises(IntegrityError, match="does not verify"):
+            Download(client, tdir, "F1", settings).fetch(str(tmp_path))
+        assert (tmp_path / ".F1.ghga-corrupt").read_bytes() == data
+        assert not (tmp_path / "F1").exists()
+    finally:
+        storage.close()
+
+
+def test_the_steps_need_no_luigi():
+    code = ("import sys, ghga_tasks.upload_steps, ghga_tasks.download_steps; "
+            "sys.exit('luigi' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
