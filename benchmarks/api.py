@@ -21,7 +21,8 @@ from urllib.parse import unquote, urlsplit
 import pycurl
 import requests
 
-MiB = 1 << 20
+from ghga_tasks.parts import upload_part_size
+from ghga_tasks.units import GiB, MiB
 
 
 class ApiError(RuntimeError):
@@ -81,16 +82,9 @@ def s3_location(url: str) -> tuple[str, str]:
     return bucket, key
 
 
-def server_part_size(size: int) -> int:
-    part = 16 * MiB
-    while -(-size // part) > 10_000:
-        part *= 2
-    return part
-
-
 def acceptance_deadline(size: int) -> float:
     """Seconds to wait for the server's acceptance (hash + copy): minutes for 16 GiB on SeaweedFS."""
-    return 600.0 + 60.0 * size / 2**30
+    return 600.0 + 60.0 * size / GiB
 
 
 class ServiceApi:
@@ -225,7 +219,7 @@ class DirectApi(ServiceApi):
     def begin_upload(self, file_id):
         size = self.files[file_id]["size"]
         resp = self.client.create_multipart_upload(Bucket=self.s3["buckets"]["inbox"], Key=file_id)
-        up = Upload(resp["UploadId"], file_id, server_part_size(size))
+        up = Upload(resp["UploadId"], file_id, upload_part_size(size))
         self.uploads[file_id] = up
         return up
 

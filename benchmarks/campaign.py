@@ -24,7 +24,7 @@ from . import config as config_mod
 from .files import write_json_atomic
 from .lab import Lab
 from .measure import machine_facts, source_digest
-from .stack import REPO
+from .paths import REPO, portable
 
 log = logging.getLogger("benchmarks")
 
@@ -89,7 +89,7 @@ def record_machine(camp: config_mod.Campaign) -> None:
     facts = machine_facts(camp.work_dir, versions)
     facts["campaign"] = camp.name
     facts["ghga_tasks_digest"] = source_digest(REPO / "ghga_tasks")
-    facts["config"] = str(camp.path)
+    facts["config"] = portable(str(camp.path), camp.work_dir)
     facts["config_text"] = camp.path.read_text()
     path = camp.results_dir / "machine.json"
     runs = camp.results_dir / "machine-history.jsonl"  # one line per invocation

@@ -19,8 +19,8 @@ from .api import acceptance_deadline, s3_client, s3_location, s3_object_sha256
 from .config import Campaign, RunSpec
 from .files import drop_source, sha256_of, size_label, source_file
 from .measure import ClientJob, ServerCpu, run_clients, source_digest, time_wrapper
-from .stack import REPO
 from .netns import Netns
+from .paths import REPO, portable, portable_text
 from .stack import Stack, start_stack
 from .tools import ClientCtx, Tool
 
@@ -253,7 +253,7 @@ class Lab:
             "client_peak_rss_mb": round(max(r.peak_rss_mb for r in results), 1),
             "server_cpu_seconds": server_cpu,
             "errors": sum(1 for v in verified if not v),
-            "error_messages": messages,
+            "error_messages": [portable_text(m, self.c.work_dir) for m in messages],
             "verified": all(verified),
             "content": self.c.content,
             "ghga_tasks_digest": source_digest(REPO / "ghga_tasks"),
@@ -261,7 +261,8 @@ class Lab:
             "rusage": "gnu-time" if time_wrapper(Path("x")) else "wait4 (includes the harness RSS)",
             "harness_seconds": {"prepare": round(t_prep, 2), "verify": round(t_verify, 2),
                                 "clean": round(t_clean, 2)},
-            "argv_example": jobs[0].argv[:3] + (["..."] if len(jobs[0].argv) > 3 else []),
+            "argv_example": [portable(a, self.c.work_dir) for a in jobs[0].argv[:3]]
+            + (["..."] if len(jobs[0].argv) > 3 else []),
         }
 
     def _verify(self, tool: Tool, ctx: ClientCtx, messages: list) -> bool:

@@ -2,7 +2,7 @@
 
 nginx (sendfile, one worker per core, no access log) costs far less CPU than an S3
 server, so a download measured here shows the client's own ceiling on two cores. The
-DRS stub is a ~40-line HTTP server in the harness process: GET
+DRS stub (`ghga_tasks.server.stub`) runs in the harness process: GET
 ``/ga4gh/drs/v1/objects/{id}`` answers 200 with the size, the SHA-256 and an
 ``access_url`` on nginx. It is hit once per download, so its CPU is negligible.
 """
@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
 
-from .stack import Stack, free_port, spawn
+from ghga_tasks.server.stub import JSON, Answer, StubServer, drs_object
+
+from .servers import Stack, free_port, spawn
 
 CONF = """\
 user root;
@@ -49,64 +49,46 @@ http {{
 """
 
 
-class _DrsStub(ThreadingHTTPServer):
-    daemon_threads = True
+class StubApi:
+    """The part of `ServiceApi` the download runs use, answered by a DRS stub."""
 
-    def __init__(self, port: int):
+    kind = "drs-stub+nginx"
+    prefix = "/ga4gh/drs/v1/objects/"
+
+    def __init__(self, nginx_url: str, root: Path):
+        self.nginx_url, self.root = nginx_url, root
         self.objects: dict[str, dict] = {}
-        super().__init__(("127.0.0.1", port), _DrsHandler)
+        self.stub = StubServer(self._answer)
+        self.drs_api = f"{self.stub.url}/ga4gh/drs/v1"
+        self.upload_api = None
 
-
-class _DrsHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):  # quiet
-        pass
-
-    def do_GET(self):  # noqa: N802
-        prefix = "/ga4gh/drs/v1/objects/"
-        obj = self.server.objects.get(self.path[len(prefix):]) if self.path.startswith(prefix) else None
-        if self.path == "/health":
+    def _answer(self, method: str, path: str, headers: dict) -> Answer:
+        obj = self.objects.get(path[len(self.prefix):]) if path.startswith(self.prefix) else None
+        if path == "/health":
             body, code = {"status": "OK"}, 200
         elif obj is None:
             body, code = {"msg": "no such object", "status_code": 404}, 404
         else:
             body, code = obj, 200
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-
-class StubApi:
-    """The part of `ServiceApi` the download runs use, answered by the stub."""
-
-    kind = "drs-stub+nginx"
-
-    def __init__(self, stub: _DrsStub, nginx_url: str, root: Path):
-        self.stub, self.nginx_url, self.root = stub, nginx_url, root
-        self.drs_api = f"http://127.0.0.1:{stub.server_address[1]}/ga4gh/drs/v1"
-        self.upload_api = None
+        return code, JSON, json.dumps(body).encode()
 
     def seed(self, file_id: str, path: Path, sha256: str) -> None:
         rel = path.resolve().relative_to(self.root.resolve())
-        self.stub.objects[file_id] = {
-            "id": file_id, "self_uri": f"drs://127.0.0.1/{file_id}", "name": file_id,
-            "size": path.stat().st_size, "created_time": "2024-01-01T00:00:00Z",
-            "checksums": [{"type": "sha-256", "checksum": sha256}],
-            "access_methods": [{"type": "https",
-                                "access_url": {"url": f"{self.nginx_url}/{rel}"}}]}
+        self.objects[file_id] = drs_object(file_id, path.stat().st_size, sha256,
+                                           f"{self.nginx_url}/{rel}", access_type="https",
+                                           name=file_id)
 
     def delete(self, file_id: str) -> None:
-        self.stub.objects.pop(file_id, None)
+        self.objects.pop(file_id, None)
 
     def drs_object(self, file_id: str, deadline: float = 0) -> dict:
-        return self.stub.objects[file_id]
+        return self.objects[file_id]
 
     def access_url(self, file_id: str) -> str:
-        return self.stub.objects[file_id]["access_methods"][0]["access_url"]["url"]
+        return self.objects[file_id]["access_methods"][0]["access_url"]["url"]
+
+    def close(self) -> None:
+        self.stub.close()
 
 
 class NginxStack(Stack):
@@ -134,13 +116,9 @@ class NginxStack(Stack):
                     raise RuntimeError("nginx failed: " +
                                        (data_dir / "nginx.stderr").read_text()[-1000:])
                 time.sleep(0.1)
-        self.stub = _DrsStub(free_port())
-        threading.Thread(target=self.stub.serve_forever, daemon=True).start()
-        self.api = StubApi(self.stub, url, root)
+        self.api = StubApi(url, root)
 
     def stop(self) -> None:
-        if getattr(self, "stub", None) is not None:
-            self.stub.shutdown()
-            self.stub.server_close()
-            self.stub = None
+        if isinstance(self.api, StubApi):
+            self.api.close()
         super().stop()

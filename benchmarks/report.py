@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from .files import size_label
+from .paths import portable
 
 PEERS = ("s5cmd", "aws", "rclone")
 FIELDS = ["key", "backend", "api", "direction", "size", "size_label", "tool", "tool_kind",
@@ -222,7 +223,7 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
         lines += [f"- recorded {machine.get('recorded')} on `{machine.get('hostname')}`: "
                   f"{machine.get('cpus')} × {machine.get('cpu_model')}, {machine.get('mem_gib')} GiB RAM, "
                   f"{machine.get('os')}, kernel {machine.get('kernel')}, Python {machine.get('python')}",
-                  f"- config: `{machine.get('config')}`; ghga_tasks sources "
+                  f"- config: `{portable(machine.get('config') or '?')}`; ghga_tasks sources "
                   f"`{machine.get('ghga_tasks_digest', '?')}` (per run: `ghga_tasks_digest`)"]
         lines += [f"- {name}: `{v}`" for name, v in sorted(machine.get("tools", {}).items())]
     n_bad = sum(1 for r in runs if not r["verified"])

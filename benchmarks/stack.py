@@ -7,53 +7,29 @@
   harness makes the pre-signed URLs). Used when ``ghga-cli serve`` is not available.
 - ``nginx``: see nginx.py (client-only limit).
 
-Every server gets PR_SET_PDEATHSIG, so a killed campaign leaves no servers behind.
+The common `Stack` interface and process handling live in servers.py.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import queue
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Optional
 
 import requests
 
+from ghga_tasks.server.launcher import ServerProcess, s3_args
+
 from .api import DirectApi, ServiceApi
 from .measure import process_tree
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _pdeathsig() -> None:
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def free_port(limit: int = 55535) -> int:
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port <= limit:
-            return port
-    raise RuntimeError("no free port below %d" % limit)
-
-
-def find_exe(name: str) -> Optional[str]:
-    """Next to this Python first (a venv's bin/ that is not on PATH), then PATH."""
-    here = Path(sys.executable).parent / name
-    if here.exists() and os.access(here, os.X_OK):
-        return str(here)
-    return shutil.which(name)
+from .nginx import NginxStack
+from .paths import REPO
+from .servers import Stack, find_exe, free_port, spawn
 
 
 def ghga_cli_argv() -> Optional[list[str]]:
@@ -71,72 +47,6 @@ def ghga_env() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GHGA_TASKS_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
-
-
-def spawn(argv: list[str], log: Path, **kw) -> subprocess.Popen:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as err:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True, preexec_fn=_pdeathsig, **kw)
-
-
-def terminate(proc: Optional[subprocess.Popen], grace: float = 15.0) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(10)
-
-
-def _first_line(proc: subprocess.Popen, timeout: float) -> str:
-    q: queue.Queue = queue.Queue()
-
-    def pump():
-        first = True
-        for line in proc.stdout:  # keep draining so the server never blocks on stdout
-            if first:
-                q.put(line)
-                first = False
-        if first:
-            q.put(b"")
-
-    threading.Thread(target=pump, daemon=True).start()
-    try:
-        return q.get(timeout=timeout).decode()
-    except queue.Empty:
-        return ""
-
-
-class Stack:
-    backend = "?"
-
-    def __init__(self, data_dir: Path):
-        self.data_dir = data_dir
-        self.api = None
-        self.s3: dict = {}
-        self.procs: list[subprocess.Popen] = []
-        self.extra_pids: list[int] = []
-
-    def server_pids(self) -> list[int]:
-        return [p.pid for p in self.procs if p.poll() is None] + list(self.extra_pids)
-
-    def gc(self) -> None:
-        """Make deleted objects' space free again (between runs)."""
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            terminate(proc)
-        self.procs.clear()
-
-    def facts(self) -> dict:
-        return {"backend": self.backend, "api": getattr(self.api, "kind", "?"),
-                "s3_endpoint": self.s3.get("endpoint")}
 
 
 def _weed_vacuum(pids: list[int]) -> None:
@@ -166,6 +76,7 @@ class GhgaStack(Stack):
         super().__init__(data_dir)
         self.backend = backend
         self.ceph: Optional[dict] = None
+        self.server: Optional[ServerProcess] = None
         try:
             self._start(backend, data_dir, cfg)
         except BaseException:
@@ -179,8 +90,7 @@ class GhgaStack(Stack):
             raise RuntimeError("ghga-cli is not available: cannot start the reference server")
         shutil.rmtree(data_dir, ignore_errors=True)
         data_dir.mkdir(parents=True)
-        cmd = argv + ["serve", "--host", "127.0.0.1", "--port", "0",
-                      "--data-dir", str(data_dir / "server")] + list(cfg.get("server_args", []))
+        args = list(cfg.get("server_args", []))
         if backend == "ceph":
             from .backends import ceph  # owned by the backends engineer
 
@@ -189,25 +99,20 @@ class GhgaStack(Stack):
             self.ceph = ceph.start_ceph(str(data_dir / "ceph"), timeout=timeout, **kw)
             pids = self.ceph.get("pids") or {}
             self.extra_pids = [int(p) for p in (pids.values() if isinstance(pids, dict) else pids)]
-            cmd += ["--s3-endpoint", self.ceph["endpoint"],
-                    "--s3-access-key", self.ceph["access_key"],
-                    "--s3-secret-key", self.ceph["secret_key"],
-                    "--s3-region", self.ceph.get("region") or "us-east-1"]
-        proc = spawn(cmd, data_dir / "server.log", stdout=subprocess.PIPE, env=ghga_env(),
-                     cwd=str(data_dir))
-        self.procs.append(proc)
-        line = _first_line(proc, timeout)
-        try:
-            info = json.loads(line)
-        except ValueError:
-            super().stop()
-            log = (data_dir / "server.log").read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"ghga-cli serve did not get ready: {line!r}\n{log}")
-        self.info = info
-        self.api = ServiceApi(info)
+            args += s3_args(self.ceph["endpoint"], self.ceph["access_key"],
+                            self.ceph["secret_key"], self.ceph.get("region") or "us-east-1")
+        self.server = ServerProcess(data_dir / "server", args, log_path=data_dir / "server.log",
+                                    command=argv, env=ghga_env(), cwd=data_dir, detach=True,
+                                    timeout=timeout)
+        self.info = self.server.urls
+        self.api = ServiceApi(self.info)
         self.s3 = self.api.s3_info()
         if self.ceph and self.ceph.get("region") and not self.s3.get("region"):
             self.s3["region"] = self.ceph["region"]
+
+    def server_pids(self) -> list[int]:
+        running = self.server is not None and self.server.running()
+        return ([self.server.proc.pid] if running else []) + super().server_pids()
 
     def gc(self) -> None:
         if self.ceph is not None:
@@ -216,6 +121,9 @@ class GhgaStack(Stack):
             _weed_vacuum(self.server_pids())
 
     def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop(grace=15)
+            self.server = None
         super().stop()
         if self.ceph is not None:
             self._ceph_mod.stop_ceph(str(self.data_dir / "ceph"))
@@ -288,8 +196,6 @@ class WeedDirectStack(Stack):
 
 def start_stack(backend: str, data_dir: Path, backend_cfg: dict) -> Stack:
     if backend == "nginx":
-        from .nginx import NginxStack
-
         return NginxStack(data_dir, backend_cfg)
     if backend == "seaweedfs-direct":
         return WeedDirectStack(data_dir)

@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from .api import Upload
 from ghga_tasks.settings import parse_size
 
+from .api import Upload
 from .files import split_parts
-from .stack import find_exe, ghga_cli_argv, ghga_env
-
-MiB = 1 << 20
+from .servers import find_exe
+from .stack import ghga_cli_argv, ghga_env
 
 
 @dataclass

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Iterable, List, NamedTuple, Tuple
 
-MiB = 1024 * 1024
+from .units import MiB
+
 MAX_PARTS = 10_000
-MIN_SERVER_PART = 16 * MiB
+FIRST_PART_SIZE = 16 * MiB
 
 
 class Part(NamedTuple):
@@ -19,12 +20,17 @@ class Part(NamedTuple):
         return self.offset + self.length
 
 
-def server_part_size(size: int) -> int:
+def upload_part_size(size: int) -> int:
     """The part size the Upload Controller picks: 16 MiB, doubled until ≤ 10,000 parts."""
-    part = MIN_SERVER_PART
+    part = FIRST_PART_SIZE
     while part * MAX_PARTS < size:
         part *= 2
     return part
+
+
+def part_count(size: int, part_size: int) -> int:
+    """Number of parts of an upload; an empty file has one empty part."""
+    return max(1, -(-size // part_size))
 
 
 def upload_parts(size: int, part_size: int) -> List[Part]:
@@ -33,7 +39,7 @@ def upload_parts(size: int, part_size: int) -> List[Part]:
         raise ValueError("part size must be positive")
     if size < 0:
         raise ValueError("size must be >= 0")
-    count = max(1, -(-size // part_size))
+    count = part_count(size, part_size)
     if count > MAX_PARTS:
         raise ValueError(f"{count} parts of {part_size} bytes exceed the limit of {MAX_PARTS}")
     return [Part(n, (n - 1) * part_size, min(part_size, size - (n - 1) * part_size))

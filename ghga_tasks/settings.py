@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from .errors import ConfigError
+from .units import MiB
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-MiB = 1024 * 1024
 ENV_PREFIX = "GHGA_TASKS_"
 MAX_BYTES = 2**63 - 1             # libcurl's curl_off_t: the largest rate it takes
 DAY = 86400.0

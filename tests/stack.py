@@ -11,104 +11,49 @@ an embedded SeaweedFS.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import requests
 
+from ghga_tasks.server.launcher import ServerProcess, s3_args
+
 TIMEOUT = 30  # every HTTP request of this module
 
 
-class Stack:
-    url: str
-    upload_api: str
-    drs_api: str
-    admin_api: str
-    s3_endpoint: str
-    data_dir: Path
-    proc: subprocess.Popen
+class Stack(ServerProcess):
+    """A started server (see ServerProcess: start, stop, kill, log_tail) and its admin API."""
 
     def __init__(self, data_dir: Path, args: List[str], timeout: float):
-        self.data_dir = Path(data_dir)
-        self.args = list(args)
-        self.timeout = timeout
-        self.log_path = self.data_dir / "server.log"
         self.session = requests.Session()
-        self._initial: Dict[str, Any] = {}
-        self._start()
-        self._initial = self.config()
+        super().__init__(data_dir, args, timeout=timeout)
+        self._initial: Dict[str, Any] = self.config()
 
-    # lifecycle
+    @property
+    def upload_api(self) -> str:
+        return self.urls["upload_api"]
 
-    def _start(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "ghga_tasks", "serve", "--port", "0",
-               "--data-dir", str(self.data_dir), *self.args]
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log,
-                                         stdin=subprocess.DEVNULL)
-        line = _read_line(self.proc, self.timeout)
-        try:
-            urls = json.loads(line or "")
-        except ValueError:
-            self._kill()
-            raise RuntimeError(f"server did not start within {self.timeout} s "
-                               f"(stdout {line!r}); log {self.log_path}:\n{self.log_tail()}")
-        self.upload_api = urls["upload_api"]
-        self.drs_api = urls["drs_api"]
-        self.admin_api = urls["admin_api"]
-        self.s3_endpoint = urls["s3_endpoint"]
-        self.url = self.upload_api[: -len("/upload")]
+    @property
+    def drs_api(self) -> str:
+        return self.urls["drs_api"]
 
-    def stop(self, timeout: float = 30) -> None:
-        """SIGTERM, wait (bounded), then SIGKILL this server's own PID."""
-        proc = self.proc
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self._kill()
-        if proc.stdout:
-            proc.stdout.close()
+    @property
+    def admin_api(self) -> str:
+        return self.urls["admin_api"]
 
-    def kill(self) -> None:
-        """SIGKILL (a crash); the server's SeaweedFS follows it (parent-death signal)."""
-        self._kill()
-        if self.proc.stdout:
-            self.proc.stdout.close()
+    @property
+    def s3_endpoint(self) -> str:
+        return self.urls["s3_endpoint"]
 
-    def _kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-
-    def start(self) -> None:
-        """Start again after stop() or kill(), same data dir and arguments."""
-        self._start()
+    @property
+    def url(self) -> str:
+        return self.upload_api[: -len("/upload")]
 
     def restart(self) -> None:
         self.stop()
-        self._start()
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def __enter__(self) -> "Stack":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        self.start()
 
     # admin API
 
@@ -159,26 +104,14 @@ class Stack:
             time.sleep(0.1)
 
 
-def _read_line(proc: subprocess.Popen, timeout: float) -> Optional[str]:
-    """The first stdout line of proc, or None if it exits or stays silent too long."""
-    box: List[bytes] = []
-    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    if not box:
-        return None
-    return box[0].decode(errors="replace").strip() or None
-
-
 def start_stack(data_dir, *extra_args: str, s3_endpoint: Optional[str] = None,
                 access_key: Optional[str] = None, secret_key: Optional[str] = None,
                 timeout: float = 60) -> Stack:
     """Start `python -m ghga_tasks serve` on a free port; returns when it is ready."""
-    args: List[str] = []
+    args = list(extra_args)
     if s3_endpoint:
-        args += ["--s3-endpoint", s3_endpoint, "--s3-access-key", access_key or "",
-                 "--s3-secret-key", secret_key or ""]
-    return Stack(Path(data_dir), list(extra_args) + args, timeout)
+        args += s3_args(s3_endpoint, access_key or "", secret_key or "")
+    return Stack(Path(data_dir), args, timeout)
 
 
 def env_backend() -> Dict[str, Optional[str]]:

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, Field
 
 from .config import FILE_ID, MAX_FILE_SIZE, Registration
-from .core import Core, file_metadata
+from .context import file_metadata
+from .core import Core
 from .errors import ApiError, file_not_registered
 
 log = logging.getLogger("ghga_tasks.server.admin")

@@ -9,10 +9,9 @@ import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-MiB = 1024 * 1024
-GiB = 1024 * MiB
-MAX_PARTS = 10_000
-FIRST_PART_SIZE = 16 * MiB
+from ..parts import MAX_PARTS
+from ..units import GiB, MiB
+
 MIN_COPY_PART = 5 * MiB       # S3 minimum part size (all parts but the last)
 MAX_COPY_PART = 5 * GiB       # S3 maximum part size
 MAX_FILE_SIZE = MAX_PARTS * 4 * GiB  # largest part size we hand out is 4 GiB
@@ -20,19 +19,6 @@ DEFAULT_COPY_THRESHOLD = 5 * GiB   # CopyObject refuses larger sources
 
 FILE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,254}$")
 SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-
-
-def part_size_for(size: int) -> int:
-    """16 MiB, doubled until `size` fits in at most 10,000 parts."""
-    part = FIRST_PART_SIZE
-    while part * MAX_PARTS < size:
-        part *= 2
-    return part
-
-
-def part_count(size: int, part_size: int) -> int:
-    """Number of parts of an upload; an empty file has one empty part."""
-    return max(1, -(-size // part_size))
 
 
 def copy_ranges(size: int, threshold: int) -> List[Tuple[int, int]]:

@@ -1,72 +1,33 @@
-"""The server's state and the operations on registered files (register, delete, recover).
+"""The server: its lifecycle and the operations on registered files (register, delete, recover).
 
-Upload attempts live in uploads.py, the outbox in outbox.py; both work on a `Core`.
+Upload attempts live in uploads.py, the outbox in outbox.py; both work on its `Context`.
 Object keys: inbox `{file_id}/{nonce}` (one per attempt), permanent and outbox `{file_id}`.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from contextlib import contextmanager
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
-from .config import KnobBox, Registration, Settings
-from .db import Database, FileRow, UploadRow
+from . import outbox, uploads
+from .config import Registration
+from .context import Context, file_metadata, rfc3339, upload_attempt
+from .db import FileRow
 from .errors import ApiError
-from .storage import Storage
-from .worker import Worker
 
 log = logging.getLogger("ghga_tasks.server")
 
 ORPHAN_SWEEP = 600  # seconds between sweeps for unrecorded multipart uploads
 
 
-class KeyedLocks:
-    """One lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: Dict[str, Tuple[threading.Lock, int]] = {}
-
-    @contextmanager
-    def hold(self, key: str) -> Iterator[None]:
-        with self._guard:
-            lock, users = self._locks.get(key, (None, 0))
-            lock = lock or threading.Lock()
-            self._locks[key] = (lock, users + 1)
-        try:
-            with lock:
-                yield
-        finally:
-            with self._guard:
-                lock, users = self._locks[key]
-                if users == 1:
-                    del self._locks[key]
-                else:
-                    self._locks[key] = (lock, users - 1)
-
-
-class Core:
-    def __init__(self, settings: Settings, storage: Storage, db: Database, knobs: KnobBox):
-        self.settings = settings
-        self.storage = storage
-        self.db = db
-        self.knobs = knobs
-        self.stop_event = threading.Event()
-        self.worker = Worker(settings.workers, self.stop_event)
-        self.locks = KeyedLocks()
-
-    def file_lock(self, file_id: str):
-        return self.locks.hold(file_id)
+class Core(Context):
+    """The server: its lifecycle (recover, start, stop) and the registered files."""
 
     # lifecycle
 
     def start(self) -> None:
         """Resume unfinished background work and start the threads (after recover())."""
-        from . import outbox, uploads  # the modules that define the jobs
-
         self.worker.every(ORPHAN_SWEEP, self.abort_orphans)
         for row in self.db.uploads_with_status("uploaded"):
             log.info("resuming acceptance of upload %s (file %s)", row.upload_id, row.file_id)
@@ -166,17 +127,3 @@ class Core:
                 "ready_time": rfc3339(staged.ready_at) if staged.ready_at else None},
         })
         return out
-
-
-def file_metadata(row: FileRow) -> Dict[str, Any]:
-    return {"file_id": row.file_id, "file_name": row.file_name, "size": row.size,
-            "sha256": row.sha256, "latest_upload_id": row.latest_upload_id}
-
-
-def upload_attempt(row: UploadRow) -> Dict[str, Any]:
-    return {"upload_id": row.upload_id, "file_id": row.file_id, "part_size": row.part_size,
-            "status": row.status, "sha256": row.sha256}
-
-
-def rfc3339(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))

@@ -10,7 +10,7 @@ import logging
 import time
 from typing import Any, Dict, Optional
 
-from .core import Core, rfc3339
+from .context import Context, rfc3339
 from .db import OutboxRow
 from .errors import no_such_object
 from .worker import retrying
@@ -18,7 +18,7 @@ from .worker import retrying
 log = logging.getLogger("ghga_tasks.server.outbox")
 
 
-def drs_object(core: Core, object_id: str, host: str) -> Optional[Dict[str, Any]]:
+def drs_object(core: Context, object_id: str, host: str) -> Optional[Dict[str, Any]]:
     """The DrsObject of an accepted file, or None while it is being staged (202)."""
     meta = core.db.get_file(object_id)
     if meta is None or meta.checksum is None:
@@ -55,11 +55,11 @@ def drs_object(core: Core, object_id: str, host: str) -> Optional[Dict[str, Any]
     return None
 
 
-def submit_staging(core: Core, row: OutboxRow) -> None:
+def submit_staging(core: Context, row: OutboxRow) -> None:
     core.worker.submit(f"staging of {row.file_id}", stage, core, row)
 
 
-def stage(core: Core, row: OutboxRow) -> None:
+def stage(core: Context, row: OutboxRow) -> None:
     """Copy a file from permanent storage into the outbox."""
     meta = core.db.get_file(row.file_id)
     if meta is None or meta.checksum is None or core.db.get_outbox(row.file_id) != row:
@@ -84,14 +84,14 @@ def _expired(row: OutboxRow, lifetime: Optional[float], now: float) -> bool:
             and now >= row.ready_at + lifetime)
 
 
-def _evict(core: Core, row: OutboxRow) -> None:
+def _evict(core: Context, row: OutboxRow) -> None:
     """Remove a staged file from the outbox (caller holds the file lock)."""
     if core.db.remove_outbox(row.file_id, only_if=row):
         core.storage.delete("outbox", row.file_id)
         log.info("evicted %s from the outbox", row.file_id)
 
 
-def evict_expired(core: Core) -> None:
+def evict_expired(core: Context) -> None:
     """Periodic sweep: evict staged files older than outbox_lifetime."""
     lifetime = core.knobs.get().outbox_lifetime
     if lifetime is None:

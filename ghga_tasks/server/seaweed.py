@@ -7,7 +7,6 @@ ports.json (last ports, reused when free), weed.pid.
 
 from __future__ import annotations
 
-import ctypes
 import glob
 import http.client
 import json
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from .config import S3Settings
+from .launcher import death_signal
 
 log = logging.getLogger("ghga_tasks.server.seaweed")
 
@@ -81,19 +81,6 @@ def pick_ports(count: int, preferred: Optional[List[int]] = None) -> List[int]:
         for s in held:
             s.close()
     raise SeaweedError("no free port pairs (port, port+10000) found on 127.0.0.1")
-
-
-def _death_signal():
-    """A pre-exec hook: the child gets SIGTERM when the server dies, even by SIGKILL (Linux)."""
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved in the parent
-    except (OSError, AttributeError):
-        return None
-
-    def hook() -> None:
-        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-    return hook
 
 
 class Seaweed:
@@ -175,7 +162,7 @@ class Seaweed:
         with open(self.root / "weed.out", "ab") as out:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, cwd=str(self.root),
-                                         start_new_session=True, preexec_fn=_death_signal())
+                                         start_new_session=True, preexec_fn=death_signal())
         (self.root / "weed.pid").write_text(str(self.proc.pid))
 
     def _wait_ready(self, deadline: float) -> str:

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, Field
 
 from . import uploads
-from .core import Core, file_metadata, upload_attempt
+from .context import file_metadata, upload_attempt
+from .core import Core
 from .errors import file_not_registered
 
 router = APIRouter()

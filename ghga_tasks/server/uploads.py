@@ -15,8 +15,8 @@ import time
 import uuid
 from typing import List, Optional, Tuple
 
-from .config import part_count, part_size_for
-from .core import Core, upload_attempt
+from ..parts import part_count, upload_part_size
+from .context import Context, upload_attempt
 from .db import UploadRow
 from .errors import (ApiError, file_not_registered, no_such_upload, upload_not_pending,
                      upload_status_change)
@@ -29,14 +29,14 @@ MD5_HEX = re.compile(r"[0-9a-f]{32}")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
-def get_attempt(core: Core, upload_id: str) -> UploadRow:
+def get_attempt(core: Context, upload_id: str) -> UploadRow:
     row = core.db.get_upload(upload_id)
     if row is None:
         raise no_such_upload(upload_id)
     return row
 
 
-def start(core: Core, file_id: str, writer: Optional[str] = None) -> UploadRow:
+def start(core: Context, file_id: str, writer: Optional[str] = None) -> UploadRow:
     """Start an attempt: one S3 multipart upload in the inbox."""
     with core.file_lock(file_id):
         meta = core.db.get_file(file_id)
@@ -51,7 +51,7 @@ def start(core: Core, file_id: str, writer: Optional[str] = None) -> UploadRow:
         key = f"{file_id}/{uuid.uuid4().hex}"
         upload_id = core.storage.create_upload(key)
         now = time.time()
-        row = UploadRow(upload_id, file_id, part_size_for(meta.size), "pending", key, now, now,
+        row = UploadRow(upload_id, file_id, upload_part_size(meta.size), "pending", key, now, now,
                         None, writer=writer, writer_seen=now if writer else None)
         try:
             core.db.add_upload(row)
@@ -62,7 +62,7 @@ def start(core: Core, file_id: str, writer: Optional[str] = None) -> UploadRow:
     return row
 
 
-def claim(core: Core, row: UploadRow, writer: Optional[str]) -> None:
+def claim(core: Context, row: UploadRow, writer: Optional[str]) -> None:
     """Refuse a second client while the attempt's writer is active (PROTOCOL.md § 1)."""
     if writer is None:
         return
@@ -79,7 +79,7 @@ def claim(core: Core, row: UploadRow, writer: Optional[str]) -> None:
                        {"upload_id": row.upload_id, "retry_after": wait})
 
 
-def sign_part(core: Core, upload_id: str, part_no: int, writer: Optional[str] = None) -> str:
+def sign_part(core: Context, upload_id: str, part_no: int, writer: Optional[str] = None) -> str:
     row = get_attempt(core, upload_id)
     if row.status != "pending":
         raise upload_not_pending(upload_id, row.status)
@@ -147,7 +147,7 @@ def check_parts(parts: List[StoredPart], size: int, part_size: int) -> Optional[
     return None
 
 
-def complete(core: Core, upload_id: str, parts_md5: Optional[List[str]],
+def complete(core: Context, upload_id: str, parts_md5: Optional[List[str]],
              sha256: Optional[str], writer: Optional[str] = None) -> None:
     """PATCH status uploaded: choose the verified parts, complete the S3 upload, check the
     object's ETag, queue acceptance."""
@@ -192,7 +192,7 @@ def complete(core: Core, upload_id: str, parts_md5: Optional[List[str]],
         _mark_uploaded(core, row, sha256)
 
 
-def _check_object(core: Core, row: UploadRow, parts_md5: List[str]) -> None:
+def _check_object(core: Context, row: UploadRow, parts_md5: List[str]) -> None:
     """The completed object must be made of the confirmed parts (its ETag says so)."""
     got = core.storage.etag("inbox", row.inbox_key)
     want = composite_etag(parts_md5)
@@ -202,13 +202,13 @@ def _check_object(core: Core, row: UploadRow, parts_md5: List[str]) -> None:
                          "confirmed parts")
 
 
-def _mark_uploaded(core: Core, row: UploadRow, sha256: str) -> None:
+def _mark_uploaded(core: Context, row: UploadRow, sha256: str) -> None:
     core.db.set_confirmed(row.upload_id, sha256, time.time())
     log.info("upload %s of %s completed", row.upload_id, row.file_id)
     submit_acceptance(core, row.upload_id)
 
 
-def _fail(core: Core, row: UploadRow, reason: str) -> None:
+def _fail(core: Context, row: UploadRow, reason: str) -> None:
     """Abort the S3 upload, mark the attempt failed, answer 400 uploadStatusChange."""
     try:
         core.storage.abort("inbox", row.inbox_key, row.upload_id)
@@ -219,7 +219,7 @@ def _fail(core: Core, row: UploadRow, reason: str) -> None:
     raise upload_status_change(row.upload_id, reason)
 
 
-def cancel(core: Core, upload_id: str) -> None:
+def cancel(core: Context, upload_id: str) -> None:
     """PATCH status cancelled: abort the S3 upload."""
     file_id = get_attempt(core, upload_id).file_id
     with core.file_lock(file_id):
@@ -233,11 +233,11 @@ def cancel(core: Core, upload_id: str) -> None:
 
 # background acceptance
 
-def submit_acceptance(core: Core, upload_id: str) -> None:
+def submit_acceptance(core: Context, upload_id: str) -> None:
     core.worker.submit(f"acceptance of upload {upload_id}", accept, core, upload_id)
 
 
-def accept(core: Core, upload_id: str) -> None:
+def accept(core: Context, upload_id: str) -> None:
     """Hash the completed object, compare, move it to permanent storage."""
     delay = core.settings.accept_delay
     if delay and core.stop_event.wait(delay):

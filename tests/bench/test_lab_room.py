@@ -17,8 +17,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks import lab as lab_mod  # noqa: E402
 from benchmarks.config import RunSpec, load  # noqa: E402
-
-GiB = 2**30
+from ghga_tasks.units import GiB  # noqa: E402
 
 
 class RecordedStack:

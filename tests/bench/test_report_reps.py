@@ -10,8 +10,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.report import write_report  # noqa: E402
-
-GiB = 2**30
+from ghga_tasks.units import GiB  # noqa: E402
 
 
 def run(tool, kind, rep, mb_per_s, verified=True, connections=None):

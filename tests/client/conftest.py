@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from ghga_tasks.server.stub import StubServer
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers import Client  # noqa: E402
-from stub_server import StubServer  # noqa: E402
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ import sys
 import uuid
 from pathlib import Path
 
-
-MiB = 1024 * 1024
+from ghga_tasks.units import MiB
 
 
 def new_id(prefix: str = "f") -> str:

@@ -11,7 +11,8 @@ import pytest
 from botocore.config import Config
 
 from helpers import MiB, cli, json_line, make_file, new_id, one_line_error, sha256_of
-from stub_server import serve_range
+
+from ghga_tasks.server.stub import JSON, drs_object, serve_range
 
 
 def test_unknown_file_id(client, tmp_path):
@@ -27,8 +28,8 @@ def test_unreachable_api(tmp_path):
     src = tmp_path / "src"
     make_file(src, 10)
     proc = cli("upload-by-id", "--api-url", "http://127.0.0.1:9/upload", "--file-id", "x",
-               "--file-path", str(src), "--state-dir", str(tmp_path / "s"), "--retries", "1",
-               env={"GHGA_TASKS_TASK_RETRIES": "0"})
+               "--file-path", str(src), "--state-dir", str(tmp_path / "s"), "--retries", "0",
+               env={"GHGA_TASKS_TASK_RETRIES": "0"})  # retries and their notices: test_papercuts
     one_line_error(proc, 75, "cannot reach the API", "connection refused")
 
 
@@ -140,9 +141,8 @@ def test_size_mismatch_from_storage(stub, tmp_path):
 
     def handler(method, path, headers):
         if path.startswith("/objects/"):
-            obj = {"id": "x", "size": 100, "checksums": [{"type": "sha-256", "checksum": "0" * 64}],
-                   "access_methods": [{"type": "s3", "access_url": {"url": f"{srv.url}/data"}}]}
-            return 200, {"Content-Type": "application/json"}, json.dumps(obj).encode()
+            obj = drs_object("x", 100, "0" * 64, f"{srv.url}/data")
+            return 200, JSON, json.dumps(obj).encode()
         return serve_range(data, headers)
 
     srv = stub(handler)
@@ -177,10 +177,8 @@ def test_odd_retry_after_values(stub, tmp_path, retry_after):
             if len(polls) < 3:
                 h = {"Retry-After": retry_after} if retry_after is not None else {}
                 return 202, h, b""
-            obj = {"id": "x", "size": len(data), "checksums": [{"type": "sha-256",
-                                                                "checksum": sha}],
-                   "access_methods": [{"type": "s3", "access_url": {"url": f"{srv.url}/d?s=1"}}]}
-            return 200, {"Content-Type": "application/json"}, json.dumps(obj).encode()
+            obj = drs_object("x", len(data), sha, f"{srv.url}/d?s=1")
+            return 200, JSON, json.dumps(obj).encode()
         return serve_range(data, headers)
 
     srv = stub(handler)

@@ -13,9 +13,11 @@ import socket
 import pytest
 
 from helpers import cli, one_line_error
-from stub_server import Drip, serve_range
+from test_papercuts import retry_notices_then_error
 
-JSON = {"Content-Type": "application/json"}
+from ghga_tasks.server.stub import JSON, Drip, drs_object, serve_range
+from ghga_tasks.units import MiB
+
 NO_TASK_RETRY = {"GHGA_TASKS_TASK_RETRIES": "0"}
 
 
@@ -41,13 +43,9 @@ def connections(sock: socket.socket) -> int:
         count += 1
 
 
-def drs_object(url: str, data: bytes, **changes) -> dict:
-    obj = {"id": "x", "self_uri": "drs://host/x", "size": len(data),
-           "created_time": "2024-01-01T00:00:00Z",
-           "checksums": [{"type": "sha-256", "checksum": hashlib.sha256(data).hexdigest()}],
-           "access_methods": [{"type": "s3", "access_url": {"url": url}}]}
-    obj.update(changes)
-    return obj
+def object_x(url: str, data: bytes, **changes) -> dict:
+    """The DRS object "x": `data` at `url`."""
+    return {**drs_object("x", len(data), hashlib.sha256(data).hexdigest(), url), **changes}
 
 
 def download(api_url: str, tmp_path, *extra: str, timeout: float = 120):
@@ -87,7 +85,7 @@ BAD_DRS_FIELDS = [
 def test_drs_object_of_the_wrong_shape_is_69(stub, tmp_path, changes, field):
     def handler(method, path, headers):
         if path.startswith("/objects/"):
-            obj = drs_object(f"{srv.url}/data", DATA, **changes)
+            obj = object_x(f"{srv.url}/data", DATA, **changes)
             return 200, JSON, json.dumps(obj).encode()
         return serve_range(DATA, headers)
 
@@ -103,7 +101,7 @@ def upload_api(srv_url: str, data: bytes, file_meta: dict = None, attempt: dict 
     """A handler for the Upload API and storage, with any answer replaced."""
     meta = {"file_id": "x", "file_name": "x", "size": len(data), "sha256": None,
             "latest_upload_id": None, **(file_meta or {})}
-    attempt = {"upload_id": "u1", "file_id": "x", "part_size": 16 * 1024 * 1024,
+    attempt = {"upload_id": "u1", "file_id": "x", "part_size": 16 * MiB,
                "status": "pending", **(attempt or {})}
 
     def handler(method, path, headers):
@@ -171,7 +169,7 @@ def test_access_url_that_is_not_http_is_refused_before_any_request(stub, listene
     url = f"file://{secret}" if scheme == "file" else f"gopher://127.0.0.1:{port}/x?sig=s3cr3t"
 
     def handler(method, path, headers):
-        return 200, JSON, json.dumps(drs_object(url, DATA)).encode()
+        return 200, JSON, json.dumps(object_x(url, DATA)).encode()
 
     srv = stub(handler)
     proc = download(srv.url, tmp_path)
@@ -198,13 +196,14 @@ def test_part_url_that_is_not_http_is_refused_before_any_request(stub, listener,
 def test_api_dripping_its_answer_is_transient(stub, tmp_path, headers_too):
     """One byte every 0.5 s never trips a 2 s read timeout; the call's deadline ends it."""
     def handler(method, path, headers):
-        body = json.dumps(drs_object(f"{srv.url}/data", DATA)).encode() + b" " * 5000
+        body = json.dumps(object_x(f"{srv.url}/data", DATA)).encode() + b" " * 5000
         return 200, JSON, Drip(body, interval=0.5, headers_too=headers_too)
 
     srv = stub(handler)
     proc = download(srv.url, tmp_path, "--timeout", "2")
-    one_line_error(proc, 75, "cannot reach the API", "no complete answer within",
-                   "(after 2 attempts)")
+    notices = retry_notices_then_error(proc, 75, "cannot reach the API",
+                                       "no complete answer within", "(after 2 attempts)")
+    assert len(notices) == 1 and "no complete answer within" in notices[0], notices
     assert len(srv.requests) == 2
 
 
@@ -214,12 +213,13 @@ def test_storage_dripping_its_answer_is_a_stall(stub, tmp_path):
 
     def handler(method, path, headers):
         if path.startswith("/objects/"):
-            return 200, JSON, json.dumps(drs_object(f"{srv.url}/data?sig=s3cr3t", data)).encode()
+            return 200, JSON, json.dumps(object_x(f"{srv.url}/data?sig=s3cr3t", data)).encode()
         status, head, body = serve_range(data, headers)
         return status, head, Drip(body, interval=0.5)
 
     srv = stub(handler)
     proc = download(srv.url, tmp_path, "--timeout", "2")
-    line = one_line_error(proc, 75, "failed after 2 attempts", "too slow")
-    assert "s3cr3t" not in line
+    notices = retry_notices_then_error(proc, 75, "failed after 2 attempts", "too slow")
+    assert len(notices) == 1 and "too slow" in notices[0], notices
+    assert "s3cr3t" not in proc.stderr
     assert sum(1 for _, path, _ in srv.requests if path.startswith("/data")) == 2

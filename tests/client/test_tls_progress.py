@@ -12,8 +12,9 @@ import subprocess
 import pytest
 
 from helpers import cli
+
 from ghga_tasks.progress import ProgressBar
-from stub_server import StubServer, serve_range
+from ghga_tasks.server.stub import JSON, StubServer, drs_object, serve_range
 
 
 @pytest.fixture
@@ -28,11 +29,9 @@ def tls_stub(tmp_path):
 
     def handler(method, path, headers):
         if path.startswith("/objects/"):
-            obj = {"id": "x", "size": len(data),
-                   "checksums": [{"type": "sha-256", "checksum": hashlib.sha256(data).hexdigest()}],
-                   "access_methods": [{"type": "s3",
-                                       "access_url": {"url": f"{server.url}/blob?sig=1"}}]}
-            return 200, {"Content-Type": "application/json"}, json.dumps(obj).encode()
+            obj = drs_object("x", len(data), hashlib.sha256(data).hexdigest(),
+                             f"{server.url}/blob?sig=1")
+            return 200, JSON, json.dumps(obj).encode()
         return serve_range(data, headers)
 
     server = StubServer(handler, tls=(str(cert), str(key)))

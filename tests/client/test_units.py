@@ -9,15 +9,14 @@ import pytest
 from ghga_tasks import parts, settings, state
 from ghga_tasks.clients import expected_checksum, parse_retry_after, redact
 from ghga_tasks.errors import ConfigError
+from ghga_tasks.units import MiB
 
-MiB = 1024 * 1024
 
-
-def test_server_part_size_fits_10000_parts():
-    assert parts.server_part_size(1) == 16 * MiB
-    assert parts.server_part_size(200 * 10**9) == 32 * MiB
+def test_upload_part_size_fits_10000_parts():
+    assert parts.upload_part_size(1) == 16 * MiB
+    assert parts.upload_part_size(200 * 10**9) == 32 * MiB
     for size in (0, 160 * 1024**3, 200 * 10**9, 5 * 1024**4):
-        assert len(parts.upload_parts(size, parts.server_part_size(size))) <= 10_000
+        assert len(parts.upload_parts(size, parts.upload_part_size(size))) <= 10_000
 
 
 def test_upload_parts_cover_the_file_exactly():

@@ -16,8 +16,8 @@ from ghga_tasks import cli as cli_module
 from ghga_tasks import settings, transfer
 from ghga_tasks.clients import ApiClient, DrsClient
 from ghga_tasks.errors import ConfigError, UsageError
+from ghga_tasks.server.stub import StubServer
 from helpers import cli, one_line_error
-from stub_server import StubServer
 from test_tls_progress import tls_stub  # noqa: F401 - the fixture
 
 MAX_BYTES = 2**63 - 1

@@ -23,6 +23,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
+from ghga_tasks.units import MiB
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - the main environment may be older
@@ -30,7 +32,6 @@ else:  # pragma: no cover - the main environment may be older
 
 FLOORS_BIN = os.environ.get("GHGA_FLOORS_BIN", "")
 ROOT = Path(__file__).resolve().parents[2]
-MiB = 1024 * 1024
 PART = 16 * MiB  # the server's part size for files up to 160 GiB
 
 pytestmark = pytest.mark.skipif(not FLOORS_BIN, reason="GHGA_FLOORS_BIN is not set "

@@ -14,7 +14,8 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import requests
 
-MiB = 1024 * 1024
+from ghga_tasks.units import MiB
+
 PART = 16 * MiB   # the part size the server picks for files up to 160 GiB
 TIMEOUT = 60
 

@@ -15,6 +15,8 @@ import requests
 
 from stack import env_backend, start_stack
 
+from ghga_tasks.server.launcher import s3_args
+
 from .conftest import REGISTERED
 from .protocol import (PART, download, new_id, patch, payload, put_parts, s3_client, sha256, start,
                        wait_object)
@@ -194,8 +196,7 @@ def _backend_flags() -> list:
     env = env_backend()
     if not env["s3_endpoint"]:
         return []
-    return ["--s3-endpoint", env["s3_endpoint"], "--s3-access-key", env["access_key"],
-            "--s3-secret-key", env["secret_key"]]
+    return s3_args(env["s3_endpoint"], env["access_key"], env["secret_key"])
 
 
 def test_second_server_on_the_same_s3_store(stack, tmp_path):

@@ -30,9 +30,10 @@ from typing import Callable
 
 import pytest
 
+from ghga_tasks.units import MiB
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / "workflows"
-MiB = 1024 * 1024
 RUN_TIMEOUT = 120  # any one engine run, in seconds
 
 
