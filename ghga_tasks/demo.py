@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,10 +12,10 @@ from typing import Callable, Optional
 import requests
 
 from .api import download_by_id, upload_by_id
-from .errors import ConfigError, IntegrityError, TransientError
+from .errors import ConfigError, IntegrityError, OutputError, TransientError
+from .server.launcher import ServerNotReady, ServerProcess
 from .settings import Settings
-
-MiB = 1024 * 1024
+from .units import MiB
 
 
 def generate(path: Path, size: int) -> str:
@@ -38,44 +34,17 @@ def generate(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
-class LocalStack:
-    """`ghga-cli serve` in a subprocess: started here, stopped by its own PID."""
-
-    def __init__(self, data_dir: Path, timeout: float = 60):
-        self.log = open(data_dir / "server.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ghga_tasks", "serve", "--data-dir", str(data_dir),
-             "--retry-after", "1"], stdout=subprocess.PIPE, stderr=self.log,
-            stdin=subprocess.DEVNULL)
-        line = _read_line(self.proc, timeout)
-        if not line:
-            self.stop()
-            raise TransientError(f"the local stack did not start; see {data_dir}/server.log")
-        self.urls = json.loads(line)
-
-    def register(self, file_id: str, size: int, sha256: str) -> None:
-        resp = requests.post(self.urls["admin_api"] + "/files", timeout=30,
-                             json={"file_id": file_id, "size": size, "sha256": sha256})
-        resp.raise_for_status()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-        self.log.close()
+def start_server(data_dir: Path) -> ServerProcess:
+    try:
+        return ServerProcess(data_dir, ["--retry-after", "1"])
+    except ServerNotReady as exc:
+        raise TransientError(f"the local stack did not start; see {exc.log_path}") from None
 
 
-def _read_line(proc: subprocess.Popen, timeout: float) -> str:
-    import threading
-    box: list = []
-    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    return box[0].decode().strip() if box else ""
+def register(server: ServerProcess, file_id: str, size: int, sha256: str) -> None:
+    resp = requests.post(server.urls["admin_api"] + "/files", timeout=30,
+                         json={"file_id": file_id, "size": size, "sha256": sha256})
+    resp.raise_for_status()
 
 
 def run_demo(size: int, settings: Settings, work_dir: Optional[str] = None,
@@ -84,18 +53,23 @@ def run_demo(size: int, settings: Settings, work_dir: Optional[str] = None,
         import fastapi  # noqa: F401
     except ImportError:
         raise ConfigError("the demo needs the server extra: pip install 'ghga-tasks[server]'")
-    with tempfile.TemporaryDirectory(prefix="ghga-demo-", dir=work_dir) as tmp:
+    try:
+        workspace = tempfile.TemporaryDirectory(prefix="ghga-demo-", dir=work_dir)
+    except OSError as exc:  # missing, not a directory, read-only, full
+        raise OutputError(f"cannot create the demo's directory in "
+                          f"{work_dir or tempfile.gettempdir()}: {exc.strerror or exc}") from None
+    with workspace as tmp:
         root = Path(tmp)
         (root / "server").mkdir()
         (root / "out").mkdir()
         started = time.monotonic()
-        stack = LocalStack(root / "server")
+        stack = start_server(root / "server")
         try:
             say(f"stack ready in {time.monotonic() - started:.1f} s: {stack.urls['upload_api']}")
             src = root / "demo.bin"
             sha = generate(src, size)
             file_id = f"demo-{os.urandom(4).hex()}"
-            stack.register(file_id, size, sha)
+            register(stack, file_id, size, sha)
             say(f"generated {size} bytes, sha256 {sha[:16]}…; registered as {file_id}")
             cfg = settings if settings.state_dir else Settings(
                 **{**settings.__dict__, "state_dir": str(root / "state")})

@@ -17,7 +17,6 @@ import hashlib
 import logging
 import random
 import re
-import sys
 import time
 from collections import deque
 from typing import Callable, Deque, List, Optional, Tuple
@@ -32,10 +31,10 @@ from .fileio import is_disk_full, read_at
 from .hashing import Md5Feeder
 from .parts import Part
 from .settings import Settings
+from .units import MiB
 
 log = logging.getLogger("ghga_tasks")
 
-MiB = 1024 * 1024
 UPLOAD_BUFFER = 2 * MiB      # libcurl's maximum
 DOWNLOAD_BUFFER = 1 * MiB
 FILE_BUFFER = 1 * MiB
@@ -76,7 +75,7 @@ class Job:
 
     __slots__ = ("part", "attempts", "refusals", "not_before", "problem", "status",
                  "headers", "etag", "md5", "pos", "fh", "bad_header", "gen", "kept",
-                 "kept_before", "mark")
+                 "kept_before", "mark", "callback_error")
 
     def __init__(self, part: Part):
         self.part = part
@@ -98,10 +97,55 @@ class Job:
         self.pos = 0
         self.fh = None
         self.bad_header: Optional[GhgaError] = None
+        self.callback_error: Optional[BaseException] = None  # raised in a callback of this attempt
 
     def label(self) -> str:
         p = self.part
         return f"part {p.number}" if p.number else f"bytes {p.offset}-{p.end - 1}"
+
+
+# what each callback returns to make libcurl abort the transfer
+ABORT_CALLBACK = {
+    pycurl.WRITEFUNCTION: 0,                  # fewer bytes taken than given: a write error
+    pycurl.HEADERFUNCTION: 0,
+    pycurl.READFUNCTION: pycurl.READFUNC_ABORT,
+    pycurl.SEEKFUNCTION: getattr(pycurl, "SEEKFUNC_FAIL", 1),
+}
+
+
+class GuardedCurl:
+    """The handle as a strategy's begin() sees it: every callback it installs is wrapped.
+
+    pycurl prints an exception raised in a callback (through sys.excepthook) and goes on. The
+    wrapper keeps the first one on the job instead and aborts the transfer; the engine raises
+    it when the handle finishes. Nothing process-wide is touched, so engines in several
+    threads keep their own errors. A file object given as WRITEDATA becomes a wrapped
+    WRITEFUNCTION of its write method, as pycurl itself would do unwrapped."""
+
+    def __init__(self, curl: pycurl.Curl, job: "Job"):
+        self.curl = curl
+        self.job = job
+
+    def setopt(self, option: int, value) -> None:
+        if option == pycurl.WRITEDATA and hasattr(value, "write"):
+            option, value = pycurl.WRITEFUNCTION, value.write
+        if option in ABORT_CALLBACK and callable(value):
+            value = _guarded(value, self.job, ABORT_CALLBACK[option])
+        self.curl.setopt(option, value)
+
+    def __getattr__(self, name: str):
+        return getattr(self.curl, name)
+
+
+def _guarded(callback: Callable, job: "Job", abort):
+    def call(*args):
+        try:
+            return callback(*args)
+        except BaseException as exc:  # noqa: BLE001 - even Ctrl-C: raised by the engine
+            if job.callback_error is None:
+                job.callback_error = exc
+            return abort
+    return call
 
 
 class Strategy:
@@ -140,7 +184,6 @@ class Engine:
         self.sleep = sleep
         self.bytes_moved = 0            # bytes of this run that were kept (finished, logged)
         self.bytes_resent = 0           # bytes of this run's cut-off attempts that go again
-        self._callback_error: Optional[BaseException] = None
 
     def _handle(self) -> pycurl.Curl:
         s = self.settings
@@ -160,11 +203,6 @@ class Engine:
         c.setopt(pycurl.USERAGENT, "ghga-tasks")
         return c
 
-    def _capture(self, exc_type, exc, tb) -> None:
-        """pycurl prints exceptions raised in callbacks; keep the first one instead."""
-        if self._callback_error is None:
-            self._callback_error = exc
-
     def run(self, strategy: Strategy, parts: List[Part]) -> None:
         """Move every part; return when all are done, raise a GhgaError otherwise."""
         s = self.settings
@@ -181,8 +219,6 @@ class Engine:
                 # a bandwidth cap near the stall speed must not count as a stall
                 c.setopt(pycurl.LOW_SPEED_LIMIT, max(1, min(STALL_SPEED, rate // 2)))
         active: dict = {}
-        saved_hook = sys.excepthook
-        sys.excepthook = self._capture
         last_tick = last_progress = 0.0
         try:
             while queue or active:
@@ -192,7 +228,7 @@ class Engine:
                     c = idle.pop()
                     job.reset()
                     try:
-                        strategy.begin(c, job)
+                        strategy.begin(GuardedCurl(c, job), job)
                     except BaseException:
                         idle.append(c)
                         raise
@@ -226,7 +262,6 @@ class Engine:
                     multi.select(0.25)
             strategy.tick()
         finally:
-            sys.excepthook = saved_hook
             for c in list(active):
                 multi.remove_handle(c)
                 job = active.pop(c)
@@ -242,11 +277,11 @@ class Engine:
         multi.remove_handle(c)
         idle.append(c)
         job.status = c.getinfo(pycurl.RESPONSE_CODE) or job.status
-        if error is not None:
+        if error is not None or job.callback_error is not None:
             if job.fh is not None:
                 _close_quietly(job.fh)
                 job.fh = None
-            outcome = self._classify_error(job, *error)
+            outcome = self._classify_error(job, *(error or (0, "")))
         else:
             outcome = strategy.end(c, job)
         if outcome is Outcome.OK:
@@ -272,12 +307,13 @@ class Engine:
             raise TransientError(f"{strategy.verb} of {job.label()} failed after "
                                  f"{job.attempts} attempts: {job.problem}")
         delay = min(0.5 * 2 ** (job.attempts - 1), 30.0) * (0.8 + 0.4 * random.random())
-        log.info("%s: %s; retry %d in %.1f s", job.label(), job.problem, job.attempts, delay)
+        log.warning("storage, %s of %s: %s; retry %d of %d in %.1f s", strategy.verb,
+                    job.label(), job.problem, job.attempts, self.settings.retries, delay)
         job.not_before = time.monotonic() + delay
         queue.append(job)
 
     def _classify_error(self, job: Job, code: int, message: str) -> Outcome:
-        captured, self._callback_error = self._callback_error, None
+        captured, job.callback_error = job.callback_error, None
         if captured is not None:
             if isinstance(captured, GhgaError):
                 raise captured
