@@ -9,18 +9,30 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks",
-                                     description="Resumable benchmark campaigns for ghga-cli.")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="Resumable benchmark campaigns for ghga-cli."
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="run what is missing of a campaign, then write its report")
     run.add_argument("config", help="a campaign file, e.g. configs/benchmarks/quick.toml")
-    run.add_argument("--results", help="results dir (default: the config's, else ./bench-results/NAME)")
-    run.add_argument("--work-dir", help="scratch dir for files and servers "
-                                        "(default: the config's, else /var/tmp/ghga-tasks-bench)")
-    run.add_argument("--only", help="run only the runs whose key matches this regular expression, "
-                          "e.g. '__(1|4)GiB__.*__r1$'")
-    run.add_argument("--rerun-failed", action="store_true",
-                     help="delete results with verified=false first, so they run again")
+    run.add_argument(
+        "--results", help="results dir (default: the config's, else ./bench-results/NAME)"
+    )
+    run.add_argument(
+        "--work-dir",
+        help="scratch dir for files and servers "
+        "(default: the config's, else /var/tmp/ghga-tasks-bench)",
+    )
+    run.add_argument(
+        "--only",
+        help="run only the runs whose key matches this regular expression, "
+        "e.g. '__(1|4)GiB__.*__r1$'",
+    )
+    run.add_argument(
+        "--rerun-failed",
+        action="store_true",
+        help="delete results with verified=false first, so they run again",
+    )
     run.add_argument("--no-report", action="store_true")
     rep = sub.add_parser("report", help="write REPORT.md, results.csv and plots from a results dir")
     rep.add_argument("results_dir")
@@ -45,7 +57,8 @@ def main(argv=None) -> int:
             done = (camp.results_dir / "runs" / f"{spec.key}.json").exists()
             print(("done " if done else "todo ") + spec.key)
         return 0
-    from .campaign import CampaignFailed, run as run_campaign
+    from .campaign import CampaignFailed
+    from .campaign import run as run_campaign
 
     try:
         info = run_campaign(args.config, args.results, args.work_dir, args.only, args.rerun_failed)

@@ -83,7 +83,7 @@ def s3_location(url: str) -> tuple[str, str]:
 
 
 def acceptance_deadline(size: int) -> float:
-    """Seconds to wait for the server's acceptance (hash + copy): minutes for 16 GiB on SeaweedFS."""
+    """Seconds to wait for the server's acceptance (hash + copy), growing with the size."""
     return 600.0 + 60.0 * size / GiB
 
 
@@ -127,8 +127,12 @@ class ServiceApi:
 
     def complete(self, up: Upload, path: Path) -> None:
         """Confirm with the checksums of `path`, the file the parts were cut from."""
-        self._call("PATCH", f"{self.upload_api}/uploads/{up.upload_id}", ok=(200, 204),
-                   json={"status": "uploaded", **confirmation(path, up.part_size)})
+        self._call(
+            "PATCH",
+            f"{self.upload_api}/uploads/{up.upload_id}",
+            ok=(200, 204),
+            json={"status": "uploaded", **confirmation(path, up.part_size)},
+        )
 
     def latest_upload_status(self, file_id: str) -> str:
         meta = self._call("GET", f"{self.upload_api}/files/{file_id}").json()
@@ -192,10 +196,17 @@ class DirectApi(ServiceApi):
 
         self.s3 = s3
         self.client = boto3.client(
-            "s3", endpoint_url=s3["endpoint"], aws_access_key_id=s3["access_key"],
-            aws_secret_access_key=s3["secret_key"], region_name=s3.get("region", "us-east-1"),
-            config=Config(s3={"addressing_style": "path"}, signature_version="s3v4",
-                          retries={"max_attempts": 3}))
+            "s3",
+            endpoint_url=s3["endpoint"],
+            aws_access_key_id=s3["access_key"],
+            aws_secret_access_key=s3["secret_key"],
+            region_name=s3.get("region", "us-east-1"),
+            config=Config(
+                s3={"addressing_style": "path"},
+                signature_version="s3v4",
+                retries={"max_attempts": 3},
+            ),
+        )
         self.files: dict[str, dict] = {}
         self.uploads: dict[str, Upload] = {}
         for bucket in s3["buckets"].values():
@@ -225,25 +236,39 @@ class DirectApi(ServiceApi):
 
     def part_url(self, up, part_no):
         return self.client.generate_presigned_url(
-            "upload_part", ExpiresIn=3600,
-            Params={"Bucket": self.s3["buckets"]["inbox"], "Key": up.file_id,
-                    "UploadId": up.upload_id, "PartNumber": part_no})
+            "upload_part",
+            ExpiresIn=3600,
+            Params={
+                "Bucket": self.s3["buckets"]["inbox"],
+                "Key": up.file_id,
+                "UploadId": up.upload_id,
+                "PartNumber": part_no,
+            },
+        )
 
     def complete(self, up, path):
         bucket = self.s3["buckets"]["inbox"]
-        parts = self.client.list_parts(Bucket=bucket, Key=up.file_id, UploadId=up.upload_id,
-                                       MaxParts=1000)["Parts"]
+        parts = self.client.list_parts(
+            Bucket=bucket, Key=up.file_id, UploadId=up.upload_id, MaxParts=1000
+        )["Parts"]
         self.client.complete_multipart_upload(
-            Bucket=bucket, Key=up.file_id, UploadId=up.upload_id,
-            MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]}
-                                       for p in parts]})
+            Bucket=bucket,
+            Key=up.file_id,
+            UploadId=up.upload_id,
+            MultipartUpload={
+                "Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]
+            },
+        )
 
     def wait_accepted(self, file_id, sha256, deadline=600.0):
         got = self.object_sha256(self.s3["buckets"]["inbox"], file_id)
         if got != sha256:
             return False
-        self.client.copy_object(Bucket=self.s3["buckets"]["permanent"], Key=file_id,
-                                CopySource={"Bucket": self.s3["buckets"]["inbox"], "Key": file_id})
+        self.client.copy_object(
+            Bucket=self.s3["buckets"]["permanent"],
+            Key=file_id,
+            CopySource={"Bucket": self.s3["buckets"]["inbox"], "Key": file_id},
+        )
         self.client.delete_object(Bucket=self.s3["buckets"]["inbox"], Key=file_id)
         return True
 
@@ -252,12 +277,17 @@ class DirectApi(ServiceApi):
 
     def drs_object(self, file_id, deadline=600.0):
         url = self.client.generate_presigned_url(
-            "get_object", ExpiresIn=3600,
-            Params={"Bucket": self.s3["buckets"]["permanent"], "Key": file_id})
+            "get_object",
+            ExpiresIn=3600,
+            Params={"Bucket": self.s3["buckets"]["permanent"], "Key": file_id},
+        )
         meta = self.files[file_id]
-        return {"id": file_id, "size": meta["size"],
-                "checksums": [{"type": "sha-256", "checksum": meta["sha256"]}],
-                "access_methods": [{"type": "s3", "access_url": {"url": url}}]}
+        return {
+            "id": file_id,
+            "size": meta["size"],
+            "checksums": [{"type": "sha-256", "checksum": meta["sha256"]}],
+            "access_methods": [{"type": "s3", "access_url": {"url": url}}],
+        }
 
     def object_sha256(self, bucket: str, key: str) -> str:
         return s3_object_sha256(self.client, bucket, key)
@@ -268,9 +298,13 @@ def s3_client(s3: dict):
     from botocore.config import Config
 
     return boto3.client(
-        "s3", endpoint_url=s3["endpoint"], aws_access_key_id=s3["access_key"],
-        aws_secret_access_key=s3["secret_key"], region_name=s3.get("region") or "us-east-1",
-        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
+        "s3",
+        endpoint_url=s3["endpoint"],
+        aws_access_key_id=s3["access_key"],
+        aws_secret_access_key=s3["secret_key"],
+        region_name=s3.get("region") or "us-east-1",
+        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"),
+    )
 
 
 def s3_object_sha256(client, bucket: str, key: str) -> str:

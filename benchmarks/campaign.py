@@ -68,8 +68,14 @@ class BenchRun(luigi.Task):
         log.info("run %s", self.key)
         result = lab.execute(spec)
         write_json_atomic(Path(self.output().path), result)
-        log.info("%s: %.1f MB/s, %.2f s, verified=%s, errors=%d", self.key, result["mb_per_s"],
-                 result["seconds"], result["verified"], result["errors"])
+        log.info(
+            "%s: %.1f MB/s, %.2f s, verified=%s, errors=%d",
+            self.key,
+            result["mb_per_s"],
+            result["seconds"],
+            result["verified"],
+            result["errors"],
+        )
 
 
 class Campaign(luigi.WrapperTask):
@@ -79,8 +85,16 @@ class Campaign(luigi.WrapperTask):
 
     def requires(self):
         camp = _campaign(self.config, self.results_dir, self.work_dir)
-        return [BenchRun(config=self.config, results_dir=self.results_dir, work_dir=self.work_dir,
-                         key=spec.key, order=spec.order) for spec in camp.runs]
+        return [
+            BenchRun(
+                config=self.config,
+                results_dir=self.results_dir,
+                work_dir=self.work_dir,
+                key=spec.key,
+                order=spec.order,
+            )
+            for spec in camp.runs
+        ]
 
 
 def record_machine(camp: config_mod.Campaign) -> None:
@@ -111,8 +125,13 @@ def rerun_failed(results_dir: Path) -> int:
     return n
 
 
-def run(config_path, results_dir: Optional[str] = None, work_dir: Optional[str] = None,
-        only: Optional[str] = None, rerun: bool = False) -> dict:
+def run(
+    config_path,
+    results_dir: Optional[str] = None,
+    work_dir: Optional[str] = None,
+    only: Optional[str] = None,
+    rerun: bool = False,
+) -> dict:
     camp = config_mod.load(config_path, results_dir=results_dir, work_dir=work_dir)
     cfg, res, work = str(camp.path), str(camp.results_dir), str(camp.work_dir)
     camp.results_dir.mkdir(parents=True, exist_ok=True)
@@ -121,25 +140,35 @@ def run(config_path, results_dir: Optional[str] = None, work_dir: Optional[str] 
         log.info("removed %d failed results", rerun_failed(camp.results_dir))
     record_machine(camp)
     if only:
-        tasks = [BenchRun(config=cfg, results_dir=res, work_dir=work, key=s.key, order=s.order)
-                 for s in camp.runs if re.search(only, s.key)]
+        tasks = [
+            BenchRun(config=cfg, results_dir=res, work_dir=work, key=s.key, order=s.order)
+            for s in camp.runs
+            if re.search(only, s.key)
+        ]
     else:
         tasks = [Campaign(config=cfg, results_dir=res, work_dir=work)]
     # SIGTERM -> KeyboardInterrupt, so servers and the namespace are cleaned up
     prev = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        outcome = luigi.build(tasks, local_scheduler=True, workers=1, detailed_summary=True,
-                              log_level="WARNING")
+        outcome = luigi.build(
+            tasks, local_scheduler=True, workers=1, detailed_summary=True, log_level="WARNING"
+        )
     finally:
         signal.signal(signal.SIGTERM, prev)
         for key in list(_LABS):
             _LABS.pop(key).close()
     summary = outcome.summary_text
-    missing = [s.key for s in camp.runs if not (camp.results_dir / "runs" / f"{s.key}.json").exists()]
+    missing = [
+        s.key for s in camp.runs if not (camp.results_dir / "runs" / f"{s.key}.json").exists()
+    ]
     if only:
         missing = [k for k in missing if re.search(only, k)]
     status = outcome.status.name
     if missing:
-        raise CampaignFailed(f"{len(missing)} runs without a result ({status}):\n"
-                             + "\n".join(missing[:20]) + "\n" + summary)
+        raise CampaignFailed(
+            f"{len(missing)} runs without a result ({status}):\n"
+            + "\n".join(missing[:20])
+            + "\n"
+            + summary
+        )
     return {"status": status, "results_dir": res, "runs": len(camp.runs)}

@@ -39,8 +39,10 @@ class RunSpec:
 
     @property
     def key(self) -> str:
-        return (f"{self.backend}__{self.direction}__{size_label(self.size)}__{self.tool}"
-                f"__c{self.clients}__r{self.rep}")
+        return (
+            f"{self.backend}__{self.direction}__{size_label(self.size)}__{self.tool}"
+            f"__c{self.clients}__r{self.rep}"
+        )
 
 
 @dataclass
@@ -91,10 +93,13 @@ def load(path, results_dir=None, work_dir=None) -> Campaign:
             if t not in tools:
                 tools[t] = make_tool(t, tool_table)
         combos = itertools.product(
-            _list(block, "backends"), _list(block, "directions", list(DIRECTIONS)),
-            [parse_size(s) for s in _list(block, "sizes")], _list(block, "tools"),
+            _list(block, "backends"),
+            _list(block, "directions", list(DIRECTIONS)),
+            [parse_size(s) for s in _list(block, "sizes")],
+            _list(block, "tools"),
             [int(c) for c in _list(block, "clients", [1])],
-            range(1, int(block.get("repetitions", reps)) + 1))
+            range(1, int(block.get("repetitions", reps)) + 1),
+        )
         for backend, direction, size, tool, clients, rep in combos:
             if direction not in DIRECTIONS:
                 raise ValueError(f"unknown direction {direction!r}")
@@ -106,11 +111,19 @@ def load(path, results_dir=None, work_dir=None) -> Campaign:
         raise ValueError(f"{path}: the matrix is empty")
 
     def rank(s: RunSpec):
-        return (backend_rank[s.backend], DIRECTIONS.index(s.direction), s.size, s.clients,
-                s.rep, tool_rank[s.tool])
+        return (
+            backend_rank[s.backend],
+            DIRECTIONS.index(s.direction),
+            s.size,
+            s.clients,
+            s.rep,
+            tool_rank[s.tool],
+        )
 
-    runs = [RunSpec(**{**s.__dict__, "order": i})
-            for i, s in enumerate(sorted(specs.values(), key=rank))]
+    runs = [
+        RunSpec(**{**s.__dict__, "order": i})
+        for i, s in enumerate(sorted(specs.values(), key=rank))
+    ]
     base = Path.cwd()
     results = Path(results_dir or camp.get("results_dir") or base / "bench-results" / name)
     work = Path(work_dir or camp.get("work_dir") or "/var/tmp/ghga-tasks-bench")
@@ -118,7 +131,16 @@ def load(path, results_dir=None, work_dir=None) -> Campaign:
     if netns is not None and not netns.get("enabled", True):
         netns = None
     return Campaign(
-        name=name, path=path.resolve(), results_dir=results.resolve(), work_dir=work.resolve(),
-        runs=runs, tools=tools, backends=raw.get("backends", {}),
-        run_timeout=float(camp.get("run_timeout", 600)), content=camp.get("content", "random"),
-        netns=netns, gc=camp.get("gc", "every-run"), raw=raw)
+        name=name,
+        path=path.resolve(),
+        results_dir=results.resolve(),
+        work_dir=work.resolve(),
+        runs=runs,
+        tools=tools,
+        backends=raw.get("backends", {}),
+        run_timeout=float(camp.get("run_timeout", 600)),
+        content=camp.get("content", "random"),
+        netns=netns,
+        gc=camp.get("gc", "every-run"),
+        raw=raw,
+    )

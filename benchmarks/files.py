@@ -33,10 +33,10 @@ def _write_random(path: Path, size: int) -> str:
         done, i = 0, 0
         while done < size:
             off = (i * 1_048_583) % POOL  # a prime stride: blocks never line up
-            block[:] = pool[off:off + BLOCK]
+            block[:] = pool[off : off + BLOCK]
             tag = i.to_bytes(8, "little")
             for j in stamp_at:
-                block[j:j + 8] = tag
+                block[j : j + 8] = tag
             n = min(BLOCK, size - done)
             view = memoryview(block)[:n]
             f.write(view)
@@ -108,8 +108,9 @@ def split_parts(src: Path, part_size: int, out_dir: Path) -> list[Path]:
             with open(p, "wb") as fout:
                 copied = 0
                 while copied < length:
-                    copied += os.copy_file_range(fin.fileno(), fout.fileno(), length - copied,
-                                                 off + copied, copied)
+                    copied += os.copy_file_range(
+                        fin.fileno(), fout.fileno(), length - copied, off + copied, copied
+                    )
             parts.append(p)
     return parts
 

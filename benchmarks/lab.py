@@ -24,7 +24,6 @@ from .paths import REPO, portable, portable_text
 from .stack import Stack, start_stack
 from .tools import ClientCtx, Tool
 
-
 SPARE = 4 << 30  # free disk to keep beyond a run's own bytes
 
 
@@ -46,14 +45,16 @@ class Lab:
         self.log = log
         self.stack: Optional[Stack] = None
         self.fixtures: dict[int, list[str]] = {}  # size -> seeded file ids of this stack
-        self.fixture_sha: dict[int, str] = {}     # size -> their SHA-256
+        self.fixture_sha: dict[int, str] = {}  # size -> their SHA-256
         self.netns: Optional[Netns] = None
         self.files_dir = campaign.work_dir / "files"
         self.runs_dir = campaign.work_dir / "runs"
         if campaign.netns:
-            self.netns = Netns(campaign.netns.get("name", "ghgab"),
-                               campaign.netns.get("rate", "1gbit"),
-                               campaign.netns.get("mtu", 1500))
+            self.netns = Netns(
+                campaign.netns.get("name", "ghgab"),
+                campaign.netns.get("rate", "1gbit"),
+                campaign.netns.get("mtu", 1500),
+            )
             self.netns.up()
 
     # -- lifetime -------------------------------------------------------------
@@ -131,8 +132,10 @@ class Lab:
         free = self._free()
         if free >= need:
             return
-        self.log(f"disk: {free / 2**30:.0f} GiB free, {why} needs "
-                 f"{need / 2**30:.0f}: restarting {self.stack.backend} with an empty store")
+        self.log(
+            f"disk: {free / 2**30:.0f} GiB free, {why} needs "
+            f"{need / 2**30:.0f}: restarting {self.stack.backend} with an empty store"
+        )
         backend = self.stack.backend
         self._stop_stack()
         self.stack_for(backend)
@@ -168,8 +171,12 @@ class Lab:
         stack = self.stack_for(spec.backend)
         self._evict_sources(keep=spec.size)
         seeded = self.fixtures.get(spec.size, [])
-        if spec.direction == "download" and stack.backend != "nginx" \
-                and len(seeded) >= spec.clients and spec.size in self.fixture_sha:
+        if (
+            spec.direction == "download"
+            and stack.backend != "nginx"
+            and len(seeded) >= spec.clients
+            and spec.size in self.fixture_sha
+        ):
             # the objects are seeded: the source may have been dropped to make room
             src, sha = self.files_dir / "unused", self.fixture_sha[spec.size]
         else:
@@ -188,9 +195,19 @@ class Lab:
         ctxs = []
         for i in range(spec.clients):
             work = run_dir / f"client{i}"
-            ctx = ClientCtx(index=i, direction=spec.direction, size=spec.size, src=src,
-                            sha256=sha, work=work, out_dir=work / "out", state_dir=work / "state",
-                            api=stack.api, s3=stack.s3, extra={"shared": shared})
+            ctx = ClientCtx(
+                index=i,
+                direction=spec.direction,
+                size=spec.size,
+                src=src,
+                sha256=sha,
+                work=work,
+                out_dir=work / "out",
+                state_dir=work / "state",
+                api=stack.api,
+                s3=stack.s3,
+                extra={"shared": shared},
+            )
             for d in (ctx.out_dir, ctx.state_dir):
                 d.mkdir(parents=True)
             if spec.direction == "download":
@@ -209,9 +226,16 @@ class Lab:
         jobs = []
         prefix = self.netns.prefix() if self.netns else []
         for ctx in ctxs:
-            jobs.append(ClientJob(argv=prefix + tool.argv(ctx), env=tool.env(ctx), cwd=str(ctx.work),
-                                  post=ctx.post, stdout_path=ctx.work / "stdout",
-                                  stderr_path=ctx.work / "stderr"))
+            jobs.append(
+                ClientJob(
+                    argv=prefix + tool.argv(ctx),
+                    env=tool.env(ctx),
+                    cwd=str(ctx.work),
+                    post=ctx.post,
+                    stdout_path=ctx.work / "stdout",
+                    stderr_path=ctx.work / "stderr",
+                )
+            )
         if stack.backend == "nginx":
             warm(src)  # nginx reads it: every tool gets it from the page cache, not the first cold
         t_prep = time.monotonic() - t_prep
@@ -227,10 +251,15 @@ class Lab:
         for ctx, res in zip(ctxs, results):
             ok = res.returncode == 0 and not res.timed_out and not res.error
             if not ok:
-                tail = (ctx.work / "stderr").read_text(errors="replace")[-600:] \
-                    if (ctx.work / "stderr").exists() else ""
-                messages.append(f"client {ctx.index}: rc={res.returncode} timed_out={res.timed_out} "
-                                f"{res.error} {tail}".strip())
+                tail = (
+                    (ctx.work / "stderr").read_text(errors="replace")[-600:]
+                    if (ctx.work / "stderr").exists()
+                    else ""
+                )
+                messages.append(
+                    f"client {ctx.index}: rc={res.returncode} timed_out={res.timed_out} "
+                    f"{res.error} {tail}".strip()
+                )
             verified.append(ok and self._verify(tool, ctx, messages))
         t_verify = time.monotonic() - t_verify
         t_clean = time.monotonic()
@@ -240,12 +269,22 @@ class Lab:
         total = spec.size * spec.clients
         per_client = [spec.size / r.seconds / 1e6 for r in results if r.seconds > 0]
         return {
-            "campaign": self.c.name, "key": spec.key, "order": spec.order,
-            "backend": spec.backend, "api": getattr(stack.api, "kind", "?"),
-            "direction": spec.direction, "size": spec.size, "size_label": size_label(spec.size),
-            "tool": spec.tool, "tool_kind": tool.kind, "connections": tool.connections,
-            "clients": spec.clients, "rep": spec.rep, "started": started,
-            "seconds": round(wall, 3), "mb_per_s": round(total / wall / 1e6, 1),
+            "campaign": self.c.name,
+            "key": spec.key,
+            "order": spec.order,
+            "backend": spec.backend,
+            "api": getattr(stack.api, "kind", "?"),
+            "direction": spec.direction,
+            "size": spec.size,
+            "size_label": size_label(spec.size),
+            "tool": spec.tool,
+            "tool_kind": tool.kind,
+            "connections": tool.connections,
+            "clients": spec.clients,
+            "rep": spec.rep,
+            "started": started,
+            "seconds": round(wall, 3),
+            "mb_per_s": round(total / wall / 1e6, 1),
             "per_client_mb_per_s": round(sum(per_client) / len(per_client), 1) if per_client else 0,
             "client_seconds": [round(r.seconds, 3) for r in results],
             "client_cpu_seconds": round(sum(r.cpu_seconds for r in results), 3),
@@ -259,8 +298,11 @@ class Lab:
             "ghga_tasks_digest": source_digest(REPO / "ghga_tasks"),
             "netns": self.netns.facts() if self.netns else None,
             "rusage": "gnu-time" if time_wrapper(Path("x")) else "wait4 (includes the harness RSS)",
-            "harness_seconds": {"prepare": round(t_prep, 2), "verify": round(t_verify, 2),
-                                "clean": round(t_clean, 2)},
+            "harness_seconds": {
+                "prepare": round(t_prep, 2),
+                "verify": round(t_verify, 2),
+                "clean": round(t_clean, 2),
+            },
             "argv_example": [portable(a, self.c.work_dir) for a in jobs[0].argv[:3]]
             + (["..."] if len(jobs[0].argv) > 3 else []),
         }
@@ -268,13 +310,18 @@ class Lab:
     def _verify(self, tool: Tool, ctx: ClientCtx, messages: list) -> bool:
         try:
             if ctx.direction == "download":
-                files = sorted(p for p in ctx.out_dir.rglob("*")
-                               if p.is_file() and not p.name.startswith("."))
+                files = sorted(
+                    p for p in ctx.out_dir.rglob("*") if p.is_file() and not p.name.startswith(".")
+                )
                 got = sha256_of(files) if files else "no output file"
             elif tool.via_api:
-                got = ctx.sha256 if self.stack.api.wait_accepted(
-                    ctx.file_id, ctx.sha256, acceptance_deadline(ctx.size)) \
+                got = (
+                    ctx.sha256
+                    if self.stack.api.wait_accepted(
+                        ctx.file_id, ctx.sha256, acceptance_deadline(ctx.size)
+                    )
                     else "not accepted by the server"
+                )
             else:
                 got = s3_object_sha256(s3_client(ctx.s3), ctx.bucket, ctx.key)
         except Exception as exc:  # noqa: BLE001 - a failed check is a result, not a crash

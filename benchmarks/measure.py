@@ -43,7 +43,7 @@ class ClientResult:
     returncode: Optional[int] = None
     seconds: float = 0.0
     cpu_seconds: float = 0.0
-    sys_seconds: float = 0.0      # the kernel's share of cpu_seconds
+    sys_seconds: float = 0.0  # the kernel's share of cpu_seconds
     peak_rss_mb: float = 0.0
     timed_out: bool = False
     error: str = ""
@@ -100,15 +100,24 @@ def run_clients(jobs: list[ClientJob], timeout: float) -> tuple[float, list[Clie
         wrapper = time_wrapper(stats) if stats else []
         try:
             # Popen only to fork/exec; the child is reaped with wait4 below, never by Popen.
-            proc = subprocess.Popen(wrapper + job.argv, env=job.env, cwd=job.cwd, stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=err, start_new_session=True)
+            proc = subprocess.Popen(
+                wrapper + job.argv,
+                env=job.env,
+                cwd=job.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
         except OSError as exc:
             res.error = f"cannot start {job.argv[0]}: {exc}"
             res.returncode = 127
             continue
         proc.returncode = 0  # keep Popen.__del__ from reaping/warning
         pids.append(proc.pid)
-        th = threading.Thread(target=_reap, args=(proc.pid, t0, res, job, stats if wrapper else None), daemon=True)
+        th = threading.Thread(
+            target=_reap, args=(proc.pid, t0, res, job, stats if wrapper else None), daemon=True
+        )
         th.start()
         threads.append((th, proc.pid, res))
     deadline = t0 + timeout
@@ -134,6 +143,7 @@ def _kill_group(pid: int) -> None:
 
 
 # -- server CPU ---------------------------------------------------------------
+
 
 def _children_map() -> dict[int, list[int]]:
     kids: dict[int, list[int]] = {}
@@ -191,6 +201,7 @@ class ServerCpu:
 
 
 # -- machine facts ------------------------------------------------------------
+
 
 def source_digest(package_dir: Path) -> str:
     """Short SHA-256 over the client's sources: which version of ghga-cli a run measured."""

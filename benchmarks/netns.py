@@ -53,29 +53,85 @@ class Netns:
         rate_bits = _rate_bits(self.rate)
         burst = max(rate_bits // 8 // 100, 64 * 1024)  # 10 ms at the rate
         _ip("ip", "netns", "add", ns)
-        _ip("ip", "link", "add", h, "mtu", str(self.mtu), "type", "veth", "peer", "name", c,
-            "mtu", str(self.mtu))
+        _ip(
+            "ip",
+            "link",
+            "add",
+            h,
+            "mtu",
+            str(self.mtu),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            c,
+            "mtu",
+            str(self.mtu),
+        )
         _ip("ip", "link", "set", c, "netns", ns)
         mac_h = Path(f"/sys/class/net/{h}/address").read_text().strip()
         mac_c = _ip("cat", f"/sys/class/net/{c}/address", ns=ns).stdout.strip()
         _ip("ip", "link", "set", h, "up")
-        _ip("sysctl", "-qw", f"net.ipv4.conf.{h}.route_localnet=1", f"net.ipv4.conf.{h}.rp_filter=0")
-        _ip("ip", "route", "replace", f"{CLIENT_ADDR}/32", "dev", h, "src", "127.0.0.1",
-            "table", TABLE)
+        _ip(
+            "sysctl", "-qw", f"net.ipv4.conf.{h}.route_localnet=1", f"net.ipv4.conf.{h}.rp_filter=0"
+        )
+        _ip(
+            "ip",
+            "route",
+            "replace",
+            f"{CLIENT_ADDR}/32",
+            "dev",
+            h,
+            "src",
+            "127.0.0.1",
+            "table",
+            TABLE,
+        )
         _ip("ip", "rule", "add", "pref", "100", "lookup", "local")
         _ip("ip", "rule", "del", "pref", "0")
         _ip("ip", "rule", "add", "pref", "10", "to", CLIENT_ADDR, "lookup", TABLE)
         _ip("ip", "neigh", "replace", CLIENT_ADDR, "lladdr", mac_c, "dev", h, "nud", "permanent")
         _ip("ip", "link", "set", c, "up", ns=ns)
-        _ip("sysctl", "-qw", f"net.ipv4.conf.{c}.route_localnet=1", "net.ipv4.conf.all.rp_filter=0",
-            f"net.ipv4.conf.{c}.rp_filter=0", ns=ns)
+        _ip(
+            "sysctl",
+            "-qw",
+            f"net.ipv4.conf.{c}.route_localnet=1",
+            "net.ipv4.conf.all.rp_filter=0",
+            f"net.ipv4.conf.{c}.rp_filter=0",
+            ns=ns,
+        )
         _ip("ip", "addr", "add", f"{CLIENT_ADDR}/32", "dev", c, ns=ns)
         _ip("ip", "route", "add", "127.0.0.1/32", "dev", c, "src", CLIENT_ADDR, ns=ns)
-        _ip("ip", "neigh", "replace", "127.0.0.1", "lladdr", mac_h, "dev", c, "nud", "permanent",
-            ns=ns)
+        _ip(
+            "ip",
+            "neigh",
+            "replace",
+            "127.0.0.1",
+            "lladdr",
+            mac_h,
+            "dev",
+            c,
+            "nud",
+            "permanent",
+            ns=ns,
+        )
         for dev, where in ((h, ""), (c, ns)):
-            _ip("tc", "qdisc", "replace", "dev", dev, "root", "tbf", "rate", str(rate_bits),
-                "burst", str(burst), "latency", "50ms", ns=where)
+            _ip(
+                "tc",
+                "qdisc",
+                "replace",
+                "dev",
+                dev,
+                "root",
+                "tbf",
+                "rate",
+                str(rate_bits),
+                "burst",
+                str(burst),
+                "latency",
+                "50ms",
+                ns=where,
+            )
 
     def down(self) -> None:
         _ip("ip", "netns", "del", self.name, check=False)

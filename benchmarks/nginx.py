@@ -63,7 +63,7 @@ class StubApi:
         self.upload_api = None
 
     def _answer(self, method: str, path: str, headers: dict) -> Answer:
-        obj = self.objects.get(path[len(self.prefix):]) if path.startswith(self.prefix) else None
+        obj = self.objects.get(path[len(self.prefix) :]) if path.startswith(self.prefix) else None
         if path == "/health":
             body, code = {"status": "OK"}, 200
         elif obj is None:
@@ -74,9 +74,14 @@ class StubApi:
 
     def seed(self, file_id: str, path: Path, sha256: str) -> None:
         rel = path.resolve().relative_to(self.root.resolve())
-        self.objects[file_id] = drs_object(file_id, path.stat().st_size, sha256,
-                                           f"{self.nginx_url}/{rel}", access_type="https",
-                                           name=file_id)
+        self.objects[file_id] = drs_object(
+            file_id,
+            path.stat().st_size,
+            sha256,
+            f"{self.nginx_url}/{rel}",
+            access_type="https",
+            name=file_id,
+        )
 
     def delete(self, file_id: str) -> None:
         self.objects.pop(file_id, None)
@@ -102,10 +107,16 @@ class NginxStack(Stack):
         (data_dir / "tmp").mkdir(parents=True)
         port = free_port()
         conf = data_dir / "nginx.conf"
-        conf.write_text(CONF.format(workers=cfg.get("workers", "auto"), dir=data_dir,
-                                    port=port, root=root))
-        self.procs.append(spawn([nginx, "-c", str(conf), "-p", str(data_dir)],
-                                data_dir / "nginx.stderr", stdout=subprocess.DEVNULL))
+        conf.write_text(
+            CONF.format(workers=cfg.get("workers", "auto"), dir=data_dir, port=port, root=root)
+        )
+        self.procs.append(
+            spawn(
+                [nginx, "-c", str(conf), "-p", str(data_dir)],
+                data_dir / "nginx.stderr",
+                stdout=subprocess.DEVNULL,
+            )
+        )
         url = f"http://127.0.0.1:{port}"
         for _ in range(100):
             try:
@@ -113,8 +124,9 @@ class NginxStack(Stack):
                 break
             except requests.RequestException:
                 if self.procs[0].poll() is not None:
-                    raise RuntimeError("nginx failed: " +
-                                       (data_dir / "nginx.stderr").read_text()[-1000:])
+                    raise RuntimeError(
+                        "nginx failed: " + (data_dir / "nginx.stderr").read_text()[-1000:]
+                    )
                 time.sleep(0.1)
         self.api = StubApi(url, root)
 

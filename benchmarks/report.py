@@ -18,10 +18,29 @@ from .files import size_label
 from .paths import portable
 
 PEERS = ("s5cmd", "aws", "rclone")
-FIELDS = ["key", "backend", "api", "direction", "size", "size_label", "tool", "tool_kind",
-          "connections", "clients", "rep", "seconds", "mb_per_s", "per_client_mb_per_s",
-          "client_cpu_seconds", "client_sys_seconds", "client_peak_rss_mb", "server_cpu_seconds",
-          "errors", "verified", "started"]
+FIELDS = [
+    "key",
+    "backend",
+    "api",
+    "direction",
+    "size",
+    "size_label",
+    "tool",
+    "tool_kind",
+    "connections",
+    "clients",
+    "rep",
+    "seconds",
+    "mb_per_s",
+    "per_client_mb_per_s",
+    "client_cpu_seconds",
+    "client_sys_seconds",
+    "client_peak_rss_mb",
+    "server_cpu_seconds",
+    "errors",
+    "verified",
+    "started",
+]
 
 
 def load_runs(results_dir: Path) -> list[dict]:
@@ -45,7 +64,9 @@ class Table:
     def __init__(self, runs: list[dict]):
         self.groups: dict[tuple, list[dict]] = defaultdict(list)
         for r in runs:
-            self.groups[(r["backend"], r["direction"], r["size"], r["tool"], r["clients"])].append(r)
+            self.groups[(r["backend"], r["direction"], r["size"], r["tool"], r["clients"])].append(
+                r
+            )
         self.tools = {r["tool"]: (r["tool_kind"], r.get("connections")) for r in runs}
 
     def ok(self, key) -> list[dict]:
@@ -63,8 +84,9 @@ class Table:
 
     def keys(self, **match):
         names = ("backend", "direction", "size", "tool", "clients")
-        return sorted(k for k in self.groups
-                      if all(k[names.index(n)] == v for n, v in match.items()))
+        return sorted(
+            k for k in self.groups if all(k[names.index(n)] == v for n, v in match.items())
+        )
 
     def values(self, index: int, **match) -> list:
         return sorted({k[index] for k in self.keys(**match)})
@@ -81,8 +103,15 @@ def _ratio_row(goal, where, ours, ref, ratio, target, cmp=">=") -> dict:
         verdict = "no data"
     else:
         verdict = "pass" if (ratio >= target if cmp == ">=" else ratio <= target) else "MISS"
-    return {"goal": goal, "where": where, "ours": ours, "ref": ref, "ratio": ratio,
-            "target": f"{cmp} {target}", "verdict": verdict}
+    return {
+        "goal": goal,
+        "where": where,
+        "ours": ours,
+        "ref": ref,
+        "ratio": ratio,
+        "target": f"{cmp} {target}",
+        "verdict": verdict,
+    }
 
 
 def goals(t: Table) -> list[dict]:
@@ -105,24 +134,47 @@ def goals(t: Table) -> list[dict]:
                             if v is not None and (best is None or v > best):
                                 best, best_name = v, p
                         if best is not None:
-                            rows.append(_ratio_row("≥ 1.0× best S3 peer", where, g, best_name,
-                                                   ours / best, 1.0))
+                            rows.append(
+                                _ratio_row(
+                                    "≥ 1.0× best S3 peer", where, g, best_name, ours / best, 1.0
+                                )
+                            )
                         conn = t.tools[g][1]
                         if conn in curls:
                             c = t.med((backend, direction, size, curls[conn], 1), "mb_per_s")
                             if c:
-                                rows.append(_ratio_row("≥ 0.9× curl, same connections", where, g,
-                                                       curls[conn], ours / c, 0.9))
+                                rows.append(
+                                    _ratio_row(
+                                        "≥ 0.9× curl, same connections",
+                                        where,
+                                        g,
+                                        curls[conn],
+                                        ours / c,
+                                        0.9,
+                                    )
+                                )
                     elif 1 in curls:
                         c = t.med((backend, direction, size, curls[1], 1), "mb_per_s")
                         if c:
-                            rows.append(_ratio_row("client-only: ≥ 1.3× curl -o", where, g,
-                                                   curls[1], ours / c, 1.3))
+                            rows.append(
+                                _ratio_row(
+                                    "client-only: ≥ 1.3× curl -o", where, g, curls[1], ours / c, 1.3
+                                )
+                            )
                         ours_cpu = t.med((backend, direction, size, g, 1), "client_cpu_seconds")
                         c_cpu = t.med((backend, direction, size, curls[1], 1), "client_cpu_seconds")
                         if ours_cpu is not None and c_cpu:
-                            rows.append(_ratio_row("client-only: CPU ≤ 0.6× curl -o", where, g,
-                                                   curls[1], ours_cpu / c_cpu, 0.6, "<="))
+                            rows.append(
+                                _ratio_row(
+                                    "client-only: CPU ≤ 0.6× curl -o",
+                                    where,
+                                    g,
+                                    curls[1],
+                                    ours_cpu / c_cpu,
+                                    0.6,
+                                    "<=",
+                                )
+                            )
     for g in ghga:
         rss = {}
         for key in t.keys(tool=g):
@@ -130,14 +182,30 @@ def goals(t: Table) -> list[dict]:
                 rss[r["size"]] = max(rss.get(r["size"], 0), r["client_peak_rss_mb"])
         if rss:
             worst = max(rss.values())
-            rows.append(_ratio_row("peak RSS ≤ 150 MB", f"all sizes, max at "
-                                   f"{size_label(max(rss, key=rss.get))}", g, "150 MB",
-                                   worst / 150.0, 1.0, "<="))
+            rows.append(
+                _ratio_row(
+                    "peak RSS ≤ 150 MB",
+                    f"all sizes, max at {size_label(max(rss, key=rss.get))}",
+                    g,
+                    "150 MB",
+                    worst / 150.0,
+                    1.0,
+                    "<=",
+                )
+            )
             lo, hi = min(rss), max(rss)
             if hi > lo:
-                rows.append(_ratio_row("RSS flat in size", f"{size_label(hi)} vs {size_label(lo)}",
-                                       g, f"{rss[lo]:.0f} MB → {rss[hi]:.0f} MB",
-                                       rss[hi] / rss[lo], 1.1, "<="))
+                rows.append(
+                    _ratio_row(
+                        "RSS flat in size",
+                        f"{size_label(hi)} vs {size_label(lo)}",
+                        g,
+                        f"{rss[lo]:.0f} MB → {rss[hi]:.0f} MB",
+                        rss[hi] / rss[lo],
+                        1.1,
+                        "<=",
+                    )
+                )
         for backend in t.values(0, tool=g):
             for direction in t.values(1, backend=backend, tool=g):
                 sizes = t.values(2, backend=backend, direction=direction, tool=g, clients=1)
@@ -148,9 +216,16 @@ def goals(t: Table) -> list[dict]:
                 a = t.med((backend, direction, lo, g, 1), "mb_per_s")
                 b = t.med((backend, direction, hi, g, 1), "mb_per_s")
                 if a and b:
-                    rows.append(_ratio_row("linear: rate(big) ≥ 0.9× rate(small)",
-                                           f"{backend} {direction} {size_label(hi)} vs "
-                                           f"{size_label(lo)}", g, "", b / a, 0.9))
+                    rows.append(
+                        _ratio_row(
+                            "linear: rate(big) ≥ 0.9× rate(small)",
+                            f"{backend} {direction} {size_label(hi)} vs {size_label(lo)}",
+                            g,
+                            "",
+                            b / a,
+                            0.9,
+                        )
+                    )
     return rows
 
 
@@ -167,7 +242,9 @@ def _plots(t: Table, out: Path) -> list[str]:
             ax = axes[0]
             for tool in t.values(3, backend=backend, direction=direction):
                 sizes = t.values(2, backend=backend, direction=direction, tool=tool, clients=1)
-                pts = [(s / 2**30, t.med((backend, direction, s, tool, 1), "mb_per_s")) for s in sizes]
+                pts = [
+                    (s / 2**30, t.med((backend, direction, s, tool, 1), "mb_per_s")) for s in sizes
+                ]
                 pts = [p for p in pts if p[1] is not None]
                 if pts:
                     ax.plot(*zip(*pts), marker="o", label=tool)
@@ -180,10 +257,14 @@ def _plots(t: Table, out: Path) -> list[str]:
             ax = axes[1]
             for tool in t.values(3, backend=backend, direction=direction):
                 for size in t.values(2, backend=backend, direction=direction, tool=tool):
-                    clients = t.values(4, backend=backend, direction=direction, tool=tool, size=size)
+                    clients = t.values(
+                        4, backend=backend, direction=direction, tool=tool, size=size
+                    )
                     if len(clients) < 2:
                         continue
-                    pts = [(c, t.med((backend, direction, size, tool, c), "mb_per_s")) for c in clients]
+                    pts = [
+                        (c, t.med((backend, direction, size, tool, c), "mb_per_s")) for c in clients
+                    ]
                     pts = [p for p in pts if p[1] is not None]
                     if pts:
                         ax.plot(*zip(*pts), marker="o", label=f"{tool} {size_label(size)}")
@@ -194,8 +275,14 @@ def _plots(t: Table, out: Path) -> list[str]:
             if ax.lines:
                 ax.legend(fontsize=8)
             else:
-                ax.text(0.5, 0.5, "no runs with several clients", ha="center", va="center",
-                        transform=ax.transAxes)
+                ax.text(
+                    0.5,
+                    0.5,
+                    "no runs with several clients",
+                    ha="center",
+                    va="center",
+                    transform=ax.transAxes,
+                )
             fig.tight_layout()
             name = f"{backend}-{direction}.png"
             fig.savefig(out / name, dpi=90)
@@ -220,55 +307,82 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
     t = Table(runs)
     lines = [f"# Benchmark report: {machine.get('campaign', results_dir.name)}", ""]
     if machine:
-        lines += [f"- recorded {machine.get('recorded')} on `{machine.get('hostname')}`: "
-                  f"{machine.get('cpus')} × {machine.get('cpu_model')}, {machine.get('mem_gib')} GiB RAM, "
-                  f"{machine.get('os')}, kernel {machine.get('kernel')}, Python {machine.get('python')}",
-                  f"- config: `{portable(machine.get('config') or '?')}`; ghga_tasks sources "
-                  f"`{machine.get('ghga_tasks_digest', '?')}` (per run: `ghga_tasks_digest`)"]
+        lines += [
+            f"- recorded {machine.get('recorded')} on `{machine.get('hostname')}`: "
+            f"{machine.get('cpus')} × {machine.get('cpu_model')}, "
+            f"{machine.get('mem_gib')} GiB RAM, "
+            f"{machine.get('os')}, kernel {machine.get('kernel')}, Python {machine.get('python')}",
+            f"- config: `{portable(machine.get('config') or '?')}`; ghga_tasks sources "
+            f"`{machine.get('ghga_tasks_digest', '?')}` (per run: `ghga_tasks_digest`)",
+        ]
         lines += [f"- {name}: `{v}`" for name, v in sorted(machine.get("tools", {}).items())]
     n_bad = sum(1 for r in runs if not r["verified"])
-    netns = {("loopback" if not r.get("netns") else
-              "namespace {netns}, veth capped at {rate}, MTU {mtu}".format(**r["netns"]))
-             for r in runs}
-    lines += [f"- {len(runs)} runs, {n_bad} not verified; client network: "
-              + ", ".join(sorted(netns)), "",
-              "Medians over repetitions; MB/s = 10⁶ bytes/s; errors = failed or unverified "
-              "client transfers over all repetitions. CPU and RSS are the client's (GNU time "
-              "around each client process); server CPU is all server processes "
-              "(API, SeaweedFS / RGW + OSD + MON, nginx).", ""]
+    netns = {
+        (
+            "loopback"
+            if not r.get("netns")
+            else "namespace {netns}, veth capped at {rate}, MTU {mtu}".format(**r["netns"])
+        )
+        for r in runs
+    }
+    lines += [
+        f"- {len(runs)} runs, {n_bad} not verified; client network: " + ", ".join(sorted(netns)),
+        "",
+        "Medians over repetitions; MB/s = 10⁶ bytes/s; errors = failed or unverified "
+        "client transfers over all repetitions. CPU and RSS are the client's (GNU time "
+        "around each client process); server CPU is all server processes "
+        "(API, SeaweedFS / RGW + OSD + MON, nginx).",
+        "",
+    ]
     g = goals(t)
-    lines += ["## Goals", "", "| goal | where | ghga-cli variant | compared to | ratio | target | verdict |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "## Goals",
+        "",
+        "| goal | where | ghga-cli variant | compared to | ratio | target | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for row in g:
-        lines.append(f"| {row['goal']} | {row['where']} | {row['ours']} | {row['ref']} | "
-                     f"{_fmt(row['ratio'], 2)} | {row['target']} | {row['verdict']} |")
+        lines.append(
+            f"| {row['goal']} | {row['where']} | {row['ours']} | {row['ref']} | "
+            f"{_fmt(row['ratio'], 2)} | {row['target']} | {row['verdict']} |"
+        )
     if not g:
         lines.append("| (no ghga-cli results) | | | | | | |")
     lines += ["", "## Duration and rate per size and direction (1 client)", ""]
     for backend in t.values(0):
-        lines += [f"### {backend}", "", "| direction | size | tool | conns | duration s | MB/s | "
-                  "MB/s min–max | client CPU s | peak RSS MB | server CPU s | errors / runs |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### {backend}",
+            "",
+            "| direction | size | tool | conns | duration s | MB/s | "
+            "MB/s min–max | client CPU s | peak RSS MB | server CPU s | errors / runs |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for direction in t.values(1, backend=backend):
             for size in t.values(2, backend=backend, direction=direction):
-                for tool in sorted(t.values(3, backend=backend, direction=direction, size=size, clients=1)):
+                for tool in sorted(
+                    t.values(3, backend=backend, direction=direction, size=size, clients=1)
+                ):
                     key = (backend, direction, size, tool, 1)
                     allr = t.groups[key]
                     lines.append(
-                        f"| {direction} | {size_label(size)} | {tool} | {t.tools[tool][1] or '–'} | "
+                        f"| {direction} | {size_label(size)} | {tool} | "
+                        f"{t.tools[tool][1] or '–'} | "
                         f"{_fmt(t.med(key, 'seconds'), 2)} | {_fmt(t.med(key, 'mb_per_s'))} | "
                         f"{t.spread(key, 'mb_per_s')} | "
                         f"{_fmt(t.med(key, 'client_cpu_seconds'), 2)} | "
                         f"{_fmt(t.med(key, 'client_peak_rss_mb'), 0)} | "
                         f"{_fmt(t.med(key, 'server_cpu_seconds'), 1)} | "
-                        f"{sum(r['errors'] for r in allr)} / {len(allr)} |")
+                        f"{sum(r['errors'] for r in allr)} / {len(allr)} |"
+                    )
         lines.append("")
     lines += ["## ghga-cli's ratio to each tool (1 client, same campaign)", ""]
     ghga = [n for n, (kind, _) in t.tools.items() if kind == "ghga-cli"]
     others = sorted(n for n, (kind, _) in t.tools.items() if kind != "ghga-cli")
     if ghga and others:
-        lines += ["| backend | direction | size | ghga-cli variant | " + " | ".join(others) + " |",
-                  "|---|---|---|---|" + "---|" * len(others)]
+        lines += [
+            "| backend | direction | size | ghga-cli variant | " + " | ".join(others) + " |",
+            "|---|---|---|---|" + "---|" * len(others),
+        ]
         for backend in t.values(0):
             for direction in t.values(1, backend=backend):
                 for size in t.values(2, backend=backend, direction=direction):
@@ -280,21 +394,31 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
                         for o in others:
                             v = t.med((backend, direction, size, o, 1), "mb_per_s")
                             cells.append(_fmt(ours / v, 2) + "×" if v else "–")
-                        lines.append(f"| {backend} | {direction} | {size_label(size)} | {gv} | "
-                                     + " | ".join(cells) + " |")
-    lines += ["", "## Parallel clients: aggregate and per-client rate", "",
-              "| backend | direction | size | tool | clients | aggregate MB/s | per-client MB/s | "
-              "client CPU s | server CPU s | errors / runs |", "|---|---|---|---|---|---|---|---|---|---|"]
+                        lines.append(
+                            f"| {backend} | {direction} | {size_label(size)} | {gv} | "
+                            + " | ".join(cells)
+                            + " |"
+                        )
+    lines += [
+        "",
+        "## Parallel clients: aggregate and per-client rate",
+        "",
+        "| backend | direction | size | tool | clients | aggregate MB/s | per-client MB/s | "
+        "client CPU s | server CPU s | errors / runs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for key in t.keys():
         backend, direction, size, tool, clients = key
         if len(t.values(4, backend=backend, direction=direction, size=size, tool=tool)) < 2:
             continue
         allr = t.groups[key]
-        lines.append(f"| {backend} | {direction} | {size_label(size)} | {tool} | {clients} | "
-                     f"{_fmt(t.med(key, 'mb_per_s'))} | {_fmt(t.med(key, 'per_client_mb_per_s'))} | "
-                     f"{_fmt(t.med(key, 'client_cpu_seconds'), 2)} | "
-                     f"{_fmt(t.med(key, 'server_cpu_seconds'), 1)} | "
-                     f"{sum(r['errors'] for r in allr)} / {len(allr)} |")
+        lines.append(
+            f"| {backend} | {direction} | {size_label(size)} | {tool} | {clients} | "
+            f"{_fmt(t.med(key, 'mb_per_s'))} | {_fmt(t.med(key, 'per_client_mb_per_s'))} | "
+            f"{_fmt(t.med(key, 'client_cpu_seconds'), 2)} | "
+            f"{_fmt(t.med(key, 'server_cpu_seconds'), 1)} | "
+            f"{sum(r['errors'] for r in allr)} / {len(allr)} |"
+        )
     try:
         plots = _plots(t, out)
     except ImportError:
@@ -306,8 +430,14 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
     if bad:
         lines += ["", "## Runs with errors", ""]
         for r in bad:
-            msg = " / ".join(r.get("error_messages", []))[:400].replace("\n", " ").replace("|", "\\|")
+            msg = (
+                " / ".join(r.get("error_messages", []))[:400].replace("\n", " ").replace("|", "\\|")
+            )
             lines.append(f"- `{r['key']}`: {msg}")
-    lines += ["", f"Data: [results.csv](results.csv); one JSON per run in `{results_dir.name}/runs/`.", ""]
+    lines += [
+        "",
+        f"Data: [results.csv](results.csv); one JSON per run in `{results_dir.name}/runs/`.",
+        "",
+    ]
     (out / "REPORT.md").write_text("\n".join(lines))
     return out / "REPORT.md"

@@ -38,8 +38,14 @@ def find_exe(name: str) -> Optional[str]:
 def spawn(argv: list[str], log: Path, **kw) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as err:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=err,
-                                start_new_session=True, preexec_fn=death_signal(), **kw)
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+            preexec_fn=death_signal(),
+            **kw,
+        )
 
 
 def terminate(proc: Optional[subprocess.Popen], grace: float = 15.0) -> None:
@@ -80,5 +86,8 @@ class Stack:
         self.procs.clear()
 
     def facts(self) -> dict:
-        return {"backend": self.backend, "api": getattr(self.api, "kind", "?"),
-                "s3_endpoint": self.s3.get("endpoint")}
+        return {
+            "backend": self.backend,
+            "api": getattr(self.api, "kind", "?"),
+            "s3_endpoint": self.s3.get("endpoint"),
+        }

@@ -62,8 +62,11 @@ def _weed_vacuum(pids: list[int]) -> None:
             if arg.startswith(b"-master.port="):
                 port = int(arg.split(b"=", 1)[1])
                 try:
-                    requests.get(f"http://127.0.0.1:{port}/vol/vacuum",
-                                 params={"garbageThreshold": "0.0001"}, timeout=120)
+                    requests.get(
+                        f"http://127.0.0.1:{port}/vol/vacuum",
+                        params={"garbageThreshold": "0.0001"},
+                        timeout=120,
+                    )
                 except requests.RequestException:
                     pass
                 return
@@ -99,11 +102,22 @@ class GhgaStack(Stack):
             self.ceph = ceph.start_ceph(str(data_dir / "ceph"), timeout=timeout, **kw)
             pids = self.ceph.get("pids") or {}
             self.extra_pids = [int(p) for p in (pids.values() if isinstance(pids, dict) else pids)]
-            args += s3_args(self.ceph["endpoint"], self.ceph["access_key"],
-                            self.ceph["secret_key"], self.ceph.get("region") or "us-east-1")
-        self.server = ServerProcess(data_dir / "server", args, log_path=data_dir / "server.log",
-                                    command=argv, env=ghga_env(), cwd=data_dir, detach=True,
-                                    timeout=timeout)
+            args += s3_args(
+                self.ceph["endpoint"],
+                self.ceph["access_key"],
+                self.ceph["secret_key"],
+                self.ceph.get("region") or "us-east-1",
+            )
+        self.server = ServerProcess(
+            data_dir / "server",
+            args,
+            log_path=data_dir / "server.log",
+            command=argv,
+            env=ghga_env(),
+            cwd=data_dir,
+            detach=True,
+            timeout=timeout,
+        )
         self.info = self.server.urls
         self.api = ServiceApi(self.info)
         self.s3 = self.api.s3_info()
@@ -148,17 +162,41 @@ class WeedDirectStack(Stack):
         data_dir.mkdir(parents=True)
         ports = [free_port(55535) for _ in range(4)]
         access, secret = "benchaccess", "benchsecret0123456789"
-        (data_dir / "s3.json").write_text(json.dumps({"identities": [{
-            "name": "bench", "credentials": [{"accessKey": access, "secretKey": secret}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-        cmd = [weed, f"-logdir={data_dir}", "mini", f"-dir={data_dir}", "-ip=127.0.0.1",
-               "-ip.bind=127.0.0.1", f"-master.port={ports[0]}", f"-volume.port={ports[1]}",
-               f"-filer.port={ports[2]}", f"-s3.port={ports[3]}", "-s3.port.iceberg=0",
-               "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
-               f"-s3.config={data_dir / 's3.json'}", "-master.telemetry=false"]
+        (data_dir / "s3.json").write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "bench",
+                            "credentials": [{"accessKey": access, "secretKey": secret}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+        cmd = [
+            weed,
+            f"-logdir={data_dir}",
+            "mini",
+            f"-dir={data_dir}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={ports[0]}",
+            f"-volume.port={ports[1]}",
+            f"-filer.port={ports[2]}",
+            f"-s3.port={ports[3]}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-webdav=false",
+            "-admin.ui=false",
+            f"-s3.config={data_dir / 's3.json'}",
+            "-master.telemetry=false",
+        ]
         self.ports = ports
-        self.procs.append(spawn(cmd, data_dir / "weed.out", stdout=subprocess.DEVNULL,
-                                cwd=str(data_dir)))
+        self.procs.append(
+            spawn(cmd, data_dir / "weed.out", stdout=subprocess.DEVNULL, cwd=str(data_dir))
+        )
         endpoint = f"http://127.0.0.1:{ports[3]}"
         end = time.monotonic() + timeout
         while True:
@@ -170,9 +208,13 @@ class WeedDirectStack(Stack):
                     self.stop()
                     raise RuntimeError("weed mini did not get ready")
                 time.sleep(0.3)
-        self.s3 = {"endpoint": endpoint, "access_key": access, "secret_key": secret,
-                   "region": "us-east-1",
-                   "buckets": {"inbox": "inbox", "permanent": "permanent", "outbox": "outbox"}}
+        self.s3 = {
+            "endpoint": endpoint,
+            "access_key": access,
+            "secret_key": secret,
+            "region": "us-east-1",
+            "buckets": {"inbox": "inbox", "permanent": "permanent", "outbox": "outbox"},
+        }
         for _ in range(60):  # the filer may need a moment before buckets can be made
             try:
                 self.api = DirectApi(self.s3)

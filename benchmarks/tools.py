@@ -33,14 +33,14 @@ class ClientCtx:
     size: int
     src: Path
     sha256: str
-    work: Path                  # private scratch dir of this client
-    out_dir: Path               # download target (empty)
+    work: Path  # private scratch dir of this client
+    out_dir: Path  # download target (empty)
     state_dir: Path
     api: object
     s3: dict
     file_id: str = ""
-    access_url: str = ""        # download: pre-signed GET
-    bucket: str = ""            # S3 location (peers)
+    access_url: str = ""  # download: pre-signed GET
+    bucket: str = ""  # S3 location (peers)
     key: str = ""
     post: Optional[Callable[[], None]] = None
     extra: dict = field(default_factory=dict)
@@ -48,7 +48,7 @@ class ClientCtx:
 
 class Tool:
     kind = "?"
-    via_api = False            # goes through the services (registers files) vs plain S3
+    via_api = False  # goes through the services (registers files) vs plain S3
     directions = ("download", "upload")
     backends = ("seaweedfs", "ceph", "seaweedfs-direct")
 
@@ -96,7 +96,8 @@ class GhgaCli(Tool):
 
     def supports(self, backend, direction):
         return super().supports(backend, direction) and not (
-            backend == "nginx" and direction == "upload")
+            backend == "nginx" and direction == "upload"
+        )
 
     def exe(self):
         return ghga_cli_argv()
@@ -104,14 +105,33 @@ class GhgaCli(Tool):
     def argv(self, ctx):
         base = self.exe()
         if ctx.direction == "download":
-            cmd = base + ["download-by-id", "--api-url", ctx.api.drs_api, "--file-id", ctx.file_id,
-                          "--output-dir", str(ctx.out_dir), "--state-dir", str(ctx.state_dir),
-                          "--json"]
+            cmd = base + [
+                "download-by-id",
+                "--api-url",
+                ctx.api.drs_api,
+                "--file-id",
+                ctx.file_id,
+                "--output-dir",
+                str(ctx.out_dir),
+                "--state-dir",
+                str(ctx.state_dir),
+                "--json",
+            ]
             if "part_size" in self.opts:
                 cmd += ["--part-size", str(parse_size(self.opts["part_size"]))]
         else:
-            cmd = base + ["upload-by-id", "--api-url", ctx.api.upload_api, "--file-id", ctx.file_id,
-                          "--file-path", str(ctx.src), "--state-dir", str(ctx.state_dir), "--json"]
+            cmd = base + [
+                "upload-by-id",
+                "--api-url",
+                ctx.api.upload_api,
+                "--file-id",
+                ctx.file_id,
+                "--file-path",
+                str(ctx.src),
+                "--state-dir",
+                str(ctx.state_dir),
+                "--json",
+            ]
         if "parallel" in self.opts:
             cmd += ["--parallel", str(self.opts["parallel"])]
         return cmd + list(self.opts.get("args", []))
@@ -141,7 +161,8 @@ class Curl(Tool):
 
     def supports(self, backend, direction):
         return super().supports(backend, direction) and not (
-            backend == "nginx" and direction == "upload")
+            backend == "nginx" and direction == "upload"
+        )
 
     def exe(self):
         exe = self.opts.get("path") or find_exe("curl")
@@ -154,13 +175,24 @@ class Curl(Tool):
             lines += ["parallel", f"parallel-max = {n}"]
         if ctx.direction == "download":
             if n == 1:
-                ctx.extra["argv_tail"] = ["-sS", "-f", "-o", str(ctx.out_dir / "file"), ctx.access_url]
+                ctx.extra["argv_tail"] = [
+                    "-sS",
+                    "-f",
+                    "-o",
+                    str(ctx.out_dir / "file"),
+                    ctx.access_url,
+                ]
                 return
             chunk = parse_size(self.opts.get("part_size", "64MiB"))
             for i, off in enumerate(range(0, ctx.size, chunk)):
                 end = min(off + chunk, ctx.size) - 1
-                lines += [f'url = "{ctx.access_url}"', f"range = {off}-{end}", "fail",
-                          f'output = "{ctx.out_dir / f"part{i:06d}"}"', "next"]
+                lines += [
+                    f'url = "{ctx.access_url}"',
+                    f"range = {off}-{end}",
+                    "fail",
+                    f'output = "{ctx.out_dir / f"part{i:06d}"}"',
+                    "next",
+                ]
         else:
             up: Upload = ctx.api.begin_upload(ctx.file_id)
             shared = ctx.extra["shared"]  # one set of part files for all clients of a run
@@ -169,8 +201,13 @@ class Curl(Tool):
                 parts = (up.part_size, split_parts(ctx.src, up.part_size, shared["parts_dir"]))
                 shared["parts"] = parts
             for n_part, part in enumerate(parts[1], start=1):
-                lines += [f'url = "{ctx.api.part_url(up, n_part)}"', f'upload-file = "{part}"',
-                          'header = "Expect:"', "fail", "next"]
+                lines += [
+                    f'url = "{ctx.api.part_url(up, n_part)}"',
+                    f'upload-file = "{part}"',
+                    'header = "Expect:"',
+                    "fail",
+                    "next",
+                ]
             ctx.post = lambda: ctx.api.complete(up, ctx.src)
         if lines[-1] == "next":
             lines.pop()
@@ -194,14 +231,17 @@ class S3Peer(Tool):
 
     def env(self, ctx: ClientCtx) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RCLONE_"))}
-        env.update(AWS_ACCESS_KEY_ID=ctx.s3["access_key"],
-                   AWS_SECRET_ACCESS_KEY=ctx.s3["secret_key"],
-                   AWS_REGION=ctx.s3.get("region") or "us-east-1",
-                   AWS_DEFAULT_REGION=ctx.s3.get("region") or "us-east-1",
-                   AWS_EC2_METADATA_DISABLED="true",  # never probe an instance metadata service
-                   AWS_CONFIG_FILE=str(ctx.work / "aws-config"),
-                   AWS_SHARED_CREDENTIALS_FILE=str(ctx.work / "aws-credentials"),
-                   AWS_PAGER="", HOME=str(ctx.work))
+        env.update(
+            AWS_ACCESS_KEY_ID=ctx.s3["access_key"],
+            AWS_SECRET_ACCESS_KEY=ctx.s3["secret_key"],
+            AWS_REGION=ctx.s3.get("region") or "us-east-1",
+            AWS_DEFAULT_REGION=ctx.s3.get("region") or "us-east-1",
+            AWS_EC2_METADATA_DISABLED="true",  # never probe an instance metadata service
+            AWS_CONFIG_FILE=str(ctx.work / "aws-config"),
+            AWS_SHARED_CREDENTIALS_FILE=str(ctx.work / "aws-credentials"),
+            AWS_PAGER="",
+            HOME=str(ctx.work),
+        )
         return env
 
 
@@ -233,8 +273,13 @@ class AwsCli(S3Peer):
         for cand in ("/usr/bin/aws", "/usr/local/bin/aws", find_exe("aws")):
             if cand and os.path.exists(cand):
                 try:
-                    out = subprocess.run([cand, "--version"], capture_output=True, text=True,
-                                         timeout=30, env={**os.environ, "AWS_PAGER": ""})
+                    out = subprocess.run(
+                        [cand, "--version"],
+                        capture_output=True,
+                        text=True,
+                        timeout=30,
+                        env={**os.environ, "AWS_PAGER": ""},
+                    )
                 except (OSError, subprocess.TimeoutExpired):
                     continue
                 if out.stdout.startswith("aws-cli/2"):
@@ -262,14 +307,17 @@ class Rclone(S3Peer):
     def env(self, ctx):
         env = super().env(ctx)
         (ctx.work / "rclone.conf").write_text("")
-        env.update(RCLONE_CONFIG=str(ctx.work / "rclone.conf"),
-                   RCLONE_CONFIG_BENCH_TYPE="s3", RCLONE_CONFIG_BENCH_PROVIDER="Other",
-                   RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=ctx.s3["access_key"],
-                   RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=ctx.s3["secret_key"],
-                   RCLONE_CONFIG_BENCH_ENDPOINT=ctx.s3["endpoint"],
-                   RCLONE_CONFIG_BENCH_REGION=ctx.s3.get("region") or "us-east-1",
-                   RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE="true",
-                   RCLONE_S3_NO_CHECK_BUCKET="true")
+        env.update(
+            RCLONE_CONFIG=str(ctx.work / "rclone.conf"),
+            RCLONE_CONFIG_BENCH_TYPE="s3",
+            RCLONE_CONFIG_BENCH_PROVIDER="Other",
+            RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=ctx.s3["access_key"],
+            RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=ctx.s3["secret_key"],
+            RCLONE_CONFIG_BENCH_ENDPOINT=ctx.s3["endpoint"],
+            RCLONE_CONFIG_BENCH_REGION=ctx.s3.get("region") or "us-east-1",
+            RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE="true",
+            RCLONE_S3_NO_CHECK_BUCKET="true",
+        )
         return env
 
 

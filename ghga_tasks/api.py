@@ -57,56 +57,89 @@ def _outcome(task, family: str):
     return next((t.outcome for t in dag(task) if t.task_family == family), None)
 
 
-def upload_by_id(api_url: str, file_id: str, file_path: str, *,
-                 settings: Optional[Settings] = None, progress: Optional[Progress] = None,
-                 **overrides: Any) -> Result:
+def upload_by_id(
+    api_url: str,
+    file_id: str,
+    file_path: str,
+    *,
+    settings: Optional[Settings] = None,
+    progress: Optional[Progress] = None,
+    **overrides: Any,
+) -> Result:
     """Upload `file_path` as the registered file `file_id`; resumable, verified by ETag/MD5.
 
     Raises a GhgaError subclass (each has an exit_code) when it can't."""
     cfg = _settings(settings, overrides)
     file_path = os.path.abspath(file_path)
     size = source_facts(file_path)["size"]
-    task = ConfirmUpload(api_url=api_url, file_id=file_id, file_path=file_path,
-                         state_dir=str(cfg.state_root), wait=cfg.wait, settings=cfg,
-                         progress=progress)
+    task = ConfirmUpload(
+        api_url=api_url,
+        file_id=file_id,
+        file_path=file_path,
+        state_dir=str(cfg.state_root),
+        wait=cfg.wait,
+        settings=cfg,
+        progress=progress,
+    )
     start = time.monotonic()
     run_dag(task, cfg)
     stored = _outcome(task, "ghga.TransferParts")
     confirmed = task.output().read() or {}
     return Result(
-        direction="upload", file_id=file_id, path=file_path, size=size,
+        direction="upload",
+        file_id=file_id,
+        path=file_path,
+        size=size,
         sha256=stored.sha256 if stored else confirmed.get("sha256"),
         bytes_transferred=stored.bytes_transferred if stored else 0,
         bytes_resumed=stored.bytes_resumed if stored else size,
         bytes_resent=stored.bytes_resent if stored else 0,
-        seconds=time.monotonic() - start, status=confirmed.get("status", "uploaded"),
+        seconds=time.monotonic() - start,
+        status=confirmed.get("status", "uploaded"),
         transfer_seconds=stored.seconds if stored else 0.0,
-        upload_id=confirmed.get("upload_id"))
+        upload_id=confirmed.get("upload_id"),
+    )
 
 
-def download_by_id(api_url: str, file_id: str, output_dir: str, *,
-                   settings: Optional[Settings] = None, progress: Optional[Progress] = None,
-                   **overrides: Any) -> Result:
+def download_by_id(
+    api_url: str,
+    file_id: str,
+    output_dir: str,
+    *,
+    settings: Optional[Settings] = None,
+    progress: Optional[Progress] = None,
+    **overrides: Any,
+) -> Result:
     """Download the DRS object `file_id` into `output_dir/file_id`, verified by SHA-256.
 
     Raises a GhgaError subclass (each has an exit_code) when it can't."""
     cfg = _settings(settings, overrides)
     check_file_id(file_id)
     output_dir = os.path.abspath(output_dir)
-    task = FetchFile(api_url=api_url, file_id=file_id, output_dir=output_dir,
-                     state_dir=str(cfg.state_root), overwrite=cfg.overwrite, settings=cfg,
-                     progress=progress)
+    task = FetchFile(
+        api_url=api_url,
+        file_id=file_id,
+        output_dir=output_dir,
+        state_dir=str(cfg.state_root),
+        overwrite=cfg.overwrite,
+        settings=cfg,
+        progress=progress,
+    )
     start = time.monotonic()
     run_dag(task, cfg)
     fetched: Optional[Fetched] = task.outcome
     done = task.output().read() or {}
     size = int(done.get("size", 0))
     return Result(
-        direction="download", file_id=file_id,
-        path=done.get("path", str(Path(output_dir) / file_id)), size=size,
+        direction="download",
+        file_id=file_id,
+        path=done.get("path", str(Path(output_dir) / file_id)),
+        size=size,
         sha256=done.get("sha256"),
         bytes_transferred=fetched.bytes_transferred if fetched else 0,
         bytes_resumed=fetched.bytes_resumed if fetched else size,
         bytes_resent=fetched.bytes_resent if fetched else 0,
-        seconds=time.monotonic() - start, status=fetched.status if fetched else "complete",
-        transfer_seconds=fetched.seconds if fetched else 0.0)
+        seconds=time.monotonic() - start,
+        status=fetched.status if fetched else "complete",
+        transfer_seconds=fetched.seconds if fetched else 0.0,
+    )

@@ -38,25 +38,58 @@ def option(*names: str, **kwargs):
 def transfer_options(f: Callable) -> Callable:
     opts = [
         option("--parallel", type=int, default=None, help="Concurrent connections [4]."),
-        option("--max-rate", default=None, metavar="BYTES/S",
-               help="Bandwidth cap for the file, e.g. 50M or 10MiB [unlimited]."),
-        option("--state-dir", default=None, type=click.Path(file_okay=False),
-               help="Where resumable state lives [user cache dir; env GHGA_TASKS_STATE_DIR]."),
+        option(
+            "--max-rate",
+            default=None,
+            metavar="BYTES/S",
+            help="Bandwidth cap for the file, e.g. 50M or 10MiB [unlimited].",
+        ),
+        option(
+            "--state-dir",
+            default=None,
+            type=click.Path(file_okay=False),
+            help="Where resumable state lives [user cache dir; env GHGA_TASKS_STATE_DIR].",
+        ),
         option("--retries", type=int, default=None, help="Retries per request [5]."),
-        option("--timeout", type=float, default=None,
-               help="Connect/read timeout and stall limit in seconds [60]."),
-        option("--max-wait", type=float, default=None,
-               help="Deadline in seconds for staging or acceptance [3600]."),
+        option(
+            "--timeout",
+            type=float,
+            default=None,
+            help="Connect/read timeout and stall limit in seconds [60].",
+        ),
+        option(
+            "--max-wait",
+            type=float,
+            default=None,
+            help="Deadline in seconds for staging or acceptance [3600].",
+        ),
         option("--ca-bundle", default=None, help="CA bundle to verify TLS with."),
-        option("--token", default=None,
-               help="Sent as 'Authorization: Bearer TOKEN' (visible in `ps`: prefer "
-                    "--token-file or env GHGA_TASKS_TOKEN)."),
-        option("--token-file", default=None, metavar="FILE",
-               help="Read the token from the first line of FILE [env GHGA_TASKS_TOKEN_FILE]."),
-        option("--config", "config_path", default=None, type=click.Path(dir_okay=False),
-               help="Config file (TOML) [env GHGA_TASKS_CONFIG]."),
-        option("--json", "json_output", is_flag=True, default=None,
-               help="Print one JSON object per file on stdout."),
+        option(
+            "--token",
+            default=None,
+            help="Sent as 'Authorization: Bearer TOKEN' (visible in `ps`: prefer "
+            "--token-file or env GHGA_TASKS_TOKEN).",
+        ),
+        option(
+            "--token-file",
+            default=None,
+            metavar="FILE",
+            help="Read the token from the first line of FILE [env GHGA_TASKS_TOKEN_FILE].",
+        ),
+        option(
+            "--config",
+            "config_path",
+            default=None,
+            type=click.Path(dir_okay=False),
+            help="Config file (TOML) [env GHGA_TASKS_CONFIG].",
+        ),
+        option(
+            "--json",
+            "json_output",
+            is_flag=True,
+            default=None,
+            help="Print one JSON object per file on stdout.",
+        ),
         option("--quiet", "-q", is_flag=True, default=None, help="No progress, no summary."),
         option("--verbose", "-v", is_flag=True, default=False, help="Log details to stderr."),
     ]
@@ -68,8 +101,10 @@ def transfer_options(f: Callable) -> Callable:
 def exit_for(exc: BaseException, verbose: bool = False) -> NoReturn:
     """The one place that maps errors to exit codes and one-line messages."""
     if isinstance(exc, (KeyboardInterrupt, click.Abort)):
-        click.echo("ghga-cli: interrupted; the state is kept, run the same command again "
-                   "to resume", err=True)
+        click.echo(
+            "ghga-cli: interrupted; the state is kept, run the same command again to resume",
+            err=True,
+        )
         sys.exit(int(ExitCode.INTERRUPTED))
     if isinstance(exc, GhgaError):
         message, code = exc.message, int(exc.exit_code)
@@ -82,8 +117,11 @@ def exit_for(exc: BaseException, verbose: bool = False) -> NoReturn:
         if verbose:
             traceback.print_exc()
         message, code = f"{type(exc).__name__}: {exc}", int(ExitCode.INTERNAL)
-    kind = "internal error" if code == ExitCode.INTERNAL and not isinstance(
-        exc, click.ClickException) else "error"
+    kind = (
+        "internal error"
+        if code == ExitCode.INTERNAL and not isinstance(exc, click.ClickException)
+        else "error"
+    )
     message = " ".join(str(message).split())[:1000]  # one line, whatever the server sent
     click.echo(f"ghga-cli: {kind}: {message}", err=True)
     sys.exit(code)
@@ -96,8 +134,11 @@ def run_command(func: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         verbose = kwargs.get("verbose", False)
         # warnings (a retry and its wait, a missing checksum) show with default flags too
-        logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                            format="ghga-cli: %(message)s", handlers=[BarLogHandler(sys.stderr)])
+        logging.basicConfig(
+            level=logging.DEBUG if verbose else logging.WARNING,
+            format="ghga-cli: %(message)s",
+            handlers=[BarLogHandler(sys.stderr)],
+        )
         signal.signal(signal.SIGTERM, _interrupt)
         try:
             func(*args, **kwargs)
@@ -130,7 +171,6 @@ class OneLineGroup(click.Group):
             exit_for(exc)
         sys.exit(code if isinstance(code, int) else 0)
 
-
     def _refuse_repeated_options(self, args: list) -> None:
         """An option that takes one value, given twice, is a usage error: click would keep
         the last one silently (a second --file-id is not a second file)."""
@@ -150,8 +190,9 @@ class OneLineGroup(click.Group):
             if param is None:
                 continue
             if param.name in seen:
-                raise click.UsageError(f"{param.opts[0]} was given more than once; give it "
-                                       "once (one file per command)")
+                raise click.UsageError(
+                    f"{param.opts[0]} was given more than once; give it once (one file per command)"
+                )
             seen.add(param.name)
 
 
@@ -179,13 +220,15 @@ def _interrupt(signum, frame):
 
 
 EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(
-    f"  {int(code):>3}  {meaning}" for code, meaning in EXIT_MEANINGS.items())
+    f"  {int(code):>3}  {meaning}" for code, meaning in EXIT_MEANINGS.items()
+)
 
 
 def _check_flags(flags: dict) -> None:
     """Each flag's value on its own: a bad one is a usage error (2)."""
     from .errors import UsageError
     from .settings import OutOfRange, convert
+
     for name, value in flags.items():
         if value is None:
             continue
@@ -204,6 +247,7 @@ def _load(config_path, **flags):
     """Settings from config < env < flags. A bad flag is a usage error (2); a bad config file,
     environment, CA bundle or token file a configuration error (78)."""
     from .settings import load
+
     flags["json"] = flags.pop("json_output")
     _check_flags(flags)
     return load(config_path, **flags)
@@ -214,10 +258,13 @@ def _report(result, settings) -> None:
         click.echo(json.dumps(result.as_dict(), sort_keys=True))
     if not settings.quiet:
         rate = result.bytes_transferred / result.seconds if result.seconds > 0 else 0
-        click.echo(f"ghga-cli: {result.file_id}: {result.status}, {result.path} "
-                   f"({human_bytes(result.size)}; moved {human_bytes(result.bytes_transferred)} "
-                   f"at {human_bytes(rate)}/s, resumed {human_bytes(result.bytes_resumed)}, "
-                   f"sha256 {result.sha256 or 'n/a'})", err=True)
+        click.echo(
+            f"ghga-cli: {result.file_id}: {result.status}, {result.path} "
+            f"({human_bytes(result.size)}; moved {human_bytes(result.bytes_transferred)} "
+            f"at {human_bytes(rate)}/s, resumed {human_bytes(result.bytes_resumed)}, "
+            f"sha256 {result.sha256 or 'n/a'})",
+            err=True,
+        )
 
 
 def _transfer(label: str, config_path, flags: dict, call: Callable) -> None:
@@ -236,8 +283,11 @@ def _transfer(label: str, config_path, flags: dict, call: Callable) -> None:
     _report(result, settings)
 
 
-@click.group(cls=OneLineGroup, epilog=EXIT_CODES_HELP,
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=OneLineGroup,
+    epilog=EXIT_CODES_HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="ghga-cli")
 def main() -> None:
     """Resumable, parallel up- and download for the GHGA file services."""
@@ -253,9 +303,15 @@ def main() -> None:
 def upload_cmd(api_url, file_id, file_path, verbose, config_path, **flags):
     """Upload FILE_PATH as the registered file FILE_ID (resumes after any interruption)."""
     from .api import upload_by_id
-    _transfer(f"upload {file_id}", config_path, flags,
-              lambda settings, bar: upload_by_id(api_url, file_id, file_path,
-                                                 settings=settings, progress=bar))
+
+    _transfer(
+        f"upload {file_id}",
+        config_path,
+        flags,
+        lambda settings, bar: upload_by_id(
+            api_url, file_id, file_path, settings=settings, progress=bar
+        ),
+    )
 
 
 @main.command("download-by-id", epilog=EXIT_CODES_HELP)
@@ -264,16 +320,26 @@ def upload_cmd(api_url, file_id, file_path, verbose, config_path, **flags):
 @option("--output-dir", required=True, help="Directory the file is saved in.")
 @option("--part-size", default=None, metavar="BYTES", help="Range size, e.g. 64MiB [64MiB].")
 @option("--overwrite", is_flag=True, default=None, help="Replace a different existing file.")
-@option("--partial-dir", default=None, type=click.Path(file_okay=False),
-        help="Where partial bytes wait, for engines that delete failed outputs [output dir].")
+@option(
+    "--partial-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Where partial bytes wait, for engines that delete failed outputs [output dir].",
+)
 @transfer_options
 @run_command
 def download_cmd(api_url, file_id, output_dir, verbose, config_path, **flags):
     """Download FILE_ID into OUTPUT_DIR (waits for staging; resumes; verifies SHA-256)."""
     from .api import download_by_id
-    _transfer(f"download {file_id}", config_path, flags,
-              lambda settings, bar: download_by_id(api_url, file_id, output_dir,
-                                                   settings=settings, progress=bar))
+
+    _transfer(
+        f"download {file_id}",
+        config_path,
+        flags,
+        lambda settings, bar: download_by_id(
+            api_url, file_id, output_dir, settings=settings, progress=bar
+        ),
+    )
 
 
 @main.command("demo")
@@ -287,6 +353,7 @@ def demo_cmd(size, parallel, work_dir, verbose):
     from .demo import run_demo
     from .errors import UsageError
     from .settings import load, parse_size
+
     try:
         nbytes = parse_size(size)
     except ValueError as exc:

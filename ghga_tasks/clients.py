@@ -8,8 +8,8 @@ Pre-signed URLs are redacted in every message.
 from __future__ import annotations
 
 import email.utils
-import re
 import logging
+import re
 import socket
 import threading
 import time
@@ -22,8 +22,17 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from . import __version__
-from .errors import (ApiRefused, ConfigError, GhgaError, LockedError, NotAllowed, PartsNotStored,
-                     TransientError, UsageError, WaitTimeout)
+from .errors import (
+    ApiRefused,
+    ConfigError,
+    GhgaError,
+    LockedError,
+    NotAllowed,
+    PartsNotStored,
+    TransientError,
+    UsageError,
+    WaitTimeout,
+)
 from .settings import Settings
 
 log = logging.getLogger("ghga_tasks")
@@ -45,8 +54,12 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-def parse_retry_after(value: Optional[str], cap: float, default: float = DEFAULT_RETRY_AFTER,
-                      now: Optional[float] = None) -> float:
+def parse_retry_after(
+    value: Optional[str],
+    cap: float,
+    default: float = DEFAULT_RETRY_AFTER,
+    now: Optional[float] = None,
+) -> float:
     """Seconds to wait: integer seconds or an HTTP date; missing/malformed/negative → default."""
     wait = default
     if value is not None and str(value).strip():
@@ -77,15 +90,19 @@ def error_details(resp: requests.Response) -> Tuple[Optional[str], str, dict]:
         exc_id = body.get("exception_id") or body.get("exceptionId")
         if exc_id or "description" in body:
             data = body.get("data")
-            return (str(exc_id) if exc_id else None, str(body.get("description", "")),
-                    data if isinstance(data, dict) else {})
+            return (
+                str(exc_id) if exc_id else None,
+                str(body.get("description", "")),
+                data if isinstance(data, dict) else {},
+            )
         if "msg" in body:
             return None, str(body["msg"]), {}
         if "detail" in body:
             detail = body["detail"]
             if isinstance(detail, list):
-                detail = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d)
-                                   for d in detail)
+                detail = "; ".join(
+                    str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail
+                )
             return None, str(detail), {}
     text = (resp.text or "").strip().replace("\n", " ")
     return None, text[:200], {}
@@ -237,8 +254,9 @@ def check_api_url(api_url: str) -> str:
 class ApiClient:
     """Shared request logic: session, auth, TLS, timeouts, retries, error mapping."""
 
-    def __init__(self, api_url: str, settings: Settings,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self, api_url: str, settings: Settings, sleep: Callable[[float], None] = time.sleep
+    ):
         self.base = check_api_url(api_url)
         self.settings = settings
         self.sleep = sleep
@@ -252,8 +270,9 @@ class ApiClient:
     def close(self) -> None:
         self.session.close()
 
-    def request(self, method: str, path: str, body: Any = None,
-                read_timeout: Optional[float] = None) -> requests.Response:
+    def request(
+        self, method: str, path: str, body: Any = None, read_timeout: Optional[float] = None
+    ) -> requests.Response:
         """Send with retries on connection errors and 429/5xx; return the final response."""
         url = self.base + path
         attempts = self.settings.retries + 1
@@ -263,8 +282,13 @@ class ApiClient:
             deadline = CallDeadline(self.settings.timeout + read_timeout)
             try:
                 with deadline:
-                    resp = self.session.request(method, url, json=body, verify=self.verify,
-                                                timeout=(self.settings.timeout, read_timeout))
+                    resp = self.session.request(
+                        method,
+                        url,
+                        json=body,
+                        verify=self.verify,
+                        timeout=(self.settings.timeout, read_timeout),
+                    )
             except requests.RequestException as exc:
                 problem = self._failed_call(exc, url, deadline)
                 wait = None
@@ -274,42 +298,68 @@ class ApiClient:
                 problem = f"HTTP {resp.status_code}"
                 wait = resp.headers.get("Retry-After")
             if attempt + 1 < attempts:
-                backoff = min(0.5 * 2 ** attempt, 30.0)
-                delay = (parse_retry_after(wait, self.settings.retry_after_cap, default=backoff)
-                         if wait is not None else backoff)
+                backoff = min(0.5 * 2**attempt, 30.0)
+                delay = (
+                    parse_retry_after(wait, self.settings.retry_after_cap, default=backoff)
+                    if wait is not None
+                    else backoff
+                )
                 # a user waiting on a silent terminal cannot tell a retry from a hang
-                log.warning("API %s %s: %s; retry %d of %d in %.1f s%s", method, redact(url),
-                            problem, attempt + 1, attempts - 1, delay,
-                            " (Retry-After)" if wait is not None else "")
+                log.warning(
+                    "API %s %s: %s; retry %d of %d in %.1f s%s",
+                    method,
+                    redact(url),
+                    problem,
+                    attempt + 1,
+                    attempts - 1,
+                    delay,
+                    " (Retry-After)" if wait is not None else "",
+                )
                 self.sleep(delay)
-        raise TransientError(f"cannot reach the API at {redact(self.base)}: {problem} "
-                             f"(after {attempts} attempts)")
+        raise TransientError(
+            f"cannot reach the API at {redact(self.base)}: {problem} (after {attempts} attempts)"
+        )
 
-    def _failed_call(self, exc: requests.RequestException, url: str,
-                     deadline: CallDeadline) -> str:
+    def _failed_call(self, exc: requests.RequestException, url: str, deadline: CallDeadline) -> str:
         """Why a call failed when trying again may help; raises when it cannot."""
         if deadline.expired:
             return f"no complete answer within {deadline.seconds:g} s"
         if isinstance(exc, _RedirectRefused):
-            raise ApiRefused(f"the API at {redact(self.base)} redirected to a URL that is not "
-                             f"http(s): {exc.target}") from None
+            raise ApiRefused(
+                f"the API at {redact(self.base)} redirected to a URL that is not "
+                f"http(s): {exc.target}"
+            ) from None
         if isinstance(exc, requests.TooManyRedirects):
-            raise ApiRefused(f"the API at {redact(self.base)} redirected more than "
-                             f"{MAX_REDIRECTS} times in a row (a redirect loop)") from None
+            raise ApiRefused(
+                f"the API at {redact(self.base)} redirected more than "
+                f"{MAX_REDIRECTS} times in a row (a redirect loop)"
+            ) from None
         if isinstance(exc, requests.exceptions.SSLError):
-            raise ConfigError(f"TLS verification failed for {redact(url)}: {_reason(exc)}"
-                              " (see --ca-bundle)") from None
-        if isinstance(exc, (requests.ConnectionError, requests.Timeout,
-                            requests.exceptions.ChunkedEncodingError)):
+            raise ConfigError(
+                f"TLS verification failed for {redact(url)}: {_reason(exc)} (see --ca-bundle)"
+            ) from None
+        if isinstance(
+            exc,
+            (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError),
+        ):
             return _reason(exc)
-        if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
-                            requests.exceptions.MissingSchema)):
+        if isinstance(
+            exc,
+            (
+                requests.exceptions.InvalidURL,
+                requests.exceptions.InvalidSchema,
+                requests.exceptions.MissingSchema,
+            ),
+        ):
             # the API URL itself was checked: a redirect led here
-            raise ApiRefused(f"the API at {redact(self.base)} redirected to an unusable URL: "
-                             f"{_reason(exc)}") from None
+            raise ApiRefused(
+                f"the API at {redact(self.base)} redirected to an unusable URL: {_reason(exc)}"
+            ) from None
         if isinstance(exc, requests.exceptions.ContentDecodingError):
-            raise ApiRefused(f"the API at {redact(self.base)} sent an answer that cannot be "
-                             f"decoded: {_reason(exc)}") from None
+            raise ApiRefused(
+                f"the API at {redact(self.base)} sent an answer that cannot be "
+                f"decoded: {_reason(exc)}"
+            ) from None
         raise exc
 
     def fail(self, resp: requests.Response, what: str) -> GhgaError:
@@ -327,15 +377,18 @@ class ApiClient:
             return resp.json()
         except ValueError:
             snippet = (resp.text or "").strip().replace("\n", " ")[:80]
-            raise ApiRefused(f"{what}: the API at {redact(self.base)} answered HTTP "
-                             f"{resp.status_code} with something that is not JSON: {snippet!r}") from None
+            raise ApiRefused(
+                f"{what}: the API at {redact(self.base)} answered HTTP "
+                f"{resp.status_code} with something that is not JSON: {snippet!r}"
+            ) from None
 
     def json_object(self, resp: requests.Response, what: str, keys: Tuple[str, ...]) -> dict:
         data = self.json(resp, what)
         missing = [k for k in keys if not isinstance(data, dict) or k not in data]
         if missing:  # never echo the body: it may hold pre-signed URLs
-            raise ApiRefused(f"{what}: the API at {redact(self.base)} answered without "
-                             f"{', '.join(missing)}")
+            raise ApiRefused(
+                f"{what}: the API at {redact(self.base)} answered without {', '.join(missing)}"
+            )
         return data
 
 
@@ -390,8 +443,8 @@ class AccessUrl(TypedDict):
 
 
 class AccessMethod(TypedDict, total=False):
-    type: str                  # always there
-    access_url: AccessUrl      # http(s) for the types s3 and https
+    type: str  # always there
+    access_url: AccessUrl  # http(s) for the types s3 and https
 
 
 class DrsObject(TypedDict):
@@ -435,8 +488,10 @@ class AnswerCheck:
         self.base = base
 
     def refuse(self, problem: str) -> ApiRefused:
-        return ApiRefused(f"{self.what}: the answer of the API at {redact(self.base)} is not "
-                          f"the protocol: {problem}")
+        return ApiRefused(
+            f"{self.what}: the answer of the API at {redact(self.base)} is not "
+            f"the protocol: {problem}"
+        )
 
     def _field(self, where: str, key: str) -> str:
         return f"{where}.{key}" if where else key
@@ -446,8 +501,9 @@ class AnswerCheck:
             raise self.refuse(f"{field} is {_json_kind(value)}, not an object")
         return value
 
-    def string(self, data: dict, key: str, where: str = "", optional: bool = False
-               ) -> Optional[str]:
+    def string(
+        self, data: dict, key: str, where: str = "", optional: bool = False
+    ) -> Optional[str]:
         value = data.get(key, _ABSENT)
         if optional and (value is None or value is _ABSENT):
             return None
@@ -460,8 +516,9 @@ class AnswerCheck:
     def integer(self, data: dict, key: str, minimum: int) -> int:
         value = data.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise self.refuse(f"invalid {key} {repr(value)[:40]} (an integer >= {minimum} "
-                              "expected)")
+            raise self.refuse(
+                f"invalid {key} {repr(value)[:40]} (an integer >= {minimum} expected)"
+            )
         return value
 
     def items(self, data: dict, key: str) -> list:
@@ -551,8 +608,9 @@ class UploadClient(ApiClient):
         body = {"file_id": file_id, **({"writer": writer} if writer else {})}
         resp = self.request("POST", "/uploads", body)
         if resp.status_code == 200:
-            return _check_attempt(self.json_object(resp, "new upload", ATTEMPT_KEYS),
-                                  self.base), False
+            return _check_attempt(
+                self.json_object(resp, "new upload", ATTEMPT_KEYS), self.base
+            ), False
         exc_id, _, data = error_details(resp)
         if resp.status_code == 400 and exc_id == "existingActiveUpload":
             active = data.get("active_upload")
@@ -564,28 +622,41 @@ class UploadClient(ApiClient):
         resp = self.request("GET", f"/uploads/{_segment(upload_id)}")
         if resp.status_code != 200:
             raise self.fail(resp, f"upload {upload_id!r}")
-        return _check_attempt(self.json_object(resp, f"upload {upload_id!r}", ATTEMPT_KEYS),
-                              self.base)
+        return _check_attempt(
+            self.json_object(resp, f"upload {upload_id!r}", ATTEMPT_KEYS), self.base
+        )
 
     def part_url(self, upload_id: str, part_no: int, writer: Optional[str] = None) -> str:
-        resp = self.request("POST", f"/uploads/{_segment(upload_id)}/parts/{part_no}/signed_urls",
-                            {"writer": writer} if writer else None)
+        resp = self.request(
+            "POST",
+            f"/uploads/{_segment(upload_id)}/parts/{part_no}/signed_urls",
+            {"writer": writer} if writer else None,
+        )
         if resp.status_code != 200:
             raise self.fail(resp, f"URL for part {part_no}")
         answer = self.json_object(resp, f"URL for part {part_no}", ("url",))
         return signed_url(answer, AnswerCheck(f"URL for part {part_no}", self.base))
 
-    def confirm(self, upload_id: str, parts_md5: List[str], sha256: str,
-                writer: Optional[str] = None) -> Optional[str]:
+    def confirm(
+        self, upload_id: str, parts_md5: List[str], sha256: str, writer: Optional[str] = None
+    ) -> Optional[str]:
         """PATCH the attempt to uploaded with the verified checksums (PROTOCOL.md § 1).
 
         None on 204, else the current status from uploadNotPending; partsNotStored raises
         PartsNotStored naming the parts to send again."""
-        body = {"status": "uploaded", "parts_md5": parts_md5, "sha256": sha256,
-                **({"writer": writer} if writer else {})}
+        body = {
+            "status": "uploaded",
+            "parts_md5": parts_md5,
+            "sha256": sha256,
+            **({"writer": writer} if writer else {}),
+        }
         # completing 10,000 parts takes the server a while: wait longer for this answer
-        resp = self.request("PATCH", f"/uploads/{_segment(upload_id)}", body,
-                            read_timeout=max(self.settings.timeout, 600.0))
+        resp = self.request(
+            "PATCH",
+            f"/uploads/{_segment(upload_id)}",
+            body,
+            read_timeout=max(self.settings.timeout, 600.0),
+        )
         if resp.status_code in (200, 204):
             return None
         exc_id, _, data = error_details(resp)
@@ -607,16 +678,21 @@ class DrsClient(ApiClient):
         """(DrsObject, 0) when ready, (None, seconds to wait) while it is being staged."""
         resp = self.request("GET", f"/objects/{_segment(object_id)}")
         if resp.status_code == 202:
-            return None, parse_retry_after(resp.headers.get("Retry-After"),
-                                           self.settings.retry_after_cap)
+            return None, parse_retry_after(
+                resp.headers.get("Retry-After"), self.settings.retry_after_cap
+            )
         if resp.status_code != 200:
             raise self.fail(resp, f"object {object_id!r}")
         obj = self.json_object(resp, f"object {object_id!r}", ("id", "size"))
         return drs_object(obj, AnswerCheck(f"object {object_id!r}", self.base)), 0.0
 
-    def wait_for_object(self, object_id: str, max_wait: Optional[float] = None,
-                        on_wait: Optional[Callable[[float], None]] = None,
-                        clock: Callable[[], float] = time.monotonic) -> DrsObject:
+    def wait_for_object(
+        self,
+        object_id: str,
+        max_wait: Optional[float] = None,
+        on_wait: Optional[Callable[[float], None]] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> DrsObject:
         """Ask until 200, sleeping as Retry-After says, within the max_wait deadline."""
         max_wait = self.settings.max_wait if max_wait is None else max_wait
         deadline = clock() + max_wait
@@ -626,8 +702,10 @@ class DrsClient(ApiClient):
                 return obj
             left = deadline - clock()
             if left <= 0:
-                raise WaitTimeout(f"object {object_id!r} was still being staged after "
-                                     f"{max_wait:g} s (--max-wait); run again to keep waiting")
+                raise WaitTimeout(
+                    f"object {object_id!r} was still being staged after "
+                    f"{max_wait:g} s (--max-wait); run again to keep waiting"
+                )
             wait = min(wait, left)
             if on_wait:
                 on_wait(wait)
@@ -655,4 +733,3 @@ def expected_checksum(obj: dict) -> Tuple[Optional[str], Optional[str]]:
         if kind in found:
             return kind, found[kind]
     return None, None
-

@@ -26,7 +26,7 @@ def generate(path: Path, size: int) -> str:
         block_no = 0
         while size > 0:
             block = block_no.to_bytes(8, "little") + seed[8:]
-            block = block[:min(MiB, size)]
+            block = block[: min(MiB, size)]
             fh.write(block)
             digest.update(block)
             size -= len(block)
@@ -42,13 +42,20 @@ def start_server(data_dir: Path) -> ServerProcess:
 
 
 def register(server: ServerProcess, file_id: str, size: int, sha256: str) -> None:
-    resp = requests.post(server.urls["admin_api"] + "/files", timeout=30,
-                         json={"file_id": file_id, "size": size, "sha256": sha256})
+    resp = requests.post(
+        server.urls["admin_api"] + "/files",
+        timeout=30,
+        json={"file_id": file_id, "size": size, "sha256": sha256},
+    )
     resp.raise_for_status()
 
 
-def run_demo(size: int, settings: Settings, work_dir: Optional[str] = None,
-             say: Callable[[str], None] = print) -> dict:
+def run_demo(
+    size: int,
+    settings: Settings,
+    work_dir: Optional[str] = None,
+    say: Callable[[str], None] = print,
+) -> dict:
     try:
         import fastapi  # noqa: F401
     except ImportError:
@@ -56,8 +63,10 @@ def run_demo(size: int, settings: Settings, work_dir: Optional[str] = None,
     try:
         workspace = tempfile.TemporaryDirectory(prefix="ghga-demo-", dir=work_dir)
     except OSError as exc:  # missing, not a directory, read-only, full
-        raise OutputError(f"cannot create the demo's directory in "
-                          f"{work_dir or tempfile.gettempdir()}: {exc.strerror or exc}") from None
+        raise OutputError(
+            f"cannot create the demo's directory in "
+            f"{work_dir or tempfile.gettempdir()}: {exc.strerror or exc}"
+        ) from None
     with workspace as tmp:
         root = Path(tmp)
         (root / "server").mkdir()
@@ -71,13 +80,14 @@ def run_demo(size: int, settings: Settings, work_dir: Optional[str] = None,
             file_id = f"demo-{os.urandom(4).hex()}"
             register(stack, file_id, size, sha)
             say(f"generated {size} bytes, sha256 {sha[:16]}…; registered as {file_id}")
-            cfg = settings if settings.state_dir else Settings(
-                **{**settings.__dict__, "state_dir": str(root / "state")})
-            up = upload_by_id(stack.urls["upload_api"], file_id, str(src), settings=cfg,
-                              wait=True)
+            cfg = (
+                settings
+                if settings.state_dir
+                else Settings(**{**settings.__dict__, "state_dir": str(root / "state")})
+            )
+            up = upload_by_id(stack.urls["upload_api"], file_id, str(src), settings=cfg, wait=True)
             say(_figures("upload", up))
-            down = download_by_id(stack.urls["drs_api"], file_id, str(root / "out"),
-                                  settings=cfg)
+            down = download_by_id(stack.urls["drs_api"], file_id, str(root / "out"), settings=cfg)
             say(_figures("download", down))
             if down.sha256 != sha or _sha256(Path(down.path)) != sha:
                 raise IntegrityError("the downloaded file differs from the uploaded one")
@@ -91,9 +101,11 @@ def _figures(what: str, result) -> str:
     spent = result.transfer_seconds
     rate = result.bytes_transferred / spent / 1e6 if spent else 0.0
     waited = result.seconds - spent
-    return (f"{what}: {result.status}, {result.bytes_transferred} bytes moved in {spent:.2f} s "
-            f"= {rate:.0f} MB/s (plus {waited:.1f} s for the API, "
-            f"{'acceptance' if what == 'upload' else 'staging'} and start-up)")
+    return (
+        f"{what}: {result.status}, {result.bytes_transferred} bytes moved in {spent:.2f} s "
+        f"= {rate:.0f} MB/s (plus {waited:.1f} s for the API, "
+        f"{'acceptance' if what == 'upload' else 'staging'} and start-up)"
+    )
 
 
 def _sha256(path: Path) -> str:

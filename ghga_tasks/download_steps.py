@@ -17,8 +17,15 @@ from . import state
 from .clients import DrsClient, access_url, expected_checksum
 from .errors import IntegrityError, OutputError
 from .hashing import PrefixHasher
-from .partial import (Checkpointer, check_file_id, move_into_place, open_partial, partial_path,
-                      side_path, trusted_ranges)
+from .partial import (
+    Checkpointer,
+    check_file_id,
+    move_into_place,
+    open_partial,
+    partial_path,
+    side_path,
+    trusted_ranges,
+)
 from .settings import Settings
 from .transfer import DownloadStrategy, Engine
 from .transfer_dir import DONE, OBJECT, PARTIAL, RANGES_LEDGER, TransferDir
@@ -35,24 +42,24 @@ class Fetched:
     path: str
     size: int
     sha256: str
-    verified: Optional[str]           # sha256, md5, or None (DRS gave no checksum)
-    boot: Optional[str]               # the boot the file was placed in (see is_in_place)
+    verified: Optional[str]  # sha256, md5, or None (DRS gave no checksum)
+    boot: Optional[str]  # the boot the file was placed in (see is_in_place)
     mtime_ns: int
-    status: str = "downloaded"        # downloaded, or present (the output held these bytes)
+    status: str = "downloaded"  # downloaded, or present (the output held these bytes)
     bytes_transferred: int = 0
     bytes_resumed: int = 0
     bytes_resent: int = 0
     seconds: float = 0.0
 
     def target(self) -> dict:
-        return {k: getattr(self, k) for k in ("path", "size", "sha256", "verified", "boot",
-                                              "mtime_ns")}
+        return {
+            k: getattr(self, k) for k in ("path", "size", "sha256", "verified", "boot", "mtime_ns")
+        }
 
 
 def object_facts(obj: dict) -> dict:
     """What PollOutbox keeps of a DRS object: never its access URL."""
-    return {k: obj.get(k) for k in ("id", "size", "checksums", "name", "created_time",
-                                    "self_uri")}
+    return {k: obj.get(k) for k in ("id", "size", "checksums", "name", "created_time", "self_uri")}
 
 
 def final_path(output_dir: str, file_id: str) -> Path:
@@ -71,8 +78,7 @@ def is_in_place(tdir: TransferDir, final: Path) -> bool:
     except OSError:
         return False
     # a file changed since (same size, other bytes) is not complete: fetch() checks it
-    return st.st_size == done.get("size") and st.st_mtime_ns == done.get("mtime_ns",
-                                                                           st.st_mtime_ns)
+    return st.st_size == done.get("size") and st.st_mtime_ns == done.get("mtime_ns", st.st_mtime_ns)
 
 
 @dataclasses.dataclass
@@ -116,17 +122,19 @@ class Download:
                 return present
         part = self._partial(output_dir)
         if not expected:
-            log.warning("DRS gives no checksum for %s: only its size can be checked",
-                        self.file_id)
+            log.warning("DRS gives no checksum for %s: only its size can be checked", self.file_id)
         ledger = self.tdir.ranges_ledger(obj.get("id"), size, expected)
         boot = state.boot_id()
         done = trusted_ranges(ledger.entries, boot) if part.exists() else []
-        if [(e["offset"], e["size"]) for e in ledger.entries if "offset" in e] != done or \
-                any(e.get("boot") != boot for e in ledger.entries if "offset" in e):
+        if [(e["offset"], e["size"]) for e in ledger.entries if "offset" in e] != done or any(
+            e.get("boot") != boot for e in ledger.entries if "offset" in e
+        ):
             # keep only what is trusted, stamped with this boot, so later checkpoints
             # can never vouch for ranges an earlier boot may have lost
-            ledger.replace([{"offset": o, "size": n, "boot": boot} for o, n in done]
-                           + ([{"durable": len(done)}] if done else []))
+            ledger.replace(
+                [{"offset": o, "size": n, "boot": boot} for o, n in done]
+                + ([{"durable": len(done)}] if done else [])
+            )
         resumed = planning.done_bytes(done)
         fd = open_partial(part, size)
         hasher = PrefixHasher(str(part), kind or "sha256", use_mmap=True)
@@ -146,16 +154,24 @@ class Download:
             bad = side_path(str(part.parent), self.file_id, "ghga-corrupt")
             os.replace(part, bad)
             self.tdir.remove(RANGES_LEDGER, PARTIAL, OBJECT)  # OBJECT: asked again next run
-            what = (f"size {actual} != {size}" if actual != size
-                    else f"{kind} {digests[kind]} != expected {expected}")
-            raise IntegrityError(f"downloaded {self.file_id!r} does not verify ({what}); "
-                                 f"the bytes are kept at {bad}, run again to download anew")
+            what = (
+                f"size {actual} != {size}"
+                if actual != size
+                else f"{kind} {digests[kind]} != expected {expected}"
+            )
+            raise IntegrityError(
+                f"downloaded {self.file_id!r} does not verify ({what}); "
+                f"the bytes are kept at {bad}, run again to download anew"
+            )
         fetched = self._place(final, part, size, digests["sha256"], kind)
         # RANGES_LEDGER and PARTIAL stay: unlinking the ledger, whose lines are not yet on
         # disk, waits for the journal to write the whole file out. They are harmless: their
         # partial file is gone, so a later run starts over.
         fetched.bytes_transferred, fetched.bytes_resumed, fetched.bytes_resent = (
-            moved, resumed, resent)
+            moved,
+            resumed,
+            resent,
+        )
         fetched.seconds = time.monotonic() - started
         return fetched
 
@@ -167,10 +183,14 @@ class Download:
         cached = self.tdir.read(OBJECT) or {}
         fresh = self.client.wait_for_object(self.file_id, on_wait=self._staging)
         facts = object_facts(fresh)
-        if (facts["size"], expected_checksum(facts)) != (cached.get("size"),
-                                                         expected_checksum(cached)):
-            log.warning("object %r changed on the server since it was first asked for; "
-                        "downloading it anew", self.file_id)
+        if (facts["size"], expected_checksum(facts)) != (
+            cached.get("size"),
+            expected_checksum(cached),
+        ):
+            log.warning(
+                "object %r changed on the server since it was first asked for; downloading it anew",
+                self.file_id,
+            )
             self.tdir.write(OBJECT, facts)
         return facts, access_url(fresh)
 
@@ -188,8 +208,9 @@ class Download:
             self.tdir.write(PARTIAL, {"path": str(part)})
         return part
 
-    def _present(self, final: Path, size: int, kind: Optional[str],
-                 expected: Optional[str]) -> Optional[Fetched]:
+    def _present(
+        self, final: Path, size: int, kind: Optional[str], expected: Optional[str]
+    ) -> Optional[Fetched]:
         """The outcome when the final file already holds these bytes, None when it is ours
         and lost bytes in a power cut (downloaded again); an error when it differs.
 
@@ -204,11 +225,21 @@ class Download:
         if done.get("path") == str(final.resolve()) and done.get("boot") != state.boot_id():
             log.warning("%s lost bytes before a reboot; downloading it again", final)
             return None
-        raise OutputError(f"{final} already exists with different content "
-                          "(use --overwrite to replace it)")
+        raise OutputError(
+            f"{final} already exists with different content (use --overwrite to replace it)"
+        )
 
-    def _download(self, fd: int, part: Path, size: int, done: list, ledger: state.Ledger,
-                  hasher: PrefixHasher, resumed: int, first_url: str) -> Tuple[int, int]:
+    def _download(
+        self,
+        fd: int,
+        part: Path,
+        size: int,
+        done: list,
+        ledger: state.Ledger,
+        hasher: PrefixHasher,
+        resumed: int,
+        first_url: str,
+    ) -> Tuple[int, int]:
         """(bytes moved and kept, bytes resent) of this run."""
         todo = planning.missing_ranges(size, self.settings.part_size, done)
         if not todo:
@@ -227,32 +258,41 @@ class Download:
             hasher.advance(planning.contiguous_prefix(done))
 
         try:
-            engine = Engine(self.settings,
-                            progress=lambda n: self.report(resumed + n, size, "download"))
+            engine = Engine(
+                self.settings, progress=lambda n: self.report(resumed + n, size, "download")
+            )
             self.report(resumed, size, "download")
-            strategy = DownloadStrategy(str(part), size, lambda: url["value"], refresh, on_piece,
-                                        tick=syncer.tick)
+            strategy = DownloadStrategy(
+                str(part), size, lambda: url["value"], refresh, on_piece, tick=syncer.tick
+            )
             engine.run(strategy, todo)
             return engine.bytes_moved, engine.bytes_resent
         finally:
             syncer.close()
 
-    def _place(self, final: Path, part: Path, size: int, sha256: str,
-               verified: Optional[str]) -> Fetched:
+    def _place(
+        self, final: Path, part: Path, size: int, sha256: str, verified: Optional[str]
+    ) -> Fetched:
         """done.json, then the rename. If the rename survives a power cut and the bytes do
         not, done.json (older in every journal) tells the next run the file was ours."""
         fetched = self._record(final, size, sha256, verified, part)
         move_into_place(part, final, self.file_id)
         return fetched
 
-    def _record(self, final: Path, size: int, sha256: str, verified: Optional[str],
-                source: Path) -> Fetched:
+    def _record(
+        self, final: Path, size: int, sha256: str, verified: Optional[str], source: Path
+    ) -> Fetched:
         """Write done.json for `final` (bytes now at `source`; a rename keeps the mtime).
 
         No fsync: right after gigabytes were written, any fsync waits until they reach the
         disk (on ext4 even one of a small file). done.json records the boot instead."""
-        fetched = Fetched(str(final.resolve()), size, sha256, verified, state.boot_id(),
-                          os.stat(source).st_mtime_ns)
+        fetched = Fetched(
+            str(final.resolve()),
+            size,
+            sha256,
+            verified,
+            state.boot_id(),
+            os.stat(source).st_mtime_ns,
+        )
         self.tdir.write(DONE, fetched.target(), sync=False)
         return fetched
-

@@ -29,7 +29,7 @@ EXIT_MEANINGS = {
     ExitCode.REFUSED: "the API refuses permanently or answers outside the protocol",
     ExitCode.CANNOT_WRITE: "cannot write the output or the state (disk full, no locks, ...)",
     ExitCode.TRANSIENT: "transient failure after retries, or another client holds the "
-                        "file; run again",
+    "file; run again",
     ExitCode.NOT_ALLOWED: "not allowed (401/403)",
     ExitCode.CONFIG: "configuration error (config file, environment, TLS, token file)",
     ExitCode.INTERRUPTED: "interrupted; state kept",
@@ -72,8 +72,13 @@ class ApiRefused(GhgaError):
 
     exit_code = ExitCode.REFUSED
 
-    def __init__(self, message: str, status: int | None = None, exception_id: str | None = None,
-                 data: dict | None = None):
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        exception_id: str | None = None,
+        data: dict | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.exception_id = exception_id
@@ -101,8 +106,10 @@ class PartsNotStored(TransientError):
 
     def __init__(self, upload_id: str, parts: list):
         shown = ", ".join(map(str, parts[:10])) + (", ..." if len(parts) > 10 else "")
-        super().__init__(f"the server does not hold {len(parts)} part(s) of upload {upload_id} "
-                         f"as they were sent (part {shown}); run again to send them")
+        super().__init__(
+            f"the server does not hold {len(parts)} part(s) of upload {upload_id} "
+            f"as they were sent (part {shown}); run again to send them"
+        )
         self.parts = list(parts)
 
 
@@ -126,9 +133,24 @@ class Interrupted(GhgaError):
     exit_code = ExitCode.INTERRUPTED
 
 
-_BY_NAME = {cls.__name__: cls for cls in (
-    GhgaError, UsageError, IntegrityError, InputError, ApiRefused, OutputError,
-    TransientError, LockedError, PartsNotStored, WaitTimeout, NotAllowed, ConfigError, Interrupted)}
+_BY_NAME = {
+    cls.__name__: cls
+    for cls in (
+        GhgaError,
+        UsageError,
+        IntegrityError,
+        InputError,
+        ApiRefused,
+        OutputError,
+        TransientError,
+        LockedError,
+        PartsNotStored,
+        WaitTimeout,
+        NotAllowed,
+        ConfigError,
+        Interrupted,
+    )
+}
 
 
 def error_to_dict(exc: BaseException) -> dict:
@@ -136,10 +158,17 @@ def error_to_dict(exc: BaseException) -> dict:
     field it carries (an ApiRefused's status, exception_id and data, ...)."""
     if isinstance(exc, GhgaError):
         fields = {k: v for k, v in vars(exc).items() if k != "message" and _is_json(v)}
-        return {"type": type(exc).__name__, "message": exc.message,
-                "exit_code": int(exc.exit_code), "fields": fields}
-    return {"type": "InternalError", "message": f"{type(exc).__name__}: {exc}",
-            "exit_code": int(ExitCode.INTERNAL)}
+        return {
+            "type": type(exc).__name__,
+            "message": exc.message,
+            "exit_code": int(exc.exit_code),
+            "fields": fields,
+        }
+    return {
+        "type": "InternalError",
+        "message": f"{type(exc).__name__}: {exc}",
+        "exit_code": int(ExitCode.INTERNAL),
+    }
 
 
 def error_from_dict(data: dict) -> GhgaError:
@@ -148,7 +177,7 @@ def error_from_dict(data: dict) -> GhgaError:
     err = GhgaError.__new__(cls)
     GhgaError.__init__(err, str(data.get("message", "unknown error")))
     fields = data.get("fields")
-    for name, value in (fields.items() if isinstance(fields, dict) else ()):
+    for name, value in fields.items() if isinstance(fields, dict) else ():
         if name != "exit_code":
             setattr(err, name, value)
     if cls is GhgaError:

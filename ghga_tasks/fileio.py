@@ -9,9 +9,11 @@ import threading
 _seek_lock = threading.Lock()
 
 if hasattr(os, "pread"):
+
     def read_at(fd: int, size: int, offset: int) -> bytes:
         return os.pread(fd, size, offset)
 else:  # pragma: no cover - Windows
+
     def read_at(fd: int, size: int, offset: int) -> bytes:
         with _seek_lock:
             os.lseek(fd, offset, os.SEEK_SET)

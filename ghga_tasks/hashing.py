@@ -11,8 +11,8 @@ from typing import Optional
 
 from .fileio import O_BINARY, read_at
 
-BLOCK = 32 * 1024 * 1024       # an mmap window: no memory of its own
-READ_BLOCK = 4 * 1024 * 1024   # a pread buffer: memory, so smaller
+BLOCK = 32 * 1024 * 1024  # an mmap window: no memory of its own
+READ_BLOCK = 4 * 1024 * 1024  # a pread buffer: memory, so smaller
 
 
 class PrefixHasher:
@@ -68,8 +68,9 @@ class PrefixHasher:
         window = None
         if self.use_mmap:
             try:
-                window = mmap.mmap(self._fd, self._pos - start + n, offset=start,
-                                   access=mmap.ACCESS_READ)
+                window = mmap.mmap(
+                    self._fd, self._pos - start + n, offset=start, access=mmap.ACCESS_READ
+                )
             except (OSError, ValueError):
                 window = None
         if window is None:
@@ -78,7 +79,7 @@ class PrefixHasher:
                 raise OSError(f"{self.path} ended at {self._pos + len(data)} bytes while hashing")
             views = [data]
         else:
-            views = [memoryview(window)[self._pos - start:]]
+            views = [memoryview(window)[self._pos - start :]]
         try:
             for view in views:
                 self._hash.update(view)

@@ -17,15 +17,25 @@ from . import state
 from .errors import OutputError, UsageError
 from .fileio import O_BINARY, fsync_dir, is_disk_full, preallocate
 
-WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
-                    *(f"LPT{i}" for i in range(1, 10))}
+WINDOWS_RESERVED = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"COM{i}" for i in range(1, 10)),
+    *(f"LPT{i}" for i in range(1, 10)),
+}
 
 
 def check_file_id(file_id: str) -> str:
     """A file id becomes a file name in output_dir; refuse anything that could escape it."""
-    bad = (not file_id or file_id in (".", "..") or file_id != file_id.strip()
-           or any(c in '/\\:<>|?*"' or ord(c) < 32 for c in file_id)
-           or file_id.split(".")[0].upper() in WINDOWS_RESERVED)
+    bad = (
+        not file_id
+        or file_id in (".", "..")
+        or file_id != file_id.strip()
+        or any(c in '/\\:<>|?*"' or ord(c) < 32 for c in file_id)
+        or file_id.split(".")[0].upper() in WINDOWS_RESERVED
+    )
     if bad:
         raise UsageError(f"file id {file_id!r} cannot be used as a file name in the output dir")
     return file_id
@@ -71,8 +81,10 @@ def open_partial(part: Path, size: int) -> int:
         if created:  # nothing of ours in it: leave no empty partial behind
             state.remove(part)
         if is_disk_full(exc):
-            raise OutputError(f"not enough space for {size} bytes in {part.parent} "
-                              "(disk full); free space and run again") from None
+            raise OutputError(
+                f"not enough space for {size} bytes in {part.parent} "
+                "(disk full); free space and run again"
+            ) from None
         raise OutputError(f"cannot allocate {part}: {exc.strerror or exc}") from None
     return fd
 
@@ -99,8 +111,9 @@ def move_into_place(part: Path, final: Path, file_id: str) -> None:
     except OSError as exc:
         state.remove(tmp)
         what = "disk full" if is_disk_full(exc) else (exc.strerror or str(exc))
-        raise OutputError(f"cannot move the file into place at {final}: {what}; "
-                          f"the verified bytes stay at {part}") from None
+        raise OutputError(
+            f"cannot move the file into place at {final}: {what}; the verified bytes stay at {part}"
+        ) from None
 
 
 def trusted_ranges(entries: list, boot: Optional[str]) -> List[Tuple[int, int]]:

@@ -11,7 +11,7 @@ FIRST_PART_SIZE = 16 * MiB
 
 
 class Part(NamedTuple):
-    number: int   # 1-based for uploads; 0 for download ranges
+    number: int  # 1-based for uploads; 0 for download ranges
     offset: int
     length: int
 
@@ -42,8 +42,10 @@ def upload_parts(size: int, part_size: int) -> List[Part]:
     count = part_count(size, part_size)
     if count > MAX_PARTS:
         raise ValueError(f"{count} parts of {part_size} bytes exceed the limit of {MAX_PARTS}")
-    return [Part(n, (n - 1) * part_size, min(part_size, size - (n - 1) * part_size))
-            for n in range(1, count + 1)]
+    return [
+        Part(n, (n - 1) * part_size, min(part_size, size - (n - 1) * part_size))
+        for n in range(1, count + 1)
+    ]
 
 
 def merge(intervals: Iterable[Tuple[int, int]]) -> List[Tuple[int, int]]:

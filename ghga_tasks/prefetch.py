@@ -13,7 +13,7 @@ from collections import deque
 from typing import Callable, Deque, Dict, Iterable, Optional, Set, Tuple
 from urllib.parse import parse_qs, urlsplit
 
-DEFAULT_MAX_AGE = 60.0   # seconds a URL without X-Amz-Expires is trusted for
+DEFAULT_MAX_AGE = 60.0  # seconds a URL without X-Amz-Expires is trusted for
 
 
 def url_lifetime(url: str) -> Optional[float]:
@@ -32,16 +32,21 @@ class UrlPrefetcher:
     stated lifetime gone), else fetches one at once, ahead of the queue. Errors of a
     prefetch are not raised: get() asks again and raises what that ask raises."""
 
-    def __init__(self, fetch: Callable[[int], str], order: Iterable[int], ahead: int,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        fetch: Callable[[int], str],
+        order: Iterable[int],
+        ahead: int,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._fetch = fetch
         self._order: Deque[int] = deque(order)
         self._ahead = max(1, ahead)
         self._clock = clock
-        self._ready: Dict[int, Tuple[str, float]] = {}   # part -> (url, time it goes stale)
+        self._ready: Dict[int, Tuple[str, float]] = {}  # part -> (url, time it goes stale)
         self._urgent: Deque[int] = deque()
-        self._results: Dict[int, object] = {}            # urgent part -> url or exception
-        self._taken: Set[int] = set()                    # parts get() has asked for
+        self._results: Dict[int, object] = {}  # urgent part -> url or exception
+        self._taken: Set[int] = set()  # parts get() has asked for
         self._closing = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="ghga-urls", daemon=True)

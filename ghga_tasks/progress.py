@@ -43,9 +43,14 @@ def terminal_columns(stream: TextIO) -> int:
 class ProgressBar:
     """Callable(done, total, phase) for the tasks; draws at most 4 times a second."""
 
-    def __init__(self, label: str, stream: Optional[TextIO] = None, enabled: Optional[bool] = None,
-                 columns: Optional[Callable[[], int]] = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        label: str,
+        stream: Optional[TextIO] = None,
+        enabled: Optional[bool] = None,
+        columns: Optional[Callable[[], int]] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.label = label
         self.stream = stream or sys.stderr
         isatty = getattr(self.stream, "isatty", lambda: False)()
@@ -56,7 +61,7 @@ class ProgressBar:
         self._start: Optional[float] = None
         self._first = 0
         self._last_draw = 0.0
-        self._drawn = 0        # width of the line on screen; 0: none
+        self._drawn = 0  # width of the line on screen; 0: none
         self._line = ""
 
     def __call__(self, done: int, total: int, phase: str) -> None:
@@ -75,8 +80,10 @@ class ProgressBar:
             rate = (done - self._first) / spent if spent > 0.5 else 0.0
             eta = human_seconds((total - done) / rate) if rate > 0 else "--:--:--"
             pct = 100.0 * done / total if total else 100.0
-            figures = (f"{phase} {human_bytes(done)} / {human_bytes(total)} "
-                       f"{pct:5.1f}%  {human_bytes(rate)}/s  ETA {eta}")
+            figures = (
+                f"{phase} {human_bytes(done)} / {human_bytes(total)} "
+                f"{pct:5.1f}%  {human_bytes(rate)}/s  ETA {eta}"
+            )
             line = f"{self.label}: {figures}"
             if len(line) >= self.columns():
                 line = figures  # the label goes first; what is left is cut below

@@ -17,8 +17,14 @@ import luigi.configuration
 import luigi.task
 from luigi.execution_summary import LuigiStatusCode
 
-from .errors import (GhgaError, LockedError, TransientError, WaitTimeout, error_from_dict,
-                     error_to_dict)
+from .errors import (
+    GhgaError,
+    LockedError,
+    TransientError,
+    WaitTimeout,
+    error_from_dict,
+    error_to_dict,
+)
 from .settings import Settings
 from .transfer_dir import FAILURE
 
@@ -35,7 +41,8 @@ PINNED_WORKER_OPTIONS = {
 
 
 PINNED = [("worker", option, value) for option, value in PINNED_WORKER_OPTIONS.items()] + [
-    ("core", "no_configure_logging", "true")]
+    ("core", "no_configure_logging", "true")
+]
 
 
 @contextlib.contextmanager
@@ -43,10 +50,17 @@ def luigi_for_one_build(verbose: bool = False) -> Iterator[None]:
     """luigi's options pinned and its loggers quiet (unless verbose) for one build, then
     as they were: an embedding program's own luigi setup is left alone."""
     config = luigi.configuration.get_config()
-    saved_options = [(section, option, config.has_section(section),
-                      config.get(section, option, None) if config.has_section(section)
-                      and config.has_option(section, option) else None)
-                     for section, option, _ in PINNED]
+    saved_options = [
+        (
+            section,
+            option,
+            config.has_section(section),
+            config.get(section, option, None)
+            if config.has_section(section) and config.has_option(section, option)
+            else None,
+        )
+        for section, option, _ in PINNED
+    ]
     loggers = [logging.getLogger(name) for name in ("luigi", "luigi-interface")]
     saved_loggers = [(logger, logger.propagate, list(logger.handlers)) for logger in loggers]
     for section, option, value in PINNED:
@@ -88,13 +102,17 @@ def failure_in(task: luigi.Task) -> Optional[GhgaError]:
     for current in dag(task):
         failure = getattr(current, "failure", None)
         if failure is not None:
-            return failure if isinstance(failure, GhgaError) else error_from_dict(
-                error_to_dict(failure))
+            return (
+                failure
+                if isinstance(failure, GhgaError)
+                else error_from_dict(error_to_dict(failure))
+            )
     return None
 
 
-def run_dag(task: luigi.Task, settings: Settings,
-            sleep: Callable[[float], None] = time.sleep) -> None:
+def run_dag(
+    task: luigi.Task, settings: Settings, sleep: Callable[[float], None] = time.sleep
+) -> None:
     """Run the DAG up to `task`; re-run it after transient failures (settings.task_retries).
 
     Tasks run in this process: each keeps its outcome and its failure in memory, and the
@@ -107,22 +125,28 @@ def run_dag(task: luigi.Task, settings: Settings,
             current.failure = None
             current.tdir.remove(FAILURE)
         with luigi_for_one_build(logging.getLogger("ghga_tasks").isEnabledFor(logging.DEBUG)):
-            result = luigi.build([task], local_scheduler=True, workers=1,
-                                 detailed_summary=True, no_lock=True)
+            result = luigi.build(
+                [task], local_scheduler=True, workers=1, detailed_summary=True, no_lock=True
+            )
         if result.status in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY):
             if not task.complete():
                 raise GhgaError(f"luigi reported success but {task} is not complete")
             return
         error = failure_in(task)
         if error is None:
-            raise GhgaError(f"the transfer did not finish (luigi: {result.status.name}); "
-                            f"run with --verbose for details")
+            raise GhgaError(
+                f"the transfer did not finish (luigi: {result.status.name}); "
+                f"run with --verbose for details"
+            )
         # not retried: another process holds the file; the user's deadline has passed
-        retry = (isinstance(error, TransientError)
-                 and not isinstance(error, (LockedError, WaitTimeout))
-                 and attempt < settings.task_retries)
+        retry = (
+            isinstance(error, TransientError)
+            and not isinstance(error, (LockedError, WaitTimeout))
+            and attempt < settings.task_retries
+        )
         if not retry:
             raise error
-        log.info("%s; running the transfer again in %.0f s", error.message,
-                    settings.task_retry_delay)
+        log.info(
+            "%s; running the transfer again in %.0f s", error.message, settings.task_retry_delay
+        )
         sleep(settings.task_retry_delay)

@@ -24,7 +24,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ENV_PREFIX = "GHGA_TASKS_"
-MAX_BYTES = 2**63 - 1             # libcurl's curl_off_t: the largest rate it takes
+MAX_BYTES = 2**63 - 1  # libcurl's curl_off_t: the largest rate it takes
 DAY = 86400.0
 # where a CA bundle comes from when no ca_bundle is set, as requests reads them
 CA_BUNDLE_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
@@ -45,19 +45,19 @@ RANGES = {
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    parallel: int = 4                 # concurrent connections per file
-    part_size: int = 64 * MiB         # download range size (uploads use the server's part size)
-    max_rate: int = 0                 # bytes/s for the whole file, 0 = unlimited
-    state_dir: Optional[str] = None   # None = the platform's user cache dir
-    retries: int = 5                  # per-request retries (API calls and each part)
-    timeout: float = 60.0             # connect timeout, API read timeout and stall limit (s)
-    max_wait: float = 3600.0          # overall deadline for staging / acceptance (s)
-    retry_after_cap: float = 300.0    # longest single wait the server may ask for (s)
-    task_retries: int = 1             # re-runs of the whole DAG after a transient failure
-    task_retry_delay: float = 10.0    # pause before such a re-run (s)
+    parallel: int = 4  # concurrent connections per file
+    part_size: int = 64 * MiB  # download range size (uploads use the server's part size)
+    max_rate: int = 0  # bytes/s for the whole file, 0 = unlimited
+    state_dir: Optional[str] = None  # None = the platform's user cache dir
+    retries: int = 5  # per-request retries (API calls and each part)
+    timeout: float = 60.0  # connect timeout, API read timeout and stall limit (s)
+    max_wait: float = 3600.0  # overall deadline for staging / acceptance (s)
+    retry_after_cap: float = 300.0  # longest single wait the server may ask for (s)
+    task_retries: int = 1  # re-runs of the whole DAG after a transient failure
+    task_retry_delay: float = 10.0  # pause before such a re-run (s)
     partial_dir: Optional[str] = None  # None = the output dir (same filesystem: atomic move)
     overwrite: bool = False
-    wait: bool = False                # upload: wait until the server accepted the file
+    wait: bool = False  # upload: wait until the server accepted the file
     ca_bundle: Optional[str] = None
     token: Optional[str] = dataclasses.field(default=None, repr=False)  # never printed
     json: bool = False
@@ -78,9 +78,22 @@ class Settings:
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 TOKEN_FILE = "token_file"  # not a field: read into `token` where it is given
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
-               "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "t": 1000**4,
-               "tb": 1000**4, "tib": 1024**4}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
+}
 
 
 def parse_size(value: Any) -> int:
@@ -104,8 +117,11 @@ def _out_of_range(name: str, value: Any) -> Optional[str]:
     low, high, low_allowed, unit = RANGES[name]
     if (low <= value if low_allowed else low < value) and value <= high:
         return None
-    allowed = (f"from {_number(low)} to {_number(high)}" if low_allowed
-               else f"more than {_number(low)} and at most {_number(high)}")
+    allowed = (
+        f"from {_number(low)} to {_number(high)}"
+        if low_allowed
+        else f"more than {_number(low)} and at most {_number(high)}"
+    )
     return f"must be {allowed}{unit}, not {_number(value)}"
 
 
@@ -132,8 +148,9 @@ def read_token_file(path: str) -> str:
         with open(path, encoding="utf-8") as fh:
             token = fh.readline().strip()
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read token file {path}: "
-                          f"{getattr(exc, 'strerror', None) or exc}") from None
+        raise ConfigError(
+            f"cannot read token file {path}: {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     if not token:
         raise ConfigError(f"token file {path} is empty")
     return token
@@ -161,8 +178,7 @@ def _convert(name: str, value: Any) -> Any:
     return None if value in (None, "") else str(value)
 
 
-def _apply(values: dict, source: Mapping[str, Any], origin: str,
-           env_names: bool = False) -> None:
+def _apply(values: dict, source: Mapping[str, Any], origin: str, env_names: bool = False) -> None:
     if "token" in source and TOKEN_FILE in source:
         raise ConfigError(f"{origin}: give token or token_file, not both")
     for name, raw in source.items():
@@ -214,8 +230,9 @@ def _ca_bundle_from_env(env: Mapping[str, str]) -> Optional[str]:
     return None
 
 
-def load(config_path: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
-         **overrides: Any) -> Settings:
+def load(
+    config_path: Optional[str] = None, env: Optional[Mapping[str, str]] = None, **overrides: Any
+) -> Settings:
     """Build Settings from defaults, a config file, the environment and explicit overrides.
 
     Overrides that are None are ignored, so CLI flags that were not given don't win. Without a
@@ -231,8 +248,9 @@ def load(config_path: Optional[str] = None, env: Optional[Mapping[str, str]] = N
             raise ConfigError(f"config file {path}: [ghga_tasks] is not a table")
         _apply(values, table, f"config file {path}")
     names = list(FIELDS) + [TOKEN_FILE]
-    from_env = {name: env[ENV_PREFIX + name.upper()] for name in names
-                if ENV_PREFIX + name.upper() in env}
+    from_env = {
+        name: env[ENV_PREFIX + name.upper()] for name in names if ENV_PREFIX + name.upper() in env
+    }
     _apply(values, from_env, "environment", env_names=True)
     _apply(values, {k: v for k, v in overrides.items() if v is not None}, "option")
     if not values.get("ca_bundle"):

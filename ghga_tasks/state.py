@@ -208,7 +208,8 @@ class TransferLock:
             fh.close()
             raise LockedError(
                 f"another ghga-cli process (pid {holder}) is transferring {self.what}; "
-                "wait for it to finish or stop it, then run again") from None
+                "wait for it to finish or stop it, then run again"
+            ) from None
         except BaseException:
             fh.close()
             raise
@@ -244,11 +245,15 @@ def lock_fd(fd: int, what: str) -> None:
         _lock(fd)
     except OSError as exc:
         if exc.errno in HELD:
-            raise LockedError(f"another ghga-cli process is transferring {what}; "
-                              "wait for it to finish or stop it, then run again") from None
-        raise OutputError(f"cannot lock {what}: {exc.strerror or exc} (the file system does "
-                          "not support locks; use a state dir and output dir on one that "
-                          "does)") from None
+            raise LockedError(
+                f"another ghga-cli process is transferring {what}; "
+                "wait for it to finish or stop it, then run again"
+            ) from None
+        raise OutputError(
+            f"cannot lock {what}: {exc.strerror or exc} (the file system does "
+            "not support locks; use a state dir and output dir on one that "
+            "does)"
+        ) from None
 
 
 def state_error(path: Path, exc: OSError, kind: str = "state file") -> OutputError:

@@ -25,8 +25,16 @@ import pycurl
 
 from .clients import redact
 from .curl_compat import SIZE_DOWNLOAD_T, SIZE_UPLOAD_T, UPLOAD_BUFFERSIZE
-from .errors import (ApiRefused, ConfigError, GhgaError, InputError, IntegrityError,
-                     NotAllowed, OutputError, TransientError)
+from .errors import (
+    ApiRefused,
+    ConfigError,
+    GhgaError,
+    InputError,
+    IntegrityError,
+    NotAllowed,
+    OutputError,
+    TransientError,
+)
 from .fileio import is_disk_full, read_at
 from .hashing import Md5Feeder
 from .parts import Part
@@ -35,23 +43,33 @@ from .units import MiB
 
 log = logging.getLogger("ghga_tasks")
 
-UPLOAD_BUFFER = 2 * MiB      # libcurl's maximum
+UPLOAD_BUFFER = 2 * MiB  # libcurl's maximum
 DOWNLOAD_BUFFER = 1 * MiB
 FILE_BUFFER = 1 * MiB
-MAX_REFRESH = 4              # fresh URLs in a row that storage may refuse before we give up
-STALL_SPEED = 1024           # bytes/s; slower than this for the stall limit (--timeout) is a stall
+MAX_REFRESH = 4  # fresh URLs in a row that storage may refuse before we give up
+STALL_SPEED = 1024  # bytes/s; slower than this for the stall limit (--timeout) is a stall
 # a range's written prefix is logged every PIECE_SIZE bytes: a kill or a cut-off attempt loses
 # at most about this much per connection, not the whole range
 PIECE_SIZE = 8 * MiB
 
 RETRYABLE_CURL = {
-    pycurl.E_COULDNT_CONNECT, pycurl.E_OPERATION_TIMEDOUT, pycurl.E_PARTIAL_FILE,
-    pycurl.E_GOT_NOTHING, pycurl.E_SEND_ERROR, pycurl.E_RECV_ERROR,
-    pycurl.E_COULDNT_RESOLVE_HOST, getattr(pycurl, "E_HTTP2", 16),
-    getattr(pycurl, "E_HTTP2_STREAM", 92), getattr(pycurl, "E_SEND_FAIL_REWIND", 65),
+    pycurl.E_COULDNT_CONNECT,
+    pycurl.E_OPERATION_TIMEDOUT,
+    pycurl.E_PARTIAL_FILE,
+    pycurl.E_GOT_NOTHING,
+    pycurl.E_SEND_ERROR,
+    pycurl.E_RECV_ERROR,
+    pycurl.E_COULDNT_RESOLVE_HOST,
+    getattr(pycurl, "E_HTTP2", 16),
+    getattr(pycurl, "E_HTTP2_STREAM", 92),
+    getattr(pycurl, "E_SEND_FAIL_REWIND", 65),
 }
-TLS_CURL = {pycurl.E_SSL_CONNECT_ERROR, getattr(pycurl, "E_PEER_FAILED_VERIFICATION", 60),
-            getattr(pycurl, "E_SSL_CACERT", 60), getattr(pycurl, "E_SSL_CACERT_BADFILE", 77)}
+TLS_CURL = {
+    pycurl.E_SSL_CONNECT_ERROR,
+    getattr(pycurl, "E_PEER_FAILED_VERIFICATION", 60),
+    getattr(pycurl, "E_SSL_CACERT", 60),
+    getattr(pycurl, "E_SSL_CACERT_BADFILE", 77),
+}
 
 
 def connections_and_rate(parallel: int, jobs: int, max_rate: int) -> Tuple[int, int]:
@@ -66,16 +84,32 @@ def connections_and_rate(parallel: int, jobs: int, max_rate: int) -> Tuple[int, 
 
 class Outcome(enum.Enum):
     OK = "ok"
-    RETRY = "retry"        # count an attempt, back off, try again
-    REFRESH = "refresh"    # the URL was refused: get a new one, try again
+    RETRY = "retry"  # count an attempt, back off, try again
+    REFRESH = "refresh"  # the URL was refused: get a new one, try again
 
 
 class Job:
     """One part PUT or one range GET, with its runtime state on a handle."""
 
-    __slots__ = ("part", "attempts", "refusals", "not_before", "problem", "status",
-                 "headers", "etag", "md5", "pos", "fh", "bad_header", "gen", "kept",
-                 "kept_before", "mark", "callback_error")
+    __slots__ = (
+        "part",
+        "attempts",
+        "refusals",
+        "not_before",
+        "problem",
+        "status",
+        "headers",
+        "etag",
+        "md5",
+        "pos",
+        "fh",
+        "bad_header",
+        "gen",
+        "kept",
+        "kept_before",
+        "mark",
+        "callback_error",
+    )
 
     def __init__(self, part: Part):
         self.part = part
@@ -84,12 +118,12 @@ class Job:
         self.not_before = 0.0
         self.problem = ""
         self.gen = 0
-        self.kept = 0          # bytes from the part's start already logged (download pieces)
+        self.kept = 0  # bytes from the part's start already logged (download pieces)
         self.reset()
 
     def reset(self) -> None:
         self.kept_before = self.kept  # where this attempt starts
-        self.mark = 0                 # bytes of this attempt at which the next piece is logged
+        self.mark = 0  # bytes of this attempt at which the next piece is logged
         self.status = 0
         self.headers: dict = {}
         self.etag = ""
@@ -106,7 +140,7 @@ class Job:
 
 # what each callback returns to make libcurl abort the transfer
 ABORT_CALLBACK = {
-    pycurl.WRITEFUNCTION: 0,                  # fewer bytes taken than given: a write error
+    pycurl.WRITEFUNCTION: 0,  # fewer bytes taken than given: a write error
     pycurl.HEADERFUNCTION: 0,
     pycurl.READFUNCTION: pycurl.READFUNC_ABORT,
     pycurl.SEEKFUNCTION: getattr(pycurl, "SEEKFUNC_FAIL", 1),
@@ -145,6 +179,7 @@ def _guarded(callback: Callable, job: "Job", abort):
             if job.callback_error is None:
                 job.callback_error = exc
             return abort
+
     return call
 
 
@@ -176,14 +211,17 @@ class Strategy:
 
 
 class Engine:
-    def __init__(self, settings: Settings,
-                 progress: Optional[Callable[[int], None]] = None,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        settings: Settings,
+        progress: Optional[Callable[[int], None]] = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.settings = settings
         self.progress = progress
         self.sleep = sleep
-        self.bytes_moved = 0            # bytes of this run that were kept (finished, logged)
-        self.bytes_resent = 0           # bytes of this run's cut-off attempts that go again
+        self.bytes_moved = 0  # bytes of this run that were kept (finished, logged)
+        self.bytes_resent = 0  # bytes of this run's cut-off attempts that go again
 
     def _handle(self) -> pycurl.Curl:
         s = self.settings
@@ -245,8 +283,9 @@ class Engine:
                     for c in ok:
                         self._finish(multi, strategy, active.pop(c), c, None, idle, queue)
                     for c, code, message in failed:
-                        self._finish(multi, strategy, active.pop(c), c, (code, message),
-                                     idle, queue)
+                        self._finish(
+                            multi, strategy, active.pop(c), c, (code, message), idle, queue
+                        )
                     if not left:
                         break
                 strategy.poll(active)
@@ -272,8 +311,16 @@ class Engine:
                 c.close()
             multi.close()
 
-    def _finish(self, multi, strategy: Strategy, job: Job, c: pycurl.Curl, error,
-                idle: list, queue: Deque[Job]) -> None:
+    def _finish(
+        self,
+        multi,
+        strategy: Strategy,
+        job: Job,
+        c: pycurl.Curl,
+        error,
+        idle: list,
+        queue: Deque[Job],
+    ) -> None:
         multi.remove_handle(c)
         idle.append(c)
         job.status = c.getinfo(pycurl.RESPONSE_CODE) or job.status
@@ -296,19 +343,30 @@ class Engine:
         if outcome is Outcome.REFRESH:
             job.refusals += 1
             if job.refusals > MAX_REFRESH:
-                raise NotAllowed(f"storage refused {job.label()} with HTTP {job.status} even "
-                                 f"after {MAX_REFRESH} fresh URLs")
+                raise NotAllowed(
+                    f"storage refused {job.label()} with HTTP {job.status} even "
+                    f"after {MAX_REFRESH} fresh URLs"
+                )
             log.info("%s: HTTP %s from storage, asking for a fresh URL", job.label(), job.status)
             strategy.refresh(job)
             queue.appendleft(job)
             return
         job.attempts += 1
         if job.attempts > self.settings.retries:
-            raise TransientError(f"{strategy.verb} of {job.label()} failed after "
-                                 f"{job.attempts} attempts: {job.problem}")
+            raise TransientError(
+                f"{strategy.verb} of {job.label()} failed after "
+                f"{job.attempts} attempts: {job.problem}"
+            )
         delay = min(0.5 * 2 ** (job.attempts - 1), 30.0) * (0.8 + 0.4 * random.random())
-        log.warning("storage, %s of %s: %s; retry %d of %d in %.1f s", strategy.verb,
-                    job.label(), job.problem, job.attempts, self.settings.retries, delay)
+        log.warning(
+            "storage, %s of %s: %s; retry %d of %d in %.1f s",
+            strategy.verb,
+            job.label(),
+            job.problem,
+            job.attempts,
+            self.settings.retries,
+            delay,
+        )
         job.not_before = time.monotonic() + delay
         queue.append(job)
 
@@ -345,8 +403,9 @@ class UploadStrategy(Strategy):
 
     verb = "upload"
 
-    def __init__(self, fd: int, url_for: Callable[[int], str],
-                 on_done: Callable[[Job], None], md5: Md5Feeder):
+    def __init__(
+        self, fd: int, url_for: Callable[[int], str], on_done: Callable[[Job], None], md5: Md5Feeder
+    ):
         self.fd = fd
         self.url_for = url_for
         self.on_done = on_done
@@ -367,8 +426,10 @@ class UploadStrategy(Strategy):
             except OSError as exc:
                 raise InputError(f"cannot read the input file: {exc.strerror or exc}") from None
             if len(data) != n:
-                raise InputError(f"the input file is shorter than expected at offset "
-                                 f"{part.offset + job.pos}; it changed during the upload")
+                raise InputError(
+                    f"the input file is shorter than expected at offset "
+                    f"{part.offset + job.pos}; it changed during the upload"
+                )
             job.pos += n
             self.md5.feed(job.md5, data)
             return data
@@ -399,7 +460,9 @@ class UploadStrategy(Strategy):
             job.problem = f"HTTP {status} from storage"
             return Outcome.RETRY
         if status != 200:
-            raise ApiRefused(f"storage refused part {job.part.number}: HTTP {status}", status=status)
+            raise ApiRefused(
+                f"storage refused part {job.part.number}: HTTP {status}", status=status
+            )
         if job.pos != job.part.length:
             job.problem = f"sent {job.pos} of {job.part.length} bytes"
             return Outcome.RETRY
@@ -423,9 +486,15 @@ class DownloadStrategy(Strategy):
 
     verb = "download"
 
-    def __init__(self, path: str, size: int, url: Callable[[], str],
-                 refresh: Callable[[], None], on_piece: Callable[[int, int], None],
-                 tick: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        path: str,
+        size: int,
+        url: Callable[[], str],
+        refresh: Callable[[], None],
+        on_piece: Callable[[int, int], None],
+        tick: Callable[[], None] = lambda: None,
+    ):
         """on_piece(offset, length): these bytes are in the partial file (written, not
         synced); called for every PIECE_SIZE of a range and for the rest when it finishes."""
         self.path = path
@@ -442,8 +511,9 @@ class DownloadStrategy(Strategy):
         try:
             fh = open(self.path, "r+b", buffering=FILE_BUFFER)
         except FileNotFoundError:
-            raise TransientError(f"the partial file {self.path} vanished during the download; "
-                                 "run again") from None
+            raise TransientError(
+                f"the partial file {self.path} vanished during the download; run again"
+            ) from None
         fh.seek(start)
         job.gen = self.generation
         job.fh = fh
@@ -537,21 +607,28 @@ def _check_range(job: Job, size: int, whole: bool) -> Optional[GhgaError]:
             return ApiRefused(f"{job.label()}: 206 without a valid Content-Range", status=status)
         first, last, total = match.groups()
         if total != "*" and int(total) != size:
-            return IntegrityError(f"storage has {total} bytes but the object size is {size} "
-                                  f"(Content-Range {headers.get('content-range')!r})")
+            return IntegrityError(
+                f"storage has {total} bytes but the object size is {size} "
+                f"(Content-Range {headers.get('content-range')!r})"
+            )
         if int(first) != start or int(last) != part.end - 1:
-            return ApiRefused(f"{job.label()}: storage sent Content-Range "
-                              f"{headers.get('content-range')!r}, expected bytes "
-                              f"{start}-{part.end - 1}/{size}", status=status)
+            return ApiRefused(
+                f"{job.label()}: storage sent Content-Range "
+                f"{headers.get('content-range')!r}, expected bytes "
+                f"{start}-{part.end - 1}/{size}",
+                status=status,
+            )
     elif status == 200:
         if not whole:
-            return ApiRefused(f"{job.label()}: storage ignored the Range header (HTTP 200)",
-                              status=status)
+            return ApiRefused(
+                f"{job.label()}: storage ignored the Range header (HTTP 200)", status=status
+            )
     else:
         return ApiRefused(f"{job.label()}: unexpected HTTP {status} from storage", status=status)
     if length is None or not length.isdigit() or int(length) != length_expected:
-        return ApiRefused(f"{job.label()}: Content-Length {length!r}, expected "
-                          f"{length_expected}", status=status)
+        return ApiRefused(
+            f"{job.label()}: Content-Length {length!r}, expected {length_expected}", status=status
+        )
     return None
 
 
@@ -565,6 +642,7 @@ def _header_collector(job: Job) -> Callable[[bytes], None]:
         elif ":" in text:
             name, value = text.split(":", 1)
             job.headers[name.strip().lower()] = value.strip()
+
     return collect
 
 

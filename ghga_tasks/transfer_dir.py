@@ -15,19 +15,19 @@ from typing import Optional
 from . import state
 
 # uploads
-ATTEMPT = "attempt.json"        # the attempt adopted or started (RequestURL's target)
-PARTS = "parts.json"            # every part stored, with its MD5 (TransferParts' target)
-PARTS_LEDGER = "parts.jsonl"    # one line per part stored
-CONFIRMED = "confirmed.json"    # the attempt confirmed (ConfirmUpload's target)
-ACCEPTED = "accepted.json"      # the attempt accepted (ConfirmUpload's target with wait)
-WRITER = "writer.json"          # this dir's writer id towards the Upload API
+ATTEMPT = "attempt.json"  # the attempt adopted or started (RequestURL's target)
+PARTS = "parts.json"  # every part stored, with its MD5 (TransferParts' target)
+PARTS_LEDGER = "parts.jsonl"  # one line per part stored
+CONFIRMED = "confirmed.json"  # the attempt confirmed (ConfirmUpload's target)
+ACCEPTED = "accepted.json"  # the attempt accepted (ConfirmUpload's target with wait)
+WRITER = "writer.json"  # this dir's writer id towards the Upload API
 # downloads
-OBJECT = "object.json"          # the DRS object's facts (PollOutbox's target)
+OBJECT = "object.json"  # the DRS object's facts (PollOutbox's target)
 RANGES_LEDGER = "ranges.jsonl"  # one line per written piece of the partial file
-PARTIAL = "partial.json"        # where the partial file is
-DONE = "done.json"              # the verified file in place (FetchFile's target)
+PARTIAL = "partial.json"  # where the partial file is
+DONE = "done.json"  # the verified file in place (FetchFile's target)
 # both
-FAILURE = "failure.json"        # the typed error of the last failed run (failure_of)
+FAILURE = "failure.json"  # the typed error of the last failed run (failure_of)
 LOCK = "lock"
 
 ATTEMPT_FILES = (ATTEMPT, PARTS, PARTS_LEDGER, CONFIRMED)
@@ -76,16 +76,24 @@ class TransferDir:
     def parts_ledger(self, attempt: dict, mtime_ns: int) -> state.Ledger:
         """The parts stored in this attempt, each with the MD5 S3 confirmed; a ledger of
         another attempt or of a changed source starts over."""
-        return state.Ledger(self.file(PARTS_LEDGER), {
-            "upload_id": attempt["upload_id"], "part_size": attempt["part_size"],
-            "size": attempt["size"], "mtime_ns": mtime_ns})
+        return state.Ledger(
+            self.file(PARTS_LEDGER),
+            {
+                "upload_id": attempt["upload_id"],
+                "part_size": attempt["part_size"],
+                "size": attempt["size"],
+                "mtime_ns": mtime_ns,
+            },
+        )
 
-    def ranges_ledger(self, object_id: Optional[str], size: int,
-                      checksum: Optional[str]) -> state.Ledger:
+    def ranges_ledger(
+        self, object_id: Optional[str], size: int, checksum: Optional[str]
+    ) -> state.Ledger:
         """The pieces of the partial file written for this object; another object's
         ledger (other size or checksum) starts over."""
-        return state.Ledger(self.file(RANGES_LEDGER),
-                            {"id": object_id, "size": size, "checksum": checksum})
+        return state.Ledger(
+            self.file(RANGES_LEDGER), {"id": object_id, "size": size, "checksum": checksum}
+        )
 
     def forget_attempt(self) -> None:
         """Drop every fact about the current upload attempt: the next run starts or adopts

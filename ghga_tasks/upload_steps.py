@@ -14,8 +14,14 @@ from typing import Callable, List, Optional
 
 from . import parts as planning
 from .clients import UploadClient
-from .errors import (ApiRefused, InputError, IntegrityError, PartsNotStored, TransientError,
-                     WaitTimeout)
+from .errors import (
+    ApiRefused,
+    InputError,
+    IntegrityError,
+    PartsNotStored,
+    TransientError,
+    WaitTimeout,
+)
 from .fileio import O_BINARY
 from .hashing import Md5Feeder, PrefixHasher
 from .prefetch import UrlPrefetcher
@@ -41,8 +47,8 @@ class PartsStored:
     upload_id: str
     size: int
     sha256: str
-    status: str                       # pending, or uploaded/accepted for an adopted attempt
-    parts_md5: Optional[List[str]]    # what the confirmation names; None when finished
+    status: str  # pending, or uploaded/accepted for an adopted attempt
+    parts_md5: Optional[List[str]]  # what the confirmation names; None when finished
     bytes_transferred: int = 0
     bytes_resumed: int = 0
     bytes_resent: int = 0
@@ -79,8 +85,10 @@ def source_facts(file_path: str) -> dict:
 
 def check_registered_size(size: int, source: dict, file_id: str, file_path: str) -> None:
     if int(size) != source["size"]:
-        raise IntegrityError(f"{file_path} has {source['size']} bytes but file {file_id!r} is "
-                             f"registered with {size} bytes")
+        raise IntegrityError(
+            f"{file_path} has {source['size']} bytes but file {file_id!r} is "
+            f"registered with {size} bytes"
+        )
 
 
 @dataclasses.dataclass
@@ -103,11 +111,16 @@ class Upload:
         check_registered_size(meta["size"], source, self.file_id, self.file_path)
         attempt, adopted = self.client.create_upload(self.file_id, self.tdir.writer_id())
         record = {
-            "upload_id": attempt["upload_id"], "file_id": self.file_id,
-            "part_size": int(attempt["part_size"]), "status": attempt["status"],
+            "upload_id": attempt["upload_id"],
+            "file_id": self.file_id,
+            "part_size": int(attempt["part_size"]),
+            "status": attempt["status"],
             "sha256": attempt.get("sha256"),
-            "size": int(meta["size"]), "registered_sha256": meta.get("sha256"),
-            "file_path": os.path.abspath(self.file_path), "source": source, "adopted": adopted,
+            "size": int(meta["size"]),
+            "registered_sha256": meta.get("sha256"),
+            "file_path": os.path.abspath(self.file_path),
+            "source": source,
+            "adopted": adopted,
         }
         self.tdir.write(ATTEMPT, record)
         return record
@@ -128,9 +141,15 @@ class Upload:
         check_registered_size(attempt["size"], source, self.file_id, self.file_path)
         if current["status"] in FINISHED:
             digest = self._check_finished(attempt, current)
-            return PartsStored(attempt["upload_id"], attempt["size"], digest, current["status"],
-                               None, bytes_resumed=attempt["size"],
-                               seconds=time.monotonic() - started)
+            return PartsStored(
+                attempt["upload_id"],
+                attempt["size"],
+                digest,
+                current["status"],
+                None,
+                bytes_resumed=attempt["size"],
+                seconds=time.monotonic() - started,
+            )
         stored = self._send(attempt, source)
         stored.seconds = time.monotonic() - started
         return stored
@@ -148,22 +167,29 @@ class Upload:
         hasher.advance(planning.contiguous_prefix(intervals))
         finished = False
         try:
+
             def on_done(job: Job) -> None:
                 p = job.part
                 # no fsync: a line lost in a power cut only means sending that part again
-                ledger.append([{"n": p.number, "offset": p.offset, "size": p.length,
-                                "md5": job.etag}], sync=False)
+                ledger.append(
+                    [{"n": p.number, "offset": p.offset, "size": p.length, "md5": job.etag}],
+                    sync=False,
+                )
                 done[p.number] = job.etag
                 intervals.append((p.offset, p.length))
                 hasher.advance(planning.contiguous_prefix(intervals))
 
-            engine = Engine(self.settings,
-                            progress=lambda n: self.report(resumed + n, size, "upload"))
+            engine = Engine(
+                self.settings, progress=lambda n: self.report(resumed + n, size, "upload")
+            )
             self.report(resumed, size, "upload")
             md5 = Md5Feeder()
             writer = self.tdir.writer_id()
-            urls = UrlPrefetcher(lambda n: self.client.part_url(attempt["upload_id"], n, writer),
-                                 [p.number for p in todo], ahead=self.settings.parallel)
+            urls = UrlPrefetcher(
+                lambda n: self.client.part_url(attempt["upload_id"], n, writer),
+                [p.number for p in todo],
+                ahead=self.settings.parallel,
+            )
             try:
                 engine.run(UploadStrategy(fd, urls.get, on_done, md5), todo)
             finally:
@@ -178,15 +204,25 @@ class Upload:
                 hasher.close(abort=True)
         if os.stat(self.file_path).st_mtime_ns != source["mtime_ns"]:
             self.tdir.remove(PARTS_LEDGER)
-            raise TransientError(f"{self.file_path} changed while it was being uploaded; "
-                                 "run again to upload it anew")
+            raise TransientError(
+                f"{self.file_path} changed while it was being uploaded; run again to upload it anew"
+            )
         registered = attempt.get("registered_sha256")
         if registered and registered.lower() != digest:
-            raise IntegrityError(f"SHA-256 of {self.file_path} is {digest}, but file "
-                                 f"{self.file_id!r} is registered with {registered}")
-        return PartsStored(attempt["upload_id"], size, digest, "pending",
-                           [done[p.number] for p in plan], bytes_transferred=size - resumed,
-                           bytes_resumed=resumed, bytes_resent=engine.bytes_resent)
+            raise IntegrityError(
+                f"SHA-256 of {self.file_path} is {digest}, but file "
+                f"{self.file_id!r} is registered with {registered}"
+            )
+        return PartsStored(
+            attempt["upload_id"],
+            size,
+            digest,
+            "pending",
+            [done[p.number] for p in plan],
+            bytes_transferred=size - resumed,
+            bytes_resumed=resumed,
+            bytes_resent=engine.bytes_resent,
+        )
 
     def _server_view(self, upload_id: str) -> Optional[dict]:
         """The attempt as the server sees it; None when the server no longer knows it."""
@@ -195,8 +231,11 @@ class Upload:
         except ApiRefused as exc:
             if exc.exception_id != "noSuchUpload":
                 raise
-        log.warning("the server no longer knows upload %s of %r; starting a new attempt",
-                    upload_id, self.file_id)
+        log.warning(
+            "the server no longer knows upload %s of %r; starting a new attempt",
+            upload_id,
+            self.file_id,
+        )
         return None
 
     def _check_finished(self, attempt: dict, current: dict) -> str:
@@ -205,13 +244,17 @@ class Upload:
         digest = PrefixHasher(self.file_path).finish(attempt["size"])["sha256"]
         upload_id, status, held = attempt["upload_id"], current["status"], current.get("sha256")
         if not held:
-            raise ApiRefused(f"file {self.file_id!r} already has an upload ({upload_id}, "
-                             f"{status}) whose SHA-256 the server does not say; cannot tell "
-                             f"whether it holds {self.file_path}")
+            raise ApiRefused(
+                f"file {self.file_id!r} already has an upload ({upload_id}, "
+                f"{status}) whose SHA-256 the server does not say; cannot tell "
+                f"whether it holds {self.file_path}"
+            )
         if held.lower() != digest:
-            raise IntegrityError(f"file {self.file_id!r} already holds other bytes (upload "
-                                 f"{upload_id}, {status}, SHA-256 {held}) than {self.file_path} "
-                                 f"(SHA-256 {digest}); a registered file is uploaded once")
+            raise IntegrityError(
+                f"file {self.file_id!r} already holds other bytes (upload "
+                f"{upload_id}, {status}, SHA-256 {held}) than {self.file_path} "
+                f"(SHA-256 {digest}); a registered file is uploaded once"
+            )
         return digest
 
     # ConfirmUpload
@@ -226,8 +269,7 @@ class Upload:
             if status == "pending":
                 status = self._confirm_parts(upload_id, stored) or "uploaded"
             self._check_status(upload_id, status)
-            self.tdir.write(CONFIRMED, {"upload_id": upload_id, "status": status,
-                                        "sha256": sha256})
+            self.tdir.write(CONFIRMED, {"upload_id": upload_id, "status": status, "sha256": sha256})
         else:
             status = confirmed["status"]
         if wait:
@@ -238,17 +280,19 @@ class Upload:
         """Confirm with the verified part MD5s; parts the server lacks go back to
         TransferParts, a completion that failed starts a new attempt."""
         try:
-            return self.client.confirm(upload_id, stored["parts_md5"], stored["sha256"],
-                                       self.tdir.writer_id())
+            return self.client.confirm(
+                upload_id, stored["parts_md5"], stored["sha256"], self.tdir.writer_id()
+            )
         except PartsNotStored as exc:
             self._send_again(exc.parts)
             raise
         except ApiRefused as exc:
             if exc.exception_id == "uploadStatusChange":
                 self.tdir.forget_attempt()
-                raise TransientError(f"the server could not complete upload {upload_id}: "
-                                     f"{exc.message}; run again to start a new attempt"
-                                     ) from None
+                raise TransientError(
+                    f"the server could not complete upload {upload_id}: "
+                    f"{exc.message}; run again to start a new attempt"
+                ) from None
             raise
 
     def _send_again(self, numbers: List[int]) -> None:
@@ -261,13 +305,16 @@ class Upload:
 
     def _check_status(self, upload_id: str, status: str) -> None:
         if status == "rejected":
-            raise IntegrityError(f"the server rejected upload {upload_id} of {self.file_id!r} "
-                                 "(the object's SHA-256 is not the registered or the confirmed "
-                                 "one)")
+            raise IntegrityError(
+                f"the server rejected upload {upload_id} of {self.file_id!r} "
+                "(the object's SHA-256 is not the registered or the confirmed "
+                "one)"
+            )
         if status in DEAD:
             self.tdir.forget_attempt()
-            raise TransientError(f"upload {upload_id} is {status} at the server; "
-                                 "run again to start a new attempt")
+            raise TransientError(
+                f"upload {upload_id} is {status} at the server; run again to start a new attempt"
+            )
 
     def _wait_accepted(self, upload_id: str) -> str:
         deadline = time.monotonic() + self.settings.max_wait
@@ -278,8 +325,10 @@ class Upload:
                 return status
             self._check_status(upload_id, status)
             if time.monotonic() + delay > deadline:
-                raise WaitTimeout(f"upload {upload_id} was not accepted within "
-                                  f"{self.settings.max_wait:g} s (--max-wait); it is {status}")
+                raise WaitTimeout(
+                    f"upload {upload_id} was not accepted within "
+                    f"{self.settings.max_wait:g} s (--max-wait); it is {status}"
+                )
             self.report(0, 0, f"waiting for acceptance ({status})")
             time.sleep(delay)
             delay = min(delay * 1.5, 5.0)

@@ -11,16 +11,10 @@ servers use that S3 store (e.g. Ceph RGW) with a bucket prefix of their own.
 from __future__ import annotations
 
 import os
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))       # `import stack`
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # `import tests.stack`
-
-from stack import Stack, env_backend, start_stack  # noqa: E402
+from stack import Stack, env_backend, start_stack
 
 
 def _backend_args() -> tuple:
@@ -32,8 +26,9 @@ def _backend_args() -> tuple:
 
 @pytest.fixture(scope="session")
 def server_stack(tmp_path_factory) -> Stack:
-    s = start_stack(tmp_path_factory.mktemp("server"), "--retry-after", "1", *_backend_args(),
-                    **env_backend())
+    s = start_stack(
+        tmp_path_factory.mktemp("server"), "--retry-after", "1", *_backend_args(), **env_backend()
+    )
     yield s
     s.stop()
 
@@ -64,9 +59,16 @@ def ceph(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ceph_server(ceph, tmp_path_factory) -> Stack:
     """The reference server on the session's Ceph RGW."""
-    s = start_stack(tmp_path_factory.mktemp("server"), "--retry-after", "1",
-                    "--s3-region", ceph["region"], s3_endpoint=ceph["endpoint"],
-                    access_key=ceph["access_key"], secret_key=ceph["secret_key"])
+    s = start_stack(
+        tmp_path_factory.mktemp("server"),
+        "--retry-after",
+        "1",
+        "--s3-region",
+        ceph["region"],
+        s3_endpoint=ceph["endpoint"],
+        access_key=ceph["access_key"],
+        secret_key=ceph["secret_key"],
+    )
     yield s
     s.stop()
 
@@ -77,8 +79,7 @@ def stack_factory(tmp_path_factory):
     started = []
 
     def start(*args: str) -> Stack:
-        s = start_stack(tmp_path_factory.mktemp("server"), *args, *_backend_args(),
-                        **env_backend())
+        s = start_stack(tmp_path_factory.mktemp("server"), *args, *_backend_args(), **env_backend())
         started.append(s)
         return s
 

@@ -87,7 +87,7 @@ class CorruptingProxy:
                 self.corrupted.append(target._replace(query="").geturl())
         if flip:
             at = len(body) // 2
-            body = body[:at] + bytes([body[at] ^ 0x10]) + body[at + 1:]
+            body = body[:at] + bytes([body[at] ^ 0x10]) + body[at + 1 :]
         path = target.path + (f"?{target.query}" if target.query else "")
         head = "\r\n".join([f"{method} {path} HTTP/1.1", *headers, "Connection: close"])
         with socket.create_connection((target.hostname, target.port or 80), TIMEOUT) as up:

@@ -62,8 +62,9 @@ class Stack(ServerProcess):
         r.raise_for_status()
         return r
 
-    def register(self, file_id: str, size: int, sha256: Optional[str] = None,
-                 file_name: Optional[str] = None) -> dict:
+    def register(
+        self, file_id: str, size: int, sha256: Optional[str] = None, file_name: Optional[str] = None
+    ) -> dict:
         body: Dict[str, Any] = {"file_id": file_id, "size": size}
         if sha256 is not None:
             body["sha256"] = sha256
@@ -104,9 +105,14 @@ class Stack(ServerProcess):
             time.sleep(0.1)
 
 
-def start_stack(data_dir, *extra_args: str, s3_endpoint: Optional[str] = None,
-                access_key: Optional[str] = None, secret_key: Optional[str] = None,
-                timeout: float = 60) -> Stack:
+def start_stack(
+    data_dir,
+    *extra_args: str,
+    s3_endpoint: Optional[str] = None,
+    access_key: Optional[str] = None,
+    secret_key: Optional[str] = None,
+    timeout: float = 60,
+) -> Stack:
     """Start `python -m ghga_tasks serve` on a free port; returns when it is ready."""
     args = list(extra_args)
     if s3_endpoint:
@@ -116,6 +122,8 @@ def start_stack(data_dir, *extra_args: str, s3_endpoint: Optional[str] = None,
 
 def env_backend() -> Dict[str, Optional[str]]:
     """S3 backend for tests from GHGA_TEST_S3_ENDPOINT/_ACCESS_KEY/_SECRET_KEY (else embedded)."""
-    return {"s3_endpoint": os.environ.get("GHGA_TEST_S3_ENDPOINT") or None,
-            "access_key": os.environ.get("GHGA_TEST_S3_ACCESS_KEY"),
-            "secret_key": os.environ.get("GHGA_TEST_S3_SECRET_KEY")}
+    return {
+        "s3_endpoint": os.environ.get("GHGA_TEST_S3_ENDPOINT") or None,
+        "access_key": os.environ.get("GHGA_TEST_S3_ACCESS_KEY"),
+        "secret_key": os.environ.get("GHGA_TEST_S3_SECRET_KEY"),
+    }

@@ -37,7 +37,15 @@ __all__ = [
 ]
 
 SCRIPT = Path(__file__).resolve().with_name("ceph-rgw.sh")
-_BINARIES = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "ceph", "ceph-authtool", "monmaptool")
+_BINARIES = (
+    "ceph-mon",
+    "ceph-osd",
+    "radosgw",
+    "radosgw-admin",
+    "ceph",
+    "ceph-authtool",
+    "monmaptool",
+)
 _NOT_RUNNING = 3  # the script's exit code for "status: not running"
 
 PathLike = Union[str, os.PathLike]  # a runtime alias: no `X | Y` before Python 3.10
@@ -56,18 +64,26 @@ def _run(args: list, timeout: float) -> subprocess.CompletedProcess:
     cmd = ["bash", str(SCRIPT), *map(str, args)]
     try:
         return subprocess.run(
-            cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+            cmd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired as e:
         err = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
-        raise CephError(f"{' '.join(cmd[1:3])}: no answer within {timeout:.0f} s", None, err) from None
+        raise CephError(
+            f"{' '.join(cmd[1:3])}: no answer within {timeout:.0f} s", None, err
+        ) from None
 
 
 def _parse(proc: subprocess.CompletedProcess, what: str) -> dict:
     lines = [line for line in proc.stdout.splitlines() if line.strip()]
     if proc.returncode != 0 or len(lines) != 1:
-        raise CephError(f"ceph-rgw.sh {what} failed (exit {proc.returncode})", proc.returncode, proc.stderr)
+        raise CephError(
+            f"ceph-rgw.sh {what} failed (exit {proc.returncode})", proc.returncode, proc.stderr
+        )
     return json.loads(lines[0])
 
 

@@ -31,7 +31,8 @@ def _core(request: Request) -> Core:
 @router.post("/files", status_code=201)
 def register(body: NewFile, request: Request, response: Response) -> dict:
     row, created = _core(request).register(
-        Registration(body.file_id, body.size, body.sha256, body.file_name))
+        Registration(body.file_id, body.size, body.sha256, body.file_name)
+    )
     if not created:
         response.status_code = 200
     return file_metadata(row)
@@ -75,5 +76,10 @@ def patch_config(request: Request, body: Dict[str, Any] = Body(...)) -> dict:
 def s3_info(request: Request) -> dict:
     storage = _core(request).storage
     s3 = storage.settings
-    return {"endpoint": s3.endpoint, "access_key": s3.access_key, "secret_key": s3.secret_key,
-            "region": s3.region, "buckets": dict(storage.buckets)}
+    return {
+        "endpoint": s3.endpoint,
+        "access_key": s3.access_key,
+        "secret_key": s3.secret_key,
+        "region": s3.region,
+        "buckets": dict(storage.buckets),
+    }

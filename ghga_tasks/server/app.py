@@ -30,13 +30,18 @@ ADMIN_PREFIX = "/admin"
 def _faulty_path(path: str) -> bool:
     """Requests the error-rate knob and the token apply to: the two GHGA APIs, not health
     or the DRS service-info."""
-    return (path.startswith(UPLOAD_PREFIX + "/") or path.startswith(DRS_PREFIX + "/")) \
-        and not path.endswith("/health") and path != DRS_PREFIX + "/service-info"
+    return (
+        (path.startswith(UPLOAD_PREFIX + "/") or path.startswith(DRS_PREFIX + "/"))
+        and not path.endswith("/health")
+        and path != DRS_PREFIX + "/service-info"
+    )
 
 
 def create_app(core: Core) -> FastAPI:
-    app = FastAPI(title="ghga-tasks reference server",
-                  description="Upload Controller API, DRS3 API and admin API in one process.")
+    app = FastAPI(
+        title="ghga-tasks reference server",
+        description="Upload Controller API, DRS3 API and admin API in one process.",
+    )
     app.state.core = core
     chance = random.Random()
     token = core.settings.auth_token
@@ -49,16 +54,25 @@ def create_app(core: Core) -> FastAPI:
                 status = chance.choice((503, 429))
                 exception_id = "serviceUnavailable" if status == 503 else "tooManyRequests"
                 return JSONResponse(
-                    {"exception_id": exception_id,
-                     "description": "Injected fault (error_rate); try again later.", "data": {}},
-                    status_code=status, headers={"Retry-After": str(knobs.retry_after)})
+                    {
+                        "exception_id": exception_id,
+                        "description": "Injected fault (error_rate); try again later.",
+                        "data": {},
+                    },
+                    status_code=status,
+                    headers={"Retry-After": str(knobs.retry_after)},
+                )
             if token is not None:
                 sent = request.headers.get("authorization", "")
                 if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
                     return JSONResponse(
-                        {"exception_id": "noFileAccess",
-                         "description": "Missing or wrong bearer token.", "data": {}},
-                        status_code=403)
+                        {
+                            "exception_id": "noFileAccess",
+                            "description": "Missing or wrong bearer token.",
+                            "data": {},
+                        },
+                        status_code=403,
+                    )
         return await call_next(request)
 
     @app.exception_handler(ApiError)
@@ -72,23 +86,32 @@ def create_app(core: Core) -> FastAPI:
         first = errors[0] if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ()))
         return JSONResponse(
-            {"detail": errors, "exception_id": "invalidRequest",
-             "description": f"Invalid request: {where}: {first.get('msg', 'invalid')}",
-             "data": {}},
-            status_code=422)
+            {
+                "detail": errors,
+                "exception_id": "invalidRequest",
+                "description": f"Invalid request: {where}: {first.get('msg', 'invalid')}",
+                "data": {},
+            },
+            status_code=422,
+        )
 
     @app.exception_handler(BotoCoreError)
     @app.exception_handler(ClientError)
     async def storage_error(request: Request, exc: Exception):
         # Never log the exception text: it may carry a URL.
-        log.warning("object storage error on %s %s: %s", request.method, request.url.path,
-                    error_code(exc))
+        log.warning(
+            "object storage error on %s %s: %s", request.method, request.url.path, error_code(exc)
+        )
         retry = str(core.knobs.get().retry_after)
         return JSONResponse(
-            {"exception_id": "storageUnavailable",
-             "description": f"The object storage failed ({error_code(exc)}); try again later.",
-             "data": {}},
-            status_code=503, headers={"Retry-After": retry})
+            {
+                "exception_id": "storageUnavailable",
+                "description": f"The object storage failed ({error_code(exc)}); try again later.",
+                "data": {},
+            },
+            status_code=503,
+            headers={"Retry-After": retry},
+        )
 
     @app.get("/health")
     def health() -> dict:

@@ -12,10 +12,10 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..parts import MAX_PARTS
 from ..units import GiB, MiB
 
-MIN_COPY_PART = 5 * MiB       # S3 minimum part size (all parts but the last)
-MAX_COPY_PART = 5 * GiB       # S3 maximum part size
+MIN_COPY_PART = 5 * MiB  # S3 minimum part size (all parts but the last)
+MAX_COPY_PART = 5 * GiB  # S3 maximum part size
 MAX_FILE_SIZE = MAX_PARTS * 4 * GiB  # largest part size we hand out is 4 GiB
-DEFAULT_COPY_THRESHOLD = 5 * GiB   # CopyObject refuses larger sources
+DEFAULT_COPY_THRESHOLD = 5 * GiB  # CopyObject refuses larger sources
 
 FILE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,254}$")
 SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -143,15 +143,15 @@ class Settings:
     data_dir: Path
     host: str = "127.0.0.1"
     port: int = 0
-    s3: Optional[S3Settings] = None      # None: embedded SeaweedFS
+    s3: Optional[S3Settings] = None  # None: embedded SeaweedFS
     bucket_prefix: str = ""
     copy_threshold: int = DEFAULT_COPY_THRESHOLD
     auth_token: Optional[str] = None
     knobs: Knobs = dataclasses.field(default_factory=Knobs)
     registrations: Tuple[Registration, ...] = ()
-    workers: int = 4                     # background threads (acceptance, staging)
+    workers: int = 4  # background threads (acceptance, staging)
     weed: Optional[str] = None
-    accept_delay: float = 0.0            # test hook: hold acceptance this long
+    accept_delay: float = 0.0  # test hook: hold acceptance this long
 
     def buckets(self) -> Dict[str, str]:
         return {name: f"{self.bucket_prefix}{name}" for name in ("inbox", "permanent", "outbox")}

@@ -59,13 +59,23 @@ class Context:
 
 
 def file_metadata(row: FileRow) -> Dict[str, Any]:
-    return {"file_id": row.file_id, "file_name": row.file_name, "size": row.size,
-            "sha256": row.sha256, "latest_upload_id": row.latest_upload_id}
+    return {
+        "file_id": row.file_id,
+        "file_name": row.file_name,
+        "size": row.size,
+        "sha256": row.sha256,
+        "latest_upload_id": row.latest_upload_id,
+    }
 
 
 def upload_attempt(row: UploadRow) -> Dict[str, Any]:
-    return {"upload_id": row.upload_id, "file_id": row.file_id, "part_size": row.part_size,
-            "status": row.status, "sha256": row.sha256}
+    return {
+        "upload_id": row.upload_id,
+        "file_id": row.file_id,
+        "part_size": row.part_size,
+        "status": row.status,
+        "sha256": row.sha256,
+    }
 
 
 def rfc3339(ts: float) -> str:

@@ -53,8 +53,11 @@ class Core(Context):
             for key, upload_id, _ in storage.multipart_uploads(bucket):
                 log.info("aborting interrupted multipart copy into %s (key %s)", bucket, key)
                 storage.abort(bucket, key, upload_id)
-        keep = {row.inbox_key for status in ("pending", "uploaded")
-                for row in db.uploads_with_status(status)}
+        keep = {
+            row.inbox_key
+            for status in ("pending", "uploaded")
+            for row in db.uploads_with_status(status)
+        }
         for key in list(storage.keys("inbox", "")):
             if key not in keep:
                 log.info("removing leftover inbox object %s", key)
@@ -84,9 +87,12 @@ class Core(Context):
             if old is not None:
                 if (old.size, old.sha256, old.file_name) == (reg.size, sha, name):
                     return old, False
-                raise ApiError(409, "fileAlreadyRegistered",
-                               f"The file {reg.file_id!r} is already registered differently.",
-                               {"file_id": reg.file_id, "registered": file_metadata(old)})
+                raise ApiError(
+                    409,
+                    "fileAlreadyRegistered",
+                    f"The file {reg.file_id!r} is already registered differently.",
+                    {"file_id": reg.file_id, "registered": file_metadata(old)},
+                )
             row = FileRow(reg.file_id, name, reg.size, sha, time.time(), None, None, None)
             self.db.add_file(row)
         log.info("registered %s (%d bytes)", reg.file_id, reg.size)
@@ -117,13 +123,19 @@ class Core(Context):
             return None
         out = file_metadata(row)
         staged = self.db.get_outbox(file_id)
-        out.update({
-            "checksum": row.checksum,
-            "accepted_time": rfc3339(row.accepted_at) if row.accepted_at else None,
-            "uploads": [dict(upload_attempt(u), reason=u.reason)
-                        for u in self.db.uploads_of(file_id)],
-            "outbox": None if staged is None else {
-                "state": staged.state,
-                "ready_time": rfc3339(staged.ready_at) if staged.ready_at else None},
-        })
+        out.update(
+            {
+                "checksum": row.checksum,
+                "accepted_time": rfc3339(row.accepted_at) if row.accepted_at else None,
+                "uploads": [
+                    dict(upload_attempt(u), reason=u.reason) for u in self.db.uploads_of(file_id)
+                ],
+                "outbox": None
+                if staged is None
+                else {
+                    "state": staged.state,
+                    "ready_time": rfc3339(staged.ready_at) if staged.ready_at else None,
+                },
+            }
+        )
         return out

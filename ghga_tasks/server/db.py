@@ -87,8 +87,9 @@ class OutboxRow:
 
 class Database:
     def __init__(self, path: Path):
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
-                                     timeout=30)
+        self._conn = sqlite3.connect(
+            str(path), check_same_thread=False, isolation_level=None, timeout=30
+        )
         self._lock = threading.RLock()
         with self._lock:
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -138,8 +139,10 @@ class Database:
     def delete_file(self, file_id: str) -> List[UploadRow]:
         """Remove a file with its attempts and outbox entry; returns the removed attempts."""
         with self._tx() as c:
-            uploads = [UploadRow(*r) for r in
-                       c.execute("SELECT * FROM uploads WHERE file_id = ?", (file_id,))]
+            uploads = [
+                UploadRow(*r)
+                for r in c.execute("SELECT * FROM uploads WHERE file_id = ?", (file_id,))
+            ]
             c.execute("DELETE FROM uploads WHERE file_id = ?", (file_id,))
             c.execute("DELETE FROM outbox WHERE file_id = ?", (file_id,))
             c.execute("DELETE FROM files WHERE file_id = ?", (file_id,))
@@ -150,9 +153,13 @@ class Database:
     def add_upload(self, row: UploadRow) -> None:
         """Insert an attempt and make it the file's latest."""
         with self._tx() as c:
-            c.execute("INSERT INTO uploads VALUES (?,?,?,?,?,?,?,?,?,?,?)", dataclasses.astuple(row))
-            c.execute("UPDATE files SET latest_upload_id = ? WHERE file_id = ?",
-                      (row.upload_id, row.file_id))
+            c.execute(
+                "INSERT INTO uploads VALUES (?,?,?,?,?,?,?,?,?,?,?)", dataclasses.astuple(row)
+            )
+            c.execute(
+                "UPDATE files SET latest_upload_id = ? WHERE file_id = ?",
+                (row.upload_id, row.file_id),
+            )
 
     def get_upload(self, upload_id: str) -> Optional[UploadRow]:
         rows = self._all("SELECT * FROM uploads WHERE upload_id = ?", (upload_id,))
@@ -160,26 +167,46 @@ class Database:
 
     def active_upload(self, file_id: str) -> Optional[UploadRow]:
         marks = ",".join("?" * len(ACTIVE))
-        rows = self._all(f"SELECT * FROM uploads WHERE file_id = ? AND status IN ({marks}) "
-                         "ORDER BY created_at DESC LIMIT 1", (file_id, *ACTIVE))
+        rows = self._all(
+            f"SELECT * FROM uploads WHERE file_id = ? AND status IN ({marks}) "
+            "ORDER BY created_at DESC LIMIT 1",
+            (file_id, *ACTIVE),
+        )
         return UploadRow(*rows[0]) if rows else None
 
     def uploads_with_status(self, status: str) -> List[UploadRow]:
-        return [UploadRow(*r) for r in
-                self._all("SELECT * FROM uploads WHERE status = ? ORDER BY updated_at", (status,))]
+        return [
+            UploadRow(*r)
+            for r in self._all(
+                "SELECT * FROM uploads WHERE status = ? ORDER BY updated_at", (status,)
+            )
+        ]
 
     def uploads_of(self, file_id: str) -> List[UploadRow]:
-        return [UploadRow(*r) for r in self._all(
-            "SELECT * FROM uploads WHERE file_id = ? ORDER BY created_at", (file_id,))]
+        return [
+            UploadRow(*r)
+            for r in self._all(
+                "SELECT * FROM uploads WHERE file_id = ? ORDER BY created_at", (file_id,)
+            )
+        ]
 
-    def set_status(self, upload_id: str, status: str, now: float, *, expect: Tuple[str, ...],
-                   reason: Optional[str] = None) -> bool:
+    def set_status(
+        self,
+        upload_id: str,
+        status: str,
+        now: float,
+        *,
+        expect: Tuple[str, ...],
+        reason: Optional[str] = None,
+    ) -> bool:
         """Move an attempt to `status` if its status is one of `expect`."""
         marks = ",".join("?" * len(expect))
         with self._tx() as c:
-            cur = c.execute(f"UPDATE uploads SET status = ?, updated_at = ?, reason = ? "
-                            f"WHERE upload_id = ? AND status IN ({marks})",
-                            (status, now, reason, upload_id, *expect))
+            cur = c.execute(
+                f"UPDATE uploads SET status = ?, updated_at = ?, reason = ? "
+                f"WHERE upload_id = ? AND status IN ({marks})",
+                (status, now, reason, upload_id, *expect),
+            )
             return cur.rowcount == 1
 
     def claim(self, upload_id: str, writer: str, now: float, lease: float) -> Optional[UploadRow]:
@@ -192,30 +219,42 @@ class Database:
             row = UploadRow(*rows[0])
             if row.writer not in (None, writer) and now - (row.writer_seen or 0) < lease:
                 return row
-            c.execute("UPDATE uploads SET writer = ?, writer_seen = ? WHERE upload_id = ?",
-                      (writer, now, upload_id))
+            c.execute(
+                "UPDATE uploads SET writer = ?, writer_seen = ? WHERE upload_id = ?",
+                (writer, now, upload_id),
+            )
             return None
 
     def set_confirmed(self, upload_id: str, sha256: str, now: float) -> bool:
         """pending -> uploaded, recording the SHA-256 the client confirmed with."""
         with self._tx() as c:
-            cur = c.execute("UPDATE uploads SET status = 'uploaded', updated_at = ?, sha256 = ?"
-                            " WHERE upload_id = ? AND status = 'pending'",
-                            (now, sha256, upload_id))
+            cur = c.execute(
+                "UPDATE uploads SET status = 'uploaded', updated_at = ?, sha256 = ?"
+                " WHERE upload_id = ? AND status = 'pending'",
+                (now, sha256, upload_id),
+            )
             return cur.rowcount == 1
 
     def accept(self, upload_id: str, checksum: str, now: float) -> bool:
         """Mark an uploaded attempt accepted and record the file's computed checksum."""
         with self._tx() as c:
-            cur = c.execute("UPDATE uploads SET status = 'accepted', updated_at = ?, reason = NULL"
-                            " WHERE upload_id = ? AND status = 'uploaded'", (now, upload_id))
+            cur = c.execute(
+                "UPDATE uploads SET status = 'accepted', updated_at = ?, reason = NULL"
+                " WHERE upload_id = ? AND status = 'uploaded'",
+                (now, upload_id),
+            )
             if cur.rowcount != 1:
                 return False
-            c.execute("UPDATE files SET checksum = ?, accepted_at = ? WHERE file_id = "
-                      "(SELECT file_id FROM uploads WHERE upload_id = ?)",
-                      (checksum, now, upload_id))
-            c.execute("DELETE FROM outbox WHERE file_id = "
-                      "(SELECT file_id FROM uploads WHERE upload_id = ?)", (upload_id,))
+            c.execute(
+                "UPDATE files SET checksum = ?, accepted_at = ? WHERE file_id = "
+                "(SELECT file_id FROM uploads WHERE upload_id = ?)",
+                (checksum, now, upload_id),
+            )
+            c.execute(
+                "DELETE FROM outbox WHERE file_id = "
+                "(SELECT file_id FROM uploads WHERE upload_id = ?)",
+                (upload_id,),
+            )
             return True
 
     # outbox
@@ -236,9 +275,11 @@ class Database:
 
     def set_staged(self, file_id: str, requested_at: float, ready_at: float) -> bool:
         with self._tx() as c:
-            cur = c.execute("UPDATE outbox SET state = 'staged', ready_at = ? WHERE file_id = ? "
-                            "AND state = 'staging' AND requested_at = ?",
-                            (ready_at, file_id, requested_at))
+            cur = c.execute(
+                "UPDATE outbox SET state = 'staged', ready_at = ? WHERE file_id = ? "
+                "AND state = 'staging' AND requested_at = ?",
+                (ready_at, file_id, requested_at),
+            )
             return cur.rowcount == 1
 
     def remove_outbox(self, file_id: str, *, only_if: Optional[OutboxRow] = None) -> bool:
@@ -247,8 +288,10 @@ class Database:
             if only_if is None:
                 cur = c.execute("DELETE FROM outbox WHERE file_id = ?", (file_id,))
             else:
-                cur = c.execute("DELETE FROM outbox WHERE file_id = ? AND requested_at = ? "
-                                "AND state = ?", (file_id, only_if.requested_at, only_if.state))
+                cur = c.execute(
+                    "DELETE FROM outbox WHERE file_id = ? AND requested_at = ? AND state = ?",
+                    (file_id, only_if.requested_at, only_if.state),
+                )
             return cur.rowcount == 1
 
     def outbox_rows(self, state: Optional[str] = None) -> List[OutboxRow]:

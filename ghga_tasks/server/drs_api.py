@@ -26,7 +26,7 @@ def service_info(request: Request) -> dict:
         "name": "ghga-tasks reference DRS3 server",
         "type": SERVICE_TYPE,
         "description": "GA4GH DRS 1.2 objects with staging (202 + Retry-After) and "
-                       "pre-signed S3 URLs, as in PROTOCOL.md § 2.",
+        "pre-signed S3 URLs, as in PROTOCOL.md § 2.",
         "organization": {"name": "ghga-tasks", "url": str(request.base_url).rstrip("/")},
         "version": __version__,
     }
@@ -37,6 +37,5 @@ def get_object(object_id: str, request: Request) -> Response:
     core = request.app.state.core
     obj = outbox.drs_object(core, object_id, request.url.netloc)
     if obj is None:
-        return Response(status_code=202,
-                        headers={"Retry-After": str(core.knobs.get().retry_after)})
+        return Response(status_code=202, headers={"Retry-After": str(core.knobs.get().retry_after)})
     return JSONResponse(obj)

@@ -31,11 +31,11 @@ class ServerNotReady(RuntimeError):
         self.log_path = log_path
 
 
-def s3_args(endpoint: str, access_key: str, secret_key: str,
-            region: Optional[str] = None) -> List[str]:
+def s3_args(
+    endpoint: str, access_key: str, secret_key: str, region: Optional[str] = None
+) -> List[str]:
     """`serve` flags for an S3 store (e.g. Ceph RGW) instead of the embedded SeaweedFS."""
-    args = ["--s3-endpoint", endpoint, "--s3-access-key", access_key,
-            "--s3-secret-key", secret_key]
+    args = ["--s3-endpoint", endpoint, "--s3-access-key", access_key, "--s3-secret-key", secret_key]
     return args + ["--s3-region", region] if region else args
 
 
@@ -59,10 +59,18 @@ class ServerProcess:
     server runs in a session of its own and gets SIGTERM when this process dies.
     """
 
-    def __init__(self, data_dir: Path, args: Sequence[str] = (), *,
-                 log_path: Optional[Path] = None, command: Optional[Sequence[str]] = None,
-                 env: Optional[Mapping[str, str]] = None, cwd: Optional[Path] = None,
-                 detach: bool = False, timeout: float = 60):
+    def __init__(
+        self,
+        data_dir: Path,
+        args: Sequence[str] = (),
+        *,
+        log_path: Optional[Path] = None,
+        command: Optional[Sequence[str]] = None,
+        env: Optional[Mapping[str, str]] = None,
+        cwd: Optional[Path] = None,
+        detach: bool = False,
+        timeout: float = 60,
+    ):
         self.data_dir = Path(data_dir)
         self.args = list(args)
         self.log_path = Path(log_path) if log_path else self.data_dir / "server.log"
@@ -81,9 +89,15 @@ class ServerProcess:
         cmd = [*self.command, "serve", "--data-dir", str(self.data_dir), *self.args]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
-                env=self.env, cwd=self.cwd, start_new_session=self.detach,
-                preexec_fn=death_signal() if self.detach else None)
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=self.detach,
+                preexec_fn=death_signal() if self.detach else None,
+            )
         line, closed = _ready_line(self.proc, self.timeout)
         try:
             urls = json.loads(line)
@@ -92,11 +106,17 @@ class ServerProcess:
         except (ValueError, AttributeError):
             exited = _exit_code(self.proc, 5 if closed else 0)
             self.kill()
-            why = (f"exited with {exited}" if exited is not None
-                   else "printed no ready line" if line
-                   else f"was not ready within {self.timeout:g} s")
-            raise ServerNotReady(f"ghga-cli serve {why} (stdout {line!r}); log {self.log_path}:"
-                                 f"\n{self.log_tail()}", self.log_path) from None
+            why = (
+                f"exited with {exited}"
+                if exited is not None
+                else "printed no ready line"
+                if line
+                else f"was not ready within {self.timeout:g} s"
+            )
+            raise ServerNotReady(
+                f"ghga-cli serve {why} (stdout {line!r}); log {self.log_path}:\n{self.log_tail()}",
+                self.log_path,
+            ) from None
         self.urls = urls
 
     def running(self) -> bool:

@@ -66,9 +66,17 @@ def stage(core: Context, row: OutboxRow) -> None:
         return
     stop = core.stop_event
     try:
-        retrying(lambda: core.storage.copy(("permanent", row.file_id), ("outbox", row.file_id),
-                                           meta.size, core.settings.copy_threshold, stop),
-                 stop, f"staging {row.file_id}")
+        retrying(
+            lambda: core.storage.copy(
+                ("permanent", row.file_id),
+                ("outbox", row.file_id),
+                meta.size,
+                core.settings.copy_threshold,
+                stop,
+            ),
+            stop,
+            f"staging {row.file_id}",
+        )
     except Exception:
         core.db.remove_outbox(row.file_id, only_if=row)  # the next request starts over
         raise
@@ -80,8 +88,12 @@ def stage(core: Context, row: OutboxRow) -> None:
 
 
 def _expired(row: OutboxRow, lifetime: Optional[float], now: float) -> bool:
-    return (lifetime is not None and row.state == "staged" and row.ready_at is not None
-            and now >= row.ready_at + lifetime)
+    return (
+        lifetime is not None
+        and row.state == "staged"
+        and row.ready_at is not None
+        and now >= row.ready_at + lifetime
+    )
 
 
 def _evict(core: Context, row: OutboxRow) -> None:

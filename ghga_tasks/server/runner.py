@@ -54,8 +54,14 @@ def _make_server(app, on_ready: Callable[[], None]):
             if not self.should_exit:
                 on_ready()
 
-    config = uvicorn.Config(app, log_config=None, access_log=True, timeout_keep_alive=30,
-                            timeout_graceful_shutdown=5, lifespan="off")
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=True,
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=5,
+        lifespan="off",
+    )
     return Server(config)
 
 
@@ -88,7 +94,8 @@ def _seaweed_failed(exc: SeaweedError, weed: str) -> str:
     _, _, tail = str(exc).partition("\n")
     last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
     return f"SeaweedFS ({weed}) did not start; " + (
-        f"its last log line: {last[:300]}" if last else "it logged nothing")
+        f"its last log line: {last[:300]}" if last else "it logged nothing"
+    )
 
 
 def _url(host: str, port: int, path: str) -> str:
@@ -117,8 +124,7 @@ def run(settings: Settings, announce_to: IO[str], log_level: str = "info") -> in
     except OSError as exc:  # a file in the way, read-only, full
         for s, handler in previous.items():
             signal.signal(s, handler)
-        raise ServeError(f"cannot use the data dir {data_dir}: {exc.strerror or exc}",
-                         73) from None
+        raise ServeError(f"cannot use the data dir {data_dir}: {exc.strerror or exc}", 73) from None
     seaweed: Optional[Seaweed] = None
     core = None
     db: Optional[Database] = None
@@ -127,8 +133,11 @@ def run(settings: Settings, announce_to: IO[str], log_level: str = "info") -> in
         if settings.s3 is None:
             weed = find_weed(settings.weed)
             if weed is None:
-                raise ServeError("the SeaweedFS binary `weed` was not found; install it with "
-                                 f"{INSTALL_HINT} (or pass --s3-endpoint)", 78)
+                raise ServeError(
+                    "the SeaweedFS binary `weed` was not found; install it with "
+                    f"{INSTALL_HINT} (or pass --s3-endpoint)",
+                    78,
+                )
             try:
                 seaweed = Seaweed(data_dir / "seaweedfs", weed)
                 seaweed.launch()  # boots while the imports below run
@@ -139,8 +148,9 @@ def run(settings: Settings, announce_to: IO[str], log_level: str = "info") -> in
             from .core import Core
             from .storage import Storage
         except ImportError as exc:
-            raise ServeError(f"the server extra is incomplete ({exc}); install it with "
-                             f"{INSTALL_HINT}", 78) from None
+            raise ServeError(
+                f"the server extra is incomplete ({exc}); install it with {INSTALL_HINT}", 78
+            ) from None
         try:
             s3 = seaweed.wait_ready(timeout=60) if seaweed else settings.s3
         except SeaweedError as exc:
@@ -151,12 +161,15 @@ def run(settings: Settings, announce_to: IO[str], log_level: str = "info") -> in
         db = Database(data_dir / "server.sqlite")
         core = Core(settings, storage, db, KnobBox(settings.knobs))
         try:
-            storage.ensure_buckets(deadline=time.monotonic() + (30 if seaweed else 10),
-                                   retry_denied=seaweed is not None)
+            storage.ensure_buckets(
+                deadline=time.monotonic() + (30 if seaweed else 10),
+                retry_denied=seaweed is not None,
+            )
             core.recover()
         except Exception as exc:  # noqa: BLE001 - botocore's many errors
-            raise ServeError(f"cannot use the S3 store at {s3.endpoint}: "
-                             f"{type(exc).__name__}: {exc}", 69) from None
+            raise ServeError(
+                f"cannot use the S3 store at {s3.endpoint}: {type(exc).__name__}: {exc}", 69
+            ) from None
         for reg in settings.registrations:
             try:
                 core.register(reg)
@@ -169,20 +182,26 @@ def run(settings: Settings, announce_to: IO[str], log_level: str = "info") -> in
         try:
             sock.bind((settings.host, settings.port))
         except OSError as exc:
-            raise ServeError(f"cannot listen on {settings.host}:{settings.port}: {exc}",
-                             78) from None
+            raise ServeError(
+                f"cannot listen on {settings.host}:{settings.port}: {exc}", 78
+            ) from None
         sock.listen(1024)
         port = sock.getsockname()[1]
 
         def announce() -> None:
-            line = {"upload_api": _url(settings.host, port, "/upload"),
-                    "drs_api": _url(settings.host, port, "/ga4gh/drs/v1"),
-                    "admin_api": _url(settings.host, port, "/admin"),
-                    "s3_endpoint": s3.endpoint}
+            line = {
+                "upload_api": _url(settings.host, port, "/upload"),
+                "drs_api": _url(settings.host, port, "/ga4gh/drs/v1"),
+                "admin_api": _url(settings.host, port, "/admin"),
+                "s3_endpoint": s3.endpoint,
+            }
             announce_to.write(json.dumps(line) + "\n")
             announce_to.flush()
-            log.info("serving on %s (ready after %.2f s)", _url(settings.host, port, "/"),
-                     time.monotonic() - started)
+            log.info(
+                "serving on %s (ready after %.2f s)",
+                _url(settings.host, port, "/"),
+                time.monotonic() - started,
+            )
 
         server = _make_server(create_app(core), on_ready=announce)
         if stopping.is_set():

@@ -28,7 +28,7 @@ from .launcher import death_signal
 log = logging.getLogger("ghga_tasks.server.seaweed")
 
 PORT_NAMES = ("master", "volume", "filer", "s3", "admin")
-MAX_PORT = 55535    # gRPC listens on port + 10000
+MAX_PORT = 55535  # gRPC listens on port + 10000
 GRPC_OFFSET = 10000
 STOP_GRACE = 5  # seconds between SIGTERM and SIGKILL
 
@@ -58,8 +58,12 @@ def port_free(port: int) -> bool:
 
 def pick_ports(count: int, preferred: Optional[List[int]] = None) -> List[int]:
     """`count` free loopback ports <= 55535 whose +10000 twins are free too."""
-    if preferred and len(preferred) == count and len(set(preferred)) == count and all(
-            p <= MAX_PORT and port_free(p) and port_free(p + GRPC_OFFSET) for p in preferred):
+    if (
+        preferred
+        and len(preferred) == count
+        and len(set(preferred)) == count
+        and all(p <= MAX_PORT and port_free(p) and port_free(p + GRPC_OFFSET) for p in preferred)
+    ):
         return list(preferred)
     held: List[socket.socket] = []
     ports: List[int] = []
@@ -69,8 +73,12 @@ def pick_ports(count: int, preferred: Optional[List[int]] = None) -> List[int]:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
             twin = port + GRPC_OFFSET
-            if port <= MAX_PORT and twin not in ports and port - GRPC_OFFSET not in ports \
-                    and port_free(twin):
+            if (
+                port <= MAX_PORT
+                and twin not in ports
+                and port - GRPC_OFFSET not in ports
+                and port_free(twin)
+            ):
                 held.append(s)
                 ports.append(port)
                 if len(ports) == count:
@@ -96,11 +104,20 @@ class Seaweed:
         """Credentials from s3.json, created once with random keys."""
         path = self.root / "s3.json"
         if not path.exists():
-            doc = {"identities": [{
-                "name": "ghga-server",
-                "credentials": [{"accessKey": "GHGA" + secrets.token_hex(8).upper(),
-                                 "secretKey": secrets.token_urlsafe(30)}],
-                "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}
+            doc = {
+                "identities": [
+                    {
+                        "name": "ghga-server",
+                        "credentials": [
+                            {
+                                "accessKey": "GHGA" + secrets.token_hex(8).upper(),
+                                "secretKey": secrets.token_urlsafe(30),
+                            }
+                        ],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
             tmp = path.with_suffix(".tmp")
             tmp.write_text(json.dumps(doc, indent=1))
             os.chmod(tmp, 0o600)
@@ -152,17 +169,36 @@ class Seaweed:
 
     def _launch(self) -> None:
         p = self.ports
-        args = [self.weed, f"-logdir={self.root / 'logs'}", "mini",
-                f"-dir={self.root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                f"-master.port={p['master']}", f"-volume.port={p['volume']}",
-                f"-filer.port={p['filer']}", f"-s3.port={p['s3']}", f"-admin.port={p['admin']}",
-                "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
-                "-volume.preStopSeconds=0",
-                f"-s3.config={self.root / 's3.json'}", "-master.telemetry=false"]
+        args = [
+            self.weed,
+            f"-logdir={self.root / 'logs'}",
+            "mini",
+            f"-dir={self.root / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={p['master']}",
+            f"-volume.port={p['volume']}",
+            f"-filer.port={p['filer']}",
+            f"-s3.port={p['s3']}",
+            f"-admin.port={p['admin']}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-volume.preStopSeconds=0",
+            f"-s3.config={self.root / 's3.json'}",
+            "-master.telemetry=false",
+        ]
         with open(self.root / "weed.out", "ab") as out:
-            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, cwd=str(self.root),
-                                         start_new_session=True, preexec_fn=death_signal())
+            self.proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=str(self.root),
+                start_new_session=True,
+                preexec_fn=death_signal(),
+            )
         (self.root / "weed.pid").write_text(str(self.proc.pid))
 
     def _wait_ready(self, deadline: float) -> str:
@@ -182,8 +218,9 @@ class Seaweed:
 
     def _tail(self, lines: int = 15) -> str:
         try:
-            return "\n".join((self.root / "weed.out").read_text(errors="replace")
-                             .splitlines()[-lines:])
+            return "\n".join(
+                (self.root / "weed.out").read_text(errors="replace").splitlines()[-lines:]
+            )
         except OSError:
             return ""
 

@@ -28,7 +28,7 @@ class StoredPart(NamedTuple):
     number: int
     size: int
     etag: str
-    modified: float = 0.0   # LastModified, seconds since the epoch
+    modified: float = 0.0  # LastModified, seconds since the epoch
 
 
 class Stopped(Exception):
@@ -37,8 +37,9 @@ class Stopped(Exception):
 
 def is_missing(exc: BaseException) -> bool:
     """True for S3's 'no such key / upload / bucket' answers."""
-    return isinstance(exc, ClientError) and str(
-        exc.response.get("Error", {}).get("Code")) in MISSING
+    return (
+        isinstance(exc, ClientError) and str(exc.response.get("Error", {}).get("Code")) in MISSING
+    )
 
 
 def error_code(exc: BaseException) -> str:
@@ -48,13 +49,22 @@ def error_code(exc: BaseException) -> str:
 
 
 def _client(session, s3: S3Settings, read_timeout: int, retries: int):
-    config = Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                    connect_timeout=5, read_timeout=read_timeout,
-                    retries={"mode": "standard", "max_attempts": retries},
-                    max_pool_connections=50)
+    config = Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"},
+        connect_timeout=5,
+        read_timeout=read_timeout,
+        retries={"mode": "standard", "max_attempts": retries},
+        max_pool_connections=50,
+    )
     return session.client(
-        "s3", endpoint_url=s3.endpoint, aws_access_key_id=s3.access_key,
-        aws_secret_access_key=s3.secret_key, region_name=s3.region, config=config)
+        "s3",
+        endpoint_url=s3.endpoint,
+        aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key,
+        region_name=s3.region,
+        config=config,
+    )
 
 
 class Storage:
@@ -64,7 +74,7 @@ class Storage:
         self.settings = s3
         self.buckets = dict(buckets)
         session = boto3.session.Session()
-        self.api = _client(session, s3, read_timeout=60, retries=3)    # request path
+        self.api = _client(session, s3, read_timeout=60, retries=3)  # request path
         self.bulk = _client(session, s3, read_timeout=900, retries=5)  # background copies, hashing
 
     def bucket(self, name: str) -> str:
@@ -111,20 +121,38 @@ class Storage:
 
     def presign_part(self, key: str, upload_id: str, part_no: int, lifetime: int) -> str:
         return self.api.generate_presigned_url(
-            "upload_part", ExpiresIn=lifetime, HttpMethod="PUT",
-            Params={"Bucket": self.bucket("inbox"), "Key": key, "UploadId": upload_id,
-                    "PartNumber": part_no})
+            "upload_part",
+            ExpiresIn=lifetime,
+            HttpMethod="PUT",
+            Params={
+                "Bucket": self.bucket("inbox"),
+                "Key": key,
+                "UploadId": upload_id,
+                "PartNumber": part_no,
+            },
+        )
 
     def list_parts(self, key: str, upload_id: str, page_size: int) -> List[StoredPart]:
         """All parts of an upload, one ListParts page of `page_size` at a time."""
         parts: List[StoredPart] = []
         marker = 0
         for _ in range(100_000):  # bounded: 10,000 parts at >= 1 a page
-            page = self.api.list_parts(Bucket=self.bucket("inbox"), Key=key, UploadId=upload_id,
-                                       MaxParts=page_size, PartNumberMarker=marker)
-            parts.extend(StoredPart(p["PartNumber"], p["Size"], p["ETag"],
-                                    p["LastModified"].timestamp() if "LastModified" in p else 0.0)
-                         for p in page.get("Parts", []))
+            page = self.api.list_parts(
+                Bucket=self.bucket("inbox"),
+                Key=key,
+                UploadId=upload_id,
+                MaxParts=page_size,
+                PartNumberMarker=marker,
+            )
+            parts.extend(
+                StoredPart(
+                    p["PartNumber"],
+                    p["Size"],
+                    p["ETag"],
+                    p["LastModified"].timestamp() if "LastModified" in p else 0.0,
+                )
+                for p in page.get("Parts", [])
+            )
             if not page.get("IsTruncated"):
                 return parts
             next_marker = int(page.get("NextPartNumberMarker") or 0)
@@ -135,14 +163,16 @@ class Storage:
 
     def complete(self, key: str, upload_id: str, parts: List[StoredPart]) -> None:
         self.api.complete_multipart_upload(
-            Bucket=self.bucket("inbox"), Key=key, UploadId=upload_id,
-            MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]})
+            Bucket=self.bucket("inbox"),
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": p.number, "ETag": p.etag} for p in parts]},
+        )
 
     def abort(self, bucket: str, key: str, upload_id: str) -> None:
         """Abort a multipart upload; one that is already gone is fine."""
         try:
-            self.api.abort_multipart_upload(Bucket=self.bucket(bucket), Key=key,
-                                            UploadId=upload_id)
+            self.api.abort_multipart_upload(Bucket=self.bucket(bucket), Key=key, UploadId=upload_id)
         except ClientError as exc:
             if not is_missing(exc):
                 raise
@@ -153,9 +183,10 @@ class Storage:
         args = {"Bucket": self.bucket(bucket), "Prefix": prefix}
         for _ in range(100_000):
             page = self.api.list_multipart_uploads(**args)
-            out.extend((u["Key"], u["UploadId"],
-                        u["Initiated"].timestamp() if "Initiated" in u else 0.0)
-                       for u in page.get("Uploads", []) or [])
+            out.extend(
+                (u["Key"], u["UploadId"], u["Initiated"].timestamp() if "Initiated" in u else 0.0)
+                for u in page.get("Uploads", []) or []
+            )
             if not page.get("IsTruncated"):
                 return out
             args["KeyMarker"] = page.get("NextKeyMarker", "")
@@ -175,13 +206,20 @@ class Storage:
 
     def etag(self, bucket: str, key: str) -> str:
         """The object's ETag without quotes, lower case ("" when the store gives none)."""
-        return self.api.head_object(Bucket=self.bucket(bucket), Key=key).get(
-            "ETag", "").strip('"').lower()
+        return (
+            self.api.head_object(Bucket=self.bucket(bucket), Key=key)
+            .get("ETag", "")
+            .strip('"')
+            .lower()
+        )
 
     def presign_get(self, bucket: str, key: str, lifetime: int) -> str:
         return self.api.generate_presigned_url(
-            "get_object", ExpiresIn=lifetime, HttpMethod="GET",
-            Params={"Bucket": self.bucket(bucket), "Key": key})
+            "get_object",
+            ExpiresIn=lifetime,
+            HttpMethod="GET",
+            Params={"Bucket": self.bucket(bucket), "Key": key},
+        )
 
     def delete(self, bucket: str, key: str) -> None:
         try:
@@ -215,8 +253,14 @@ class Storage:
             body.close()
         return digest.hexdigest(), size
 
-    def copy(self, src: Tuple[str, str], dst: Tuple[str, str], size: int, threshold: int,
-             stop: threading.Event) -> None:
+    def copy(
+        self,
+        src: Tuple[str, str],
+        dst: Tuple[str, str],
+        size: int,
+        threshold: int,
+        stop: threading.Event,
+    ) -> None:
         """Copy src=(bucket, key) to dst=(bucket, key) inside the store.
 
         Objects larger than `threshold` bytes go part by part (UploadPartCopy):
@@ -234,17 +278,30 @@ class Storage:
                 if stop.is_set():
                     raise Stopped()
                 answer = self.bulk.upload_part_copy(
-                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                    CopySource=source, CopySourceRange=f"bytes={first}-{last}")
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource=source,
+                    CopySourceRange=f"bytes={first}-{last}",
+                )
                 parts.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
-            self.bulk.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
-                                                MultipartUpload={"Parts": parts})
-            log.info("multipart copy %s/%s -> %s/%s: %d parts", source["Bucket"], src[1],
-                     bucket, key, len(parts))
+            self.bulk.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+            log.info(
+                "multipart copy %s/%s -> %s/%s: %d parts",
+                source["Bucket"],
+                src[1],
+                bucket,
+                key,
+                len(parts),
+            )
         except BaseException:
             try:
                 self.bulk.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
             except (BotoCoreError, ClientError) as exc:
-                log.warning("could not abort copy upload of %s/%s: %s", bucket, key,
-                            error_code(exc))
+                log.warning(
+                    "could not abort copy upload of %s/%s: %s", bucket, key, error_code(exc)
+                )
             raise

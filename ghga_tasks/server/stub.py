@@ -40,8 +40,14 @@ class Cut:
     connection is held until `until()` is true (at most `wait` seconds), then dropped.
     `until_met` records whether `until()` was true when it was dropped."""
 
-    def __init__(self, data: bytes, sent: int, until: Callable[[], bool] = lambda: True,
-                 wait: float = 120, length: Optional[int] = None):
+    def __init__(
+        self,
+        data: bytes,
+        sent: int,
+        until: Callable[[], bool] = lambda: True,
+        wait: float = 120,
+        length: Optional[int] = None,
+    ):
         self.data = data[:sent]
         self.length = len(data) if length is None else length
         self.until = until
@@ -98,7 +104,7 @@ class StubServer:
                     for i in range(len(slow)):
                         if stub.closed.wait(drip.interval):
                             return
-                        self.wfile.write(slow[i:i + 1])
+                        self.wfile.write(slow[i : i + 1])
                 except OSError:  # the client gave up
                     pass
 
@@ -144,16 +150,21 @@ def serve_range(data: bytes, headers: dict) -> Answer:
     if not match:
         return 200, {}, data
     first, last = int(match.group(1)), min(int(match.group(2)), len(data) - 1)
-    return 206, {"Content-Range": f"bytes {first}-{last}/{len(data)}"}, data[first:last + 1]
+    return 206, {"Content-Range": f"bytes {first}-{last}/{len(data)}"}, data[first : last + 1]
 
 
-def drs_object(file_id: str, size: int, sha256: str, url: str, access_type: str = "s3",
-               **changes) -> dict:
+def drs_object(
+    file_id: str, size: int, sha256: str, url: str, access_type: str = "s3", **changes
+) -> dict:
     """A DrsObject (PROTOCOL.md § 2) whose one access method is `url`; `changes` override
     or add fields."""
-    obj = {"id": file_id, "self_uri": f"drs://127.0.0.1/{file_id}", "size": size,
-           "created_time": "2024-01-01T00:00:00Z",
-           "checksums": [{"type": "sha-256", "checksum": sha256}],
-           "access_methods": [{"type": access_type, "access_url": {"url": url}}]}
+    obj = {
+        "id": file_id,
+        "self_uri": f"drs://127.0.0.1/{file_id}",
+        "size": size,
+        "created_time": "2024-01-01T00:00:00Z",
+        "checksums": [{"type": "sha-256", "checksum": sha256}],
+        "access_methods": [{"type": access_type, "access_url": {"url": url}}],
+    }
     obj.update(changes)
     return obj

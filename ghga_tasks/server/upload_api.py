@@ -59,8 +59,12 @@ def get_upload(upload_id: str, request: Request) -> dict:
 
 
 @router.post("/uploads/{upload_id}/parts/{part_no}/signed_urls")
-def sign_part(upload_id: str, request: Request, part_no: int = Path(..., ge=1, le=10_000),
-              body: Optional[PartUrlRequest] = None) -> dict:
+def sign_part(
+    upload_id: str,
+    request: Request,
+    part_no: int = Path(..., ge=1, le=10_000),
+    body: Optional[PartUrlRequest] = None,
+) -> dict:
     writer = body.writer if body is not None else None
     return {"url": uploads.sign_part(_core(request), upload_id, part_no, writer)}
 

@@ -18,8 +18,13 @@ from typing import List, Optional, Tuple
 from ..parts import part_count, upload_part_size
 from .context import Context, upload_attempt
 from .db import UploadRow
-from .errors import (ApiError, file_not_registered, no_such_upload, upload_not_pending,
-                     upload_status_change)
+from .errors import (
+    ApiError,
+    file_not_registered,
+    no_such_upload,
+    upload_not_pending,
+    upload_status_change,
+)
 from .storage import StoredPart, error_code, is_missing
 from .worker import retrying
 
@@ -44,15 +49,27 @@ def start(core: Context, file_id: str, writer: Optional[str] = None) -> UploadRo
             raise file_not_registered(file_id, status=400)
         active = core.db.active_upload(file_id)
         if active is not None:
-            raise ApiError(400, "existingActiveUpload",
-                           f"The file {file_id!r} already has an upload attempt that is "
-                           f"{active.status}.",
-                           {"file_id": file_id, "active_upload": upload_attempt(active)})
+            raise ApiError(
+                400,
+                "existingActiveUpload",
+                f"The file {file_id!r} already has an upload attempt that is {active.status}.",
+                {"file_id": file_id, "active_upload": upload_attempt(active)},
+            )
         key = f"{file_id}/{uuid.uuid4().hex}"
         upload_id = core.storage.create_upload(key)
         now = time.time()
-        row = UploadRow(upload_id, file_id, upload_part_size(meta.size), "pending", key, now, now,
-                        None, writer=writer, writer_seen=now if writer else None)
+        row = UploadRow(
+            upload_id,
+            file_id,
+            upload_part_size(meta.size),
+            "pending",
+            key,
+            now,
+            now,
+            None,
+            writer=writer,
+            writer_seen=now if writer else None,
+        )
         try:
             core.db.add_upload(row)
         except BaseException:
@@ -72,11 +89,14 @@ def claim(core: Context, row: UploadRow, writer: Optional[str]) -> None:
     if holder is not None:
         idle = now - (holder.writer_seen or now)
         wait = max(1, math.ceil(lease - idle))
-        raise ApiError(409, "uploadInProgress",
-                       f"Another client is writing upload attempt {row.upload_id!r} (it last "
-                       f"asked for a part URL {idle:.0f} s ago); it can be taken over after "
-                       f"{wait} s without activity.",
-                       {"upload_id": row.upload_id, "retry_after": wait})
+        raise ApiError(
+            409,
+            "uploadInProgress",
+            f"Another client is writing upload attempt {row.upload_id!r} (it last "
+            f"asked for a part URL {idle:.0f} s ago); it can be taken over after "
+            f"{wait} s without activity.",
+            {"upload_id": row.upload_id, "retry_after": wait},
+        )
 
 
 def sign_part(core: Context, upload_id: str, part_no: int, writer: Optional[str] = None) -> str:
@@ -84,12 +104,14 @@ def sign_part(core: Context, upload_id: str, part_no: int, writer: Optional[str]
     if row.status != "pending":
         raise upload_not_pending(upload_id, row.status)
     claim(core, row, writer)
-    return core.storage.presign_part(row.inbox_key, upload_id, part_no,
-                                     core.knobs.get().url_lifetime)
+    return core.storage.presign_part(
+        row.inbox_key, upload_id, part_no, core.knobs.get().url_lifetime
+    )
 
 
-def check_confirmation(parts_md5: Optional[List[str]], sha256: Optional[str], count: int,
-                       upload_id: str) -> None:
+def check_confirmation(
+    parts_md5: Optional[List[str]], sha256: Optional[str], count: int, upload_id: str
+) -> None:
     """The confirmation names one MD5 per part and the file's SHA-256, as lower-case hex."""
     problems = []
     if parts_md5 is None:
@@ -101,13 +123,17 @@ def check_confirmation(parts_md5: Optional[List[str]], sha256: Optional[str], co
     if not isinstance(sha256, str) or not SHA256_HEX.fullmatch(sha256):
         problems.append("sha256 must be 64 lower-case hex digits")
     if problems:
-        raise ApiError(422, "invalidConfirmation",
-                       f"Cannot confirm upload attempt {upload_id!r}: {'; '.join(problems)}.",
-                       {"upload_id": upload_id})
+        raise ApiError(
+            422,
+            "invalidConfirmation",
+            f"Cannot confirm upload attempt {upload_id!r}: {'; '.join(problems)}.",
+            {"upload_id": upload_id},
+        )
 
 
-def select_parts(parts: List[StoredPart], parts_md5: List[str]) -> Tuple[List[StoredPart],
-                                                                         List[int]]:
+def select_parts(
+    parts: List[StoredPart], parts_md5: List[str]
+) -> Tuple[List[StoredPart], List[int]]:
     """For each part number, the stored version whose ETag is the MD5 the client verified.
 
     An S3 store may keep every upload of a part number (SeaweedFS does); completion must use
@@ -123,8 +149,11 @@ def select_parts(parts: List[StoredPart], parts_md5: List[str]) -> Tuple[List[St
         else:
             chosen.append(part)
     if len({p.number for p in parts}) < len(parts):
-        log.info("ListParts returned %d entries for %d part numbers", len(parts),
-                 len({p.number for p in parts}))
+        log.info(
+            "ListParts returned %d entries for %d part numbers",
+            len(parts),
+            len({p.number for p in parts}),
+        )
     return chosen, unmatched
 
 
@@ -147,8 +176,13 @@ def check_parts(parts: List[StoredPart], size: int, part_size: int) -> Optional[
     return None
 
 
-def complete(core: Context, upload_id: str, parts_md5: Optional[List[str]],
-             sha256: Optional[str], writer: Optional[str] = None) -> None:
+def complete(
+    core: Context,
+    upload_id: str,
+    parts_md5: Optional[List[str]],
+    sha256: Optional[str],
+    writer: Optional[str] = None,
+) -> None:
     """PATCH status uploaded: choose the verified parts, complete the S3 upload, check the
     object's ETag, queue acceptance."""
     file_id = get_attempt(core, upload_id).file_id
@@ -174,10 +208,13 @@ def complete(core: Context, upload_id: str, parts_md5: Optional[List[str]],
         chosen, unmatched = select_parts(stored, parts_md5)
         if unmatched:  # the attempt stays pending: the client sends these parts again
             shown = ", ".join(map(str, unmatched[:10])) + (", ..." if len(unmatched) > 10 else "")
-            raise ApiError(400, "partsNotStored",
-                           f"{len(unmatched)} of {len(parts_md5)} parts are not stored with "
-                           f"the MD5 the client sent (part {shown}); upload them again.",
-                           {"upload_id": upload_id, "parts": unmatched})
+            raise ApiError(
+                400,
+                "partsNotStored",
+                f"{len(unmatched)} of {len(parts_md5)} parts are not stored with "
+                f"the MD5 the client sent (part {shown}); upload them again.",
+                {"upload_id": upload_id, "parts": unmatched},
+            )
         reason = check_parts(chosen, meta.size, row.part_size)
         if reason:
             _fail(core, row, reason)
@@ -198,8 +235,11 @@ def _check_object(core: Context, row: UploadRow, parts_md5: List[str]) -> None:
     want = composite_etag(parts_md5)
     if got and got != want:
         core.storage.delete("inbox", row.inbox_key)
-        _fail(core, row, f"the completed object has ETag {got}, expected {want} from the "
-                         "confirmed parts")
+        _fail(
+            core,
+            row,
+            f"the completed object has ETag {got}, expected {want} from the confirmed parts",
+        )
 
 
 def _mark_uploaded(core: Context, row: UploadRow, sha256: str) -> None:
@@ -213,8 +253,7 @@ def _fail(core: Context, row: UploadRow, reason: str) -> None:
     try:
         core.storage.abort("inbox", row.inbox_key, row.upload_id)
     finally:  # if the abort fails, the record still names it; recover() retries at start
-        core.db.set_status(row.upload_id, "failed", time.time(), expect=("pending",),
-                           reason=reason)
+        core.db.set_status(row.upload_id, "failed", time.time(), expect=("pending",), reason=reason)
         log.info("upload %s of %s failed: %s", row.upload_id, row.file_id, reason)
     raise upload_status_change(row.upload_id, reason)
 
@@ -233,6 +272,7 @@ def cancel(core: Context, upload_id: str) -> None:
 
 # background acceptance
 
+
 def submit_acceptance(core: Context, upload_id: str) -> None:
     core.worker.submit(f"acceptance of upload {upload_id}", accept, core, upload_id)
 
@@ -248,13 +288,22 @@ def accept(core: Context, upload_id: str) -> None:
     meta = core.db.get_file(row.file_id)
     storage, stop = core.storage, core.stop_event
     try:
-        checksum, size = retrying(lambda: storage.sha256("inbox", row.inbox_key, stop), stop,
-                                  f"hashing upload {upload_id}", permanent=is_missing)
+        checksum, size = retrying(
+            lambda: storage.sha256("inbox", row.inbox_key, stop),
+            stop,
+            f"hashing upload {upload_id}",
+            permanent=is_missing,
+        )
     except Exception as exc:  # noqa: BLE001
         if not is_missing(exc):
             raise
-        core.db.set_status(upload_id, "failed", time.time(), expect=("uploaded",),
-                           reason="the uploaded object is missing from the inbox")
+        core.db.set_status(
+            upload_id,
+            "failed",
+            time.time(),
+            expect=("uploaded",),
+            reason="the uploaded object is missing from the inbox",
+        )
         log.error("upload %s of %s: object missing from the inbox", upload_id, row.file_id)
         return
     reason = None
@@ -265,14 +314,21 @@ def accept(core: Context, upload_id: str) -> None:
     elif meta.sha256 and checksum != meta.sha256:
         reason = f"SHA-256 {checksum} differs from the registered {meta.sha256}"
     if reason:
-        core.db.set_status(upload_id, "rejected", time.time(), expect=("uploaded",),
-                           reason=reason)
+        core.db.set_status(upload_id, "rejected", time.time(), expect=("uploaded",), reason=reason)
         storage.delete("inbox", row.inbox_key)
         log.warning("upload %s of %s rejected: %s", upload_id, row.file_id, reason)
         return
-    retrying(lambda: storage.copy(("inbox", row.inbox_key), ("permanent", row.file_id), size,
-                                  core.settings.copy_threshold, stop),
-             stop, f"moving upload {upload_id} to permanent storage")
+    retrying(
+        lambda: storage.copy(
+            ("inbox", row.inbox_key),
+            ("permanent", row.file_id),
+            size,
+            core.settings.copy_threshold,
+            stop,
+        ),
+        stop,
+        f"moving upload {upload_id} to permanent storage",
+    )
     with core.file_lock(row.file_id):
         accepted = core.db.accept(upload_id, checksum, time.time())
         if not accepted:  # deleted meanwhile: undo the copy

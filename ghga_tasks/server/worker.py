@@ -19,8 +19,14 @@ log = logging.getLogger("ghga_tasks.server.worker")
 T = TypeVar("T")
 
 
-def retrying(fn: Callable[[], T], stop: threading.Event, what: str, attempts: int = 4,
-             delay: float = 1.0, permanent: Callable[[BaseException], bool] = lambda e: False) -> T:
+def retrying(
+    fn: Callable[[], T],
+    stop: threading.Event,
+    what: str,
+    attempts: int = 4,
+    delay: float = 1.0,
+    permanent: Callable[[BaseException], bool] = lambda e: False,
+) -> T:
     """Call fn, retrying transient failures with doubling delays (bounded)."""
     for attempt in range(1, attempts + 1):
         try:
@@ -43,7 +49,8 @@ class Worker:
         self._queue: "queue.Queue[Tuple[str, Callable[..., Any], tuple]]" = queue.Queue()
         self._threads: List[threading.Thread] = [
             threading.Thread(target=self._run, name=f"ghga-worker-{n}", daemon=True)
-            for n in range(threads)]
+            for n in range(threads)
+        ]
         self._sweeps: List[Tuple[float, Callable[[], Any]]] = []
 
     def submit(self, name: str, fn: Callable[..., Any], *args: Any) -> None:
@@ -55,9 +62,14 @@ class Worker:
 
     def start(self) -> None:
         for seconds, fn in self._sweeps:
-            self._threads.append(threading.Thread(
-                target=self._sweep, args=(seconds, fn), name=f"ghga-sweep-{fn.__name__}",
-                daemon=True))
+            self._threads.append(
+                threading.Thread(
+                    target=self._sweep,
+                    args=(seconds, fn),
+                    name=f"ghga-sweep-{fn.__name__}",
+                    daemon=True,
+                )
+            )
         for t in self._threads:
             t.start()
 

@@ -33,12 +33,14 @@ class GhgaTask(luigi.Task):
     api_url = luigi.Parameter(description="Upload Controller or DRS3 API base URL")
     file_id = luigi.Parameter(description="the file's id")
     state_dir = luigi.Parameter(default="", description="state dir (default: user cache dir)")
-    settings = ObjectParameter(default=None, significant=False,
-                               visibility=ParameterVisibility.PRIVATE)
-    progress = ObjectParameter(default=None, significant=False,
-                               visibility=ParameterVisibility.PRIVATE)
+    settings = ObjectParameter(
+        default=None, significant=False, visibility=ParameterVisibility.PRIVATE
+    )
+    progress = ObjectParameter(
+        default=None, significant=False, visibility=ParameterVisibility.PRIVATE
+    )
 
-    outcome: Any = None                      # what run() returned in this process
+    outcome: Any = None  # what run() returned in this process
     failure: Optional[BaseException] = None  # what run() raised in this process
 
     @property

@@ -46,8 +46,13 @@ class FetchFile(DownloadTask):
     overwrite = luigi.BoolParameter(default=False, significant=False)
 
     def requires(self) -> PollOutbox:
-        return PollOutbox(api_url=self.api_url, file_id=self.file_id, state_dir=self.state_dir,
-                          settings=self.settings, progress=self.progress)
+        return PollOutbox(
+            api_url=self.api_url,
+            file_id=self.file_id,
+            state_dir=self.state_dir,
+            settings=self.settings,
+            progress=self.progress,
+        )
 
     def output(self) -> Marker:
         return Marker(self.tdir, DONE)

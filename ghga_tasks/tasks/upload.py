@@ -29,9 +29,15 @@ class UploadTask(GhgaTask):
             client.close()
 
     def upstream(self, cls, **extra):
-        return cls(api_url=self.api_url, file_id=self.file_id, state_dir=self.state_dir,
-                   file_path=self.file_path, settings=self.settings, progress=self.progress,
-                   **extra)
+        return cls(
+            api_url=self.api_url,
+            file_id=self.file_id,
+            state_dir=self.state_dir,
+            file_path=self.file_path,
+            settings=self.settings,
+            progress=self.progress,
+            **extra,
+        )
 
 
 class RequestURL(UploadTask):

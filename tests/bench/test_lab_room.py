@@ -7,16 +7,11 @@ aborted. These tests drive `Lab`'s room-making with a recorded stack and a given
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-
-from benchmarks import lab as lab_mod  # noqa: E402
+from benchmarks import lab as lab_mod
 from benchmarks.config import RunSpec, load  # noqa: E402
+from benchmarks.paths import REPO
 from ghga_tasks.units import GiB  # noqa: E402
 
 
@@ -38,11 +33,15 @@ class RecordedStack:
 
 @pytest.fixture
 def lab(tmp_path, monkeypatch):
-    camp = load(REPO / "configs" / "benchmarks" / "quick.toml", results_dir=tmp_path / "r",
-                work_dir=tmp_path / "w")
+    camp = load(
+        REPO / "configs" / "benchmarks" / "quick.toml",
+        results_dir=tmp_path / "r",
+        work_dir=tmp_path / "w",
+    )
     events: list = []
-    monkeypatch.setattr(lab_mod, "start_stack",
-                        lambda backend, data_dir, cfg: RecordedStack(backend, events))
+    monkeypatch.setattr(
+        lab_mod, "start_stack", lambda backend, data_dir, cfg: RecordedStack(backend, events)
+    )
     camp.gc = "every-run"
     lab = lab_mod.Lab(camp, log=lambda msg: events.append(("log", msg)))
     lab.events = events
@@ -59,8 +58,13 @@ def test_ceph_upload_short_of_disk_restarts_with_empty_store(lab, monkeypatch):
     monkeypatch.setattr(lab, "_free", lambda: 20 * GiB)  # deleting frees nothing on Ceph
     lab._make_room(upload(16 * GiB))
     kinds = [e for e in lab.events if e[0] != "log"]
-    assert kinds == [("start", "ceph"), ("delete", "bench-dl-16GiB-0"), ("gc", "ceph"),
-                     ("stop", "ceph"), ("start", "ceph")]
+    assert kinds == [
+        ("start", "ceph"),
+        ("delete", "bench-dl-16GiB-0"),
+        ("gc", "ceph"),
+        ("stop", "ceph"),
+        ("start", "ceph"),
+    ]
     assert lab.fixtures == {} and lab.stack.backend == "ceph"
     assert any("restarting ceph with an empty store" in e[1] for e in lab.events if e[0] == "log")
 
@@ -78,12 +82,17 @@ def test_seaweedfs_upload_short_of_disk_restarts_too(lab, monkeypatch):
     lab.stack_for("seaweedfs")
     lab.fixtures[16 * GiB] = ["bench-dl-16GiB-0"]
     monkeypatch.setattr(lab, "_free", lambda: 29 * GiB)  # the filer deletes chunks later
-    spec = RunSpec(backend="seaweedfs", direction="upload", size=16 * GiB, tool="curl",
-                   clients=1, rep=1)
+    spec = RunSpec(
+        backend="seaweedfs", direction="upload", size=16 * GiB, tool="curl", clients=1, rep=1
+    )
     lab._make_room(spec)
     assert [e for e in lab.events if e[0] != "log"] == [
-        ("start", "seaweedfs"), ("delete", "bench-dl-16GiB-0"), ("gc", "seaweedfs"),
-        ("stop", "seaweedfs"), ("start", "seaweedfs")]
+        ("start", "seaweedfs"),
+        ("delete", "bench-dl-16GiB-0"),
+        ("gc", "seaweedfs"),
+        ("stop", "seaweedfs"),
+        ("start", "seaweedfs"),
+    ]
     assert any("only 29 GiB free" in e[1] for e in lab.events if e[0] == "log")
 
 
@@ -95,8 +104,9 @@ def test_download_short_of_disk_drops_sources_not_the_store(lab, monkeypatch):
     src.write_bytes(b"x" * 10)
     (lab.files_dir / "src-random-16GiB.json").write_text('{"size": 17179869184}')
     monkeypatch.setattr(lab, "_free", lambda: 10 * GiB)
-    spec = RunSpec(backend="ceph", direction="download", size=16 * GiB, tool="ghga-cli",
-                   clients=1, rep=1)
+    spec = RunSpec(
+        backend="ceph", direction="download", size=16 * GiB, tool="ghga-cli", clients=1, rep=1
+    )
     lab._make_room(spec)
     assert [e for e in lab.events if e[0] != "log"] == [("start", "ceph")]
     assert lab.fixtures == {16 * GiB: ["bench-dl-16GiB-0"]}

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import Client
 
 from ghga_tasks.server.stub import StubServer
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from helpers import Client  # noqa: E402
 
 
 @pytest.fixture
@@ -44,8 +40,11 @@ def mount_tmpfs(tmp_path):
         target = tmp_path / name
         target.mkdir()
         opts = f"size={size}" + (",ro" if readonly else "")
-        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(target)],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(target)],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here (needs root): {proc.stderr.strip()}")
         mounted.append(target)

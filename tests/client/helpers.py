@@ -42,19 +42,31 @@ def sha256_of(path: Path) -> str:
 def cli(*args: str, env: dict = None, timeout: float = 300) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GHGA_TASKS_")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "ghga_tasks", *args], capture_output=True,
-                          text=True, timeout=timeout, env=full_env, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "ghga_tasks", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def cli_popen(*args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GHGA_TASKS_")}
-    return subprocess.Popen([sys.executable, "-m", "ghga_tasks", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env,
-                            stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ghga_tasks", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
 
 
-def upload_with_a_part_corrupted_once(client: "Client", file_id: str, path: Path, part: int,
-                                      *extra: str) -> tuple:
+def upload_with_a_part_corrupted_once(
+    client: "Client", file_id: str, path: Path, part: int, *extra: str
+) -> tuple:
     """Upload through a proxy that flips a bit in the first PUT of `part`: (process, proxy)."""
     from corrupting_proxy import CorruptingProxy
 
@@ -68,9 +80,21 @@ def upload_with_a_part_corrupted_once(client: "Client", file_id: str, path: Path
 
     with CorruptingProxy(first_put_of_part) as proxy:
         api = client.stack.upload_api.replace("127.0.0.1", "localhost")  # not proxied
-        proc = cli("upload-by-id", "--api-url", api, "--file-id", file_id, "--file-path",
-                   str(path), "--state-dir", str(client.state_dir), "--json", "--quiet",
-                   *extra, env={"http_proxy": proxy.url, "no_proxy": "localhost"})
+        proc = cli(
+            "upload-by-id",
+            "--api-url",
+            api,
+            "--file-id",
+            file_id,
+            "--file-path",
+            str(path),
+            "--state-dir",
+            str(client.state_dir),
+            "--json",
+            "--quiet",
+            *extra,
+            env={"http_proxy": proxy.url, "no_proxy": "localhost"},
+        )
     return proc, proxy
 
 
@@ -99,14 +123,36 @@ class Client:
         self.state_dir = state_dir
 
     def upload(self, file_id: str, path: Path, *extra: str) -> subprocess.CompletedProcess:
-        return cli("upload-by-id", "--api-url", self.stack.upload_api, "--file-id", file_id,
-                   "--file-path", str(path), "--state-dir", str(self.state_dir), "--json",
-                   "--quiet", *extra)
+        return cli(
+            "upload-by-id",
+            "--api-url",
+            self.stack.upload_api,
+            "--file-id",
+            file_id,
+            "--file-path",
+            str(path),
+            "--state-dir",
+            str(self.state_dir),
+            "--json",
+            "--quiet",
+            *extra,
+        )
 
     def download(self, file_id: str, out_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-        return cli("download-by-id", "--api_url", self.stack.drs_api, "--file_id", file_id,
-                   "--output_dir", str(out_dir), "--state_dir", str(self.state_dir), "--json",
-                   "--quiet", *extra)
+        return cli(
+            "download-by-id",
+            "--api_url",
+            self.stack.drs_api,
+            "--file_id",
+            file_id,
+            "--output_dir",
+            str(out_dir),
+            "--state_dir",
+            str(self.state_dir),
+            "--json",
+            "--quiet",
+            *extra,
+        )
 
     def put(self, tmp_path: Path, size: int, register_sha: bool = True) -> tuple:
         """Register, upload and wait for acceptance of a new random file: (id, path, sha)."""
@@ -117,5 +163,3 @@ class Client:
         proc = self.upload(file_id, path, "--wait")
         assert proc.returncode == 0, proc.stderr
         return file_id, path, sha
-
-

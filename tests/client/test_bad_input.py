@@ -9,7 +9,6 @@ import os
 import boto3
 import pytest
 from botocore.config import Config
-
 from helpers import MiB, cli, json_line, make_file, new_id, one_line_error, sha256_of
 
 from ghga_tasks.server.stub import JSON, drs_object, serve_range
@@ -27,9 +26,20 @@ def test_unknown_file_id(client, tmp_path):
 def test_unreachable_api(tmp_path):
     src = tmp_path / "src"
     make_file(src, 10)
-    proc = cli("upload-by-id", "--api-url", "http://127.0.0.1:9/upload", "--file-id", "x",
-               "--file-path", str(src), "--state-dir", str(tmp_path / "s"), "--retries", "0",
-               env={"GHGA_TASKS_TASK_RETRIES": "0"})  # retries and their notices: test_papercuts
+    proc = cli(
+        "upload-by-id",
+        "--api-url",
+        "http://127.0.0.1:9/upload",
+        "--file-id",
+        "x",
+        "--file-path",
+        str(src),
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--retries",
+        "0",
+        env={"GHGA_TASKS_TASK_RETRIES": "0"},
+    )  # retries and their notices: test_papercuts
     one_line_error(proc, 75, "cannot reach the API", "connection refused")
 
 
@@ -37,19 +47,44 @@ def test_api_answering_junk(stub, tmp_path):
     junk = stub(lambda m, p, h: (200, {"Content-Type": "text/html"}, b"<html>proxy login</html>"))
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli("download-by-id", "--api-url", junk.url, "--file-id", "x", "--output-dir",
-               str(out), "--state-dir", str(tmp_path / "s"))
+    proc = cli(
+        "download-by-id",
+        "--api-url",
+        junk.url,
+        "--file-id",
+        "x",
+        "--output-dir",
+        str(out),
+        "--state-dir",
+        str(tmp_path / "s"),
+    )
     one_line_error(proc, 69, "not JSON")
     assert os.listdir(out) == []
 
 
 def test_api_forbidden_is_77(stub, tmp_path):
-    api = stub(lambda m, p, h: (403, {"Content-Type": "application/json"},
-                                b'{"exception_id": "noFileAccess", "description": "denied"}'))
+    api = stub(
+        lambda m, p, h: (
+            403,
+            {"Content-Type": "application/json"},
+            b'{"exception_id": "noFileAccess", "description": "denied"}',
+        )
+    )
     src = tmp_path / "src"
     make_file(src, 10)
-    proc = cli("upload-by-id", "--api-url", api.url, "--file-id", "x", "--file-path", str(src),
-               "--state-dir", str(tmp_path / "s"), "--token", "tok123")
+    proc = cli(
+        "upload-by-id",
+        "--api-url",
+        api.url,
+        "--file-id",
+        "x",
+        "--file-path",
+        str(src),
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--token",
+        "tok123",
+    )
     one_line_error(proc, 77, "noFileAccess")
     assert api.requests[0][2].get("Authorization") == "Bearer tok123"
     assert "tok123" not in proc.stderr
@@ -123,9 +158,14 @@ def test_checksum_mismatch_keeps_bytes_aside(client, tmp_path):
     assert client.download(file_id, out).returncode == 0  # stages it into the outbox
     # corrupt the staged copy in S3 behind the server's back: same size, other bytes
     info = client.stack.s3_info()
-    s3 = boto3.client("s3", endpoint_url=info["endpoint"], aws_access_key_id=info["access_key"],
-                      aws_secret_access_key=info["secret_key"], region_name=info["region"],
-                      config=Config(s3={"addressing_style": "path"}))
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=info["endpoint"],
+        aws_access_key_id=info["access_key"],
+        aws_secret_access_key=info["secret_key"],
+        region_name=info["region"],
+        config=Config(s3={"addressing_style": "path"}),
+    )
     s3.put_object(Bucket=info["buckets"]["outbox"], Key=file_id, Body=os.urandom(2 * MiB))
     fresh = tmp_path / "fresh"
     fresh.mkdir()
@@ -148,8 +188,19 @@ def test_size_mismatch_from_storage(stub, tmp_path):
     srv = stub(handler)
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli("download-by-id", "--api-url", srv.url, "--file-id", "x", "--output-dir",
-               str(out), "--state-dir", str(tmp_path / "s"), "--retries", "1")
+    proc = cli(
+        "download-by-id",
+        "--api-url",
+        srv.url,
+        "--file-id",
+        "x",
+        "--output-dir",
+        str(out),
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--retries",
+        "1",
+    )
     one_line_error(proc, 65, "storage has 50 bytes but the object size is 100")
     assert not (out / "x").exists()
 
@@ -158,14 +209,24 @@ def test_size_mismatch_from_storage(stub, tmp_path):
 def test_file_id_escaping_output_dir(tmp_path, bad_id):
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli("download-by-id", "--api-url", "http://127.0.0.1:9", "--file-id", bad_id,
-               "--output-dir", str(out), "--state-dir", str(tmp_path / "s"))
+    proc = cli(
+        "download-by-id",
+        "--api-url",
+        "http://127.0.0.1:9",
+        "--file-id",
+        bad_id,
+        "--output-dir",
+        str(out),
+        "--state-dir",
+        str(tmp_path / "s"),
+    )
     one_line_error(proc, 2, "cannot be used as a file name")
     assert os.listdir(out) == []
 
 
-@pytest.mark.parametrize("retry_after", [None, "-5", "999999", "Wed, 21 Oct 2015 07:28:00 GMT",
-                                         "soon"])
+@pytest.mark.parametrize(
+    "retry_after", [None, "-5", "999999", "Wed, 21 Oct 2015 07:28:00 GMT", "soon"]
+)
 def test_odd_retry_after_values(stub, tmp_path, retry_after):
     data = os.urandom(3000)
     sha = hashlib.sha256(data).hexdigest()
@@ -185,20 +246,48 @@ def test_odd_retry_after_values(stub, tmp_path, retry_after):
     out = tmp_path / "out"
     out.mkdir()
     # the cap keeps huge or missing values short: every single wait is at most 1 s here
-    proc = cli("download-by-id", "--api-url", srv.url, "--file-id", "x", "--output-dir",
-               str(out), "--state-dir", str(tmp_path / "s"), "--json",
-               env={"GHGA_TASKS_RETRY_AFTER_CAP": "1"})
+    proc = cli(
+        "download-by-id",
+        "--api-url",
+        srv.url,
+        "--file-id",
+        "x",
+        "--output-dir",
+        str(out),
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--json",
+        env={"GHGA_TASKS_RETRY_AFTER_CAP": "1"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert (out / "x").read_bytes() == data
     assert len(polls) >= 3
 
 
 def test_bad_flag_values_are_usage_errors(tmp_path):
-    proc = cli("download-by-id", "--api-url", "http://127.0.0.1:9", "--file-id", "x",
-               "--output-dir", str(tmp_path), "--part-size", "lots")
+    proc = cli(
+        "download-by-id",
+        "--api-url",
+        "http://127.0.0.1:9",
+        "--file-id",
+        "x",
+        "--output-dir",
+        str(tmp_path),
+        "--part-size",
+        "lots",
+    )
     assert proc.returncode == 2, proc.stderr
-    proc = cli("download-by-id", "--api-url", "http://127.0.0.1:9", "--file-id", "x",
-               "--output-dir", str(tmp_path), "--parallel", "0")
+    proc = cli(
+        "download-by-id",
+        "--api-url",
+        "http://127.0.0.1:9",
+        "--file-id",
+        "x",
+        "--output-dir",
+        str(tmp_path),
+        "--parallel",
+        "0",
+    )
     assert proc.returncode == 2, proc.stderr
     proc = cli("upload-by-id", "--api-url", "http://127.0.0.1:9")
     assert proc.returncode == 2
@@ -208,8 +297,17 @@ def test_bad_flag_values_are_usage_errors(tmp_path):
 def test_bad_config_file_is_78(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text("paralel = 3\n")
-    proc = cli("download-by-id", "--api-url", "http://127.0.0.1:9", "--file-id", "x",
-               "--output-dir", str(tmp_path), "--config", str(config))
+    proc = cli(
+        "download-by-id",
+        "--api-url",
+        "http://127.0.0.1:9",
+        "--file-id",
+        "x",
+        "--output-dir",
+        str(tmp_path),
+        "--config",
+        str(config),
+    )
     one_line_error(proc, 78, "unknown setting 'paralel'")
 
 
@@ -224,8 +322,19 @@ def test_etag_mismatch_resends_the_part(stub, tmp_path):
         js = {"Content-Type": "application/json"}
         attempt = {"upload_id": "u1", "file_id": "x", "part_size": 16 * MiB, "status": "pending"}
         if method == "GET" and path == "/files/x":
-            return 200, js, json.dumps({"file_id": "x", "size": len(data), "sha256": None,
-                                        "file_name": "x", "latest_upload_id": None}).encode()
+            return (
+                200,
+                js,
+                json.dumps(
+                    {
+                        "file_id": "x",
+                        "size": len(data),
+                        "sha256": None,
+                        "file_name": "x",
+                        "latest_upload_id": None,
+                    }
+                ).encode(),
+            )
         if method == "POST" and path == "/uploads":
             return 200, js, json.dumps(attempt).encode()
         if method == "GET" and path == "/uploads/u1":
@@ -241,8 +350,18 @@ def test_etag_mismatch_resends_the_part(stub, tmp_path):
         return 404, js, b'{"exception_id": "notFound", "description": "no"}'
 
     srv = stub(handler)
-    proc = cli("upload-by-id", "--api-url", srv.url, "--file-id", "x", "--file-path", str(src),
-               "--state-dir", str(tmp_path / "s"), "--json")
+    proc = cli(
+        "upload-by-id",
+        "--api-url",
+        srv.url,
+        "--file-id",
+        "x",
+        "--file-path",
+        str(src),
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     assert len(puts) == 2
     assert all(h.get("Content-Length") == str(len(data)) for h in puts)
@@ -258,10 +377,10 @@ def test_move_across_filesystems(client, tmp_path, mount_tmpfs):
     tiny = mount_tmpfs("tiny", 4 * MiB)
     proc = client.download(file_id, tiny, "--partial-dir", str(partials))
     one_line_error(proc, 73, "disk full", "the verified bytes stay at")
-    assert os.listdir(tiny) == []                       # no temp file left behind
+    assert os.listdir(tiny) == []  # no temp file left behind
     assert (partials / f".{file_id}.ghga-part").stat().st_size == 6 * MiB
     roomy = mount_tmpfs("roomy", 16 * MiB)
-    again = client.download(file_id, roomy)             # resumes from the verified partial
+    again = client.download(file_id, roomy)  # resumes from the verified partial
     assert again.returncode == 0, again.stderr
     assert json_line(again)["bytes_transferred"] == 0
     assert sha256_of(roomy / file_id) == sha
@@ -274,18 +393,39 @@ def test_move_across_filesystems(client, tmp_path, mount_tmpfs):
 def test_unusable_state_dir_is_73(tmp_path):
     blocker = tmp_path / "afile"
     blocker.write_text("x")
-    proc = cli("download-by-id", "--api-url", "http://127.0.0.1:9", "--file-id", "x",
-               "--output-dir", str(tmp_path), "--state-dir", str(blocker / "sub"))
+    proc = cli(
+        "download-by-id",
+        "--api-url",
+        "http://127.0.0.1:9",
+        "--file-id",
+        "x",
+        "--output-dir",
+        str(tmp_path),
+        "--state-dir",
+        str(blocker / "sub"),
+    )
     one_line_error(proc, 73, "cannot create state dir")
 
 
 def test_server_text_stays_one_line_and_bodies_are_not_echoed(stub, tmp_path):
     def handler(method, path, headers):
         if path == "/objects/multi":
-            return 404, {"Content-Type": "application/json"}, json.dumps(
-                {"exception_id": "noSuchObject", "description": "no\nsuch\n\nobject"}).encode()
-        body = {"size": 5, "access_methods": [{"type": "s3", "access_url": {
-            "url": "http://127.0.0.1:9/b/k?X-Amz-Signature=SECRETSIG"}}]}
+            return (
+                404,
+                {"Content-Type": "application/json"},
+                json.dumps(
+                    {"exception_id": "noSuchObject", "description": "no\nsuch\n\nobject"}
+                ).encode(),
+            )
+        body = {
+            "size": 5,
+            "access_methods": [
+                {
+                    "type": "s3",
+                    "access_url": {"url": "http://127.0.0.1:9/b/k?X-Amz-Signature=SECRETSIG"},
+                }
+            ],
+        }
         return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
     srv = stub(handler)
@@ -312,6 +452,15 @@ def test_invalid_part_size_from_api_is_69(stub, tmp_path):
     srv = stub(handler)
     src = tmp_path / "src"
     src.write_bytes(b"0123456789")
-    proc = cli("upload-by-id", "--api-url", srv.url, "--file-id", "x", "--file-path", str(src),
-               "--state-dir", str(tmp_path / "s"))
+    proc = cli(
+        "upload-by-id",
+        "--api-url",
+        srv.url,
+        "--file-id",
+        "x",
+        "--file-path",
+        str(src),
+        "--state-dir",
+        str(tmp_path / "s"),
+    )
     one_line_error(proc, 69, "invalid part_size 0")

@@ -29,8 +29,10 @@ def fill(directory: Path) -> None:
 @pytest.mark.parametrize("length", [200, 244, 245, 250, 255])
 def test_side_names_always_fit(length):
     file_id = "a" * (length - 1) + "z"
-    names = {suffix: side_path("/out", file_id, suffix).name
-             for suffix in ("ghga-part", "ghga-corrupt", "ghga-tmp")}
+    names = {
+        suffix: side_path("/out", file_id, suffix).name
+        for suffix in ("ghga-part", "ghga-corrupt", "ghga-tmp")
+    }
     for suffix, name in names.items():
         assert len(name.encode()) <= NAME_MAX and name.startswith(".") and name.endswith(suffix)
     # distinct ids keep distinct names
@@ -67,11 +69,31 @@ def test_state_dir_on_a_full_file_system_is_73(client, tmp_path, mount_tmpfs):
     fill(full)
     out = tmp_path / "out"
     out.mkdir()
-    down = cli("download-by-id", "--api-url", client.stack.drs_api, "--file-id", file_id,
-               "--output-dir", str(out), "--state-dir", str(full / "state"), "--quiet")
+    down = cli(
+        "download-by-id",
+        "--api-url",
+        client.stack.drs_api,
+        "--file-id",
+        file_id,
+        "--output-dir",
+        str(out),
+        "--state-dir",
+        str(full / "state"),
+        "--quiet",
+    )
     one_line_error(down, 73, "disk full")
-    up = cli("upload-by-id", "--api-url", client.stack.upload_api, "--file-id", file_id,
-             "--file-path", str(src), "--state-dir", str(full / "state"), "--quiet")
+    up = cli(
+        "upload-by-id",
+        "--api-url",
+        client.stack.upload_api,
+        "--file-id",
+        file_id,
+        "--file-path",
+        str(src),
+        "--state-dir",
+        str(full / "state"),
+        "--quiet",
+    )
     one_line_error(up, 73, "disk full")
 
 
@@ -98,6 +120,7 @@ def test_a_lock_that_is_held_is_locked_error(tmp_path):
 
 def test_a_file_system_without_locks_is_not_a_held_lock(tmp_path, monkeypatch):
     """flock failing with ENOLCK (NFS/Lustre without locks) must not read as 'retry later'."""
+
     def no_locks(fd):
         raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
 

@@ -11,7 +11,6 @@ import os
 import socket
 
 import pytest
-
 from helpers import cli, one_line_error
 from test_papercuts import retry_notices_then_error
 
@@ -51,17 +50,43 @@ def object_x(url: str, data: bytes, **changes) -> dict:
 def download(api_url: str, tmp_path, *extra: str, timeout: float = 120):
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
-    return cli("download-by-id", "--api-url", api_url, "--file-id", "x", "--output-dir",
-               str(out), "--state-dir", str(tmp_path / "s"), "--retries", "1", *extra,
-               env=NO_TASK_RETRY, timeout=timeout)
+    return cli(
+        "download-by-id",
+        "--api-url",
+        api_url,
+        "--file-id",
+        "x",
+        "--output-dir",
+        str(out),
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--retries",
+        "1",
+        *extra,
+        env=NO_TASK_RETRY,
+        timeout=timeout,
+    )
 
 
 def upload(api_url: str, tmp_path, data: bytes, *extra: str, timeout: float = 120):
     src = tmp_path / "src"
     src.write_bytes(data)
-    return cli("upload-by-id", "--api-url", api_url, "--file-id", "x", "--file-path", str(src),
-               "--state-dir", str(tmp_path / "s"), "--retries", "1", *extra,
-               env=NO_TASK_RETRY, timeout=timeout)
+    return cli(
+        "upload-by-id",
+        "--api-url",
+        api_url,
+        "--file-id",
+        "x",
+        "--file-path",
+        str(src),
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--retries",
+        "1",
+        *extra,
+        env=NO_TASK_RETRY,
+        timeout=timeout,
+    )
 
 
 DATA = os.urandom(3000)
@@ -72,10 +97,11 @@ BAD_DRS_FIELDS = [
     ({"checksums": [{"type": "sha-256", "checksum": 5}]}, "checksums[0].checksum"),
     ({"access_methods": 5}, "access_methods"),
     ({"access_methods": [{"type": "s3", "access_url": GOOD_URL}]}, "access_methods[0].access_url"),
-    ({"access_methods": [{"type": "s3", "access_url": {"url": 5}}]},
-     "access_methods[0].access_url.url"),
-    ({"access_methods": [{"type": 5, "access_url": {"url": GOOD_URL}}]},
-     "access_methods[0].type"),
+    (
+        {"access_methods": [{"type": "s3", "access_url": {"url": 5}}]},
+        "access_methods[0].access_url.url",
+    ),
+    ({"access_methods": [{"type": 5, "access_url": {"url": GOOD_URL}}]}, "access_methods[0].type"),
     ({"size": True}, "size"),
     ({"id": 5}, "id"),
 ]
@@ -96,13 +122,30 @@ def test_drs_object_of_the_wrong_shape_is_69(stub, tmp_path, changes, field):
     assert os.listdir(tmp_path / "out") == []
 
 
-def upload_api(srv_url: str, data: bytes, file_meta: dict = None, attempt: dict = None,
-               signed: dict = None, puts: list = None):
+def upload_api(
+    srv_url: str,
+    data: bytes,
+    file_meta: dict = None,
+    attempt: dict = None,
+    signed: dict = None,
+    puts: list = None,
+):
     """A handler for the Upload API and storage, with any answer replaced."""
-    meta = {"file_id": "x", "file_name": "x", "size": len(data), "sha256": None,
-            "latest_upload_id": None, **(file_meta or {})}
-    attempt = {"upload_id": "u1", "file_id": "x", "part_size": 16 * MiB,
-               "status": "pending", **(attempt or {})}
+    meta = {
+        "file_id": "x",
+        "file_name": "x",
+        "size": len(data),
+        "sha256": None,
+        "latest_upload_id": None,
+        **(file_meta or {}),
+    }
+    attempt = {
+        "upload_id": "u1",
+        "file_id": "x",
+        "part_size": 16 * MiB,
+        "status": "pending",
+        **(attempt or {}),
+    }
 
     def handler(method, path, headers):
         if method == "GET" and path == "/files/x":
@@ -132,8 +175,9 @@ BAD_UPLOAD_ANSWERS = [
 ]
 
 
-@pytest.mark.parametrize("changes,field", BAD_UPLOAD_ANSWERS,
-                         ids=[f"{next(iter(c))}.{f}" for c, f in BAD_UPLOAD_ANSWERS])
+@pytest.mark.parametrize(
+    "changes,field", BAD_UPLOAD_ANSWERS, ids=[f"{next(iter(c))}.{f}" for c, f in BAD_UPLOAD_ANSWERS]
+)
 def test_upload_answers_of_the_wrong_shape_are_69(stub, tmp_path, changes, field):
     data = os.urandom(1000)
     puts: list = []
@@ -143,8 +187,7 @@ def test_upload_answers_of_the_wrong_shape_are_69(stub, tmp_path, changes, field
     assert puts == []
 
 
-@pytest.mark.parametrize("target", ["file:///etc/passwd", "gopher://127.0.0.1:{port}/x",
-                                    "loop"])
+@pytest.mark.parametrize("target", ["file:///etc/passwd", "gopher://127.0.0.1:{port}/x", "loop"])
 def test_api_redirecting_elsewhere_or_in_a_loop_is_69(stub, listener, tmp_path, target):
     port = listener.getsockname()[1]
 
@@ -161,8 +204,9 @@ def test_api_redirecting_elsewhere_or_in_a_loop_is_69(stub, listener, tmp_path, 
 
 
 @pytest.mark.parametrize("scheme", ["file", "gopher"])
-def test_access_url_that_is_not_http_is_refused_before_any_request(stub, listener, tmp_path,
-                                                                  scheme):
+def test_access_url_that_is_not_http_is_refused_before_any_request(
+    stub, listener, tmp_path, scheme
+):
     secret = tmp_path / "secret"
     secret.write_bytes(DATA)
     port = listener.getsockname()[1]
@@ -183,8 +227,14 @@ def test_part_url_that_is_not_http_is_refused_before_any_request(stub, listener,
     data = os.urandom(1000)
     port = listener.getsockname()[1]
     puts: list = []
-    srv = stub(upload_api(lambda: srv.url, data, puts=puts,
-                          signed={"url": f"gopher://127.0.0.1:{port}/b/x?sig=s3cr3t"}))
+    srv = stub(
+        upload_api(
+            lambda: srv.url,
+            data,
+            puts=puts,
+            signed={"url": f"gopher://127.0.0.1:{port}/b/x?sig=s3cr3t"},
+        )
+    )
     proc = upload(srv.url, tmp_path, data)
     line = one_line_error(proc, 69, "part 1", "not an http(s) URL", "gopher://")
     assert "s3cr3t" not in line
@@ -195,14 +245,16 @@ def test_part_url_that_is_not_http_is_refused_before_any_request(stub, listener,
 @pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers"])
 def test_api_dripping_its_answer_is_transient(stub, tmp_path, headers_too):
     """One byte every 0.5 s never trips a 2 s read timeout; the call's deadline ends it."""
+
     def handler(method, path, headers):
         body = json.dumps(object_x(f"{srv.url}/data", DATA)).encode() + b" " * 5000
         return 200, JSON, Drip(body, interval=0.5, headers_too=headers_too)
 
     srv = stub(handler)
     proc = download(srv.url, tmp_path, "--timeout", "2")
-    notices = retry_notices_then_error(proc, 75, "cannot reach the API",
-                                       "no complete answer within", "(after 2 attempts)")
+    notices = retry_notices_then_error(
+        proc, 75, "cannot reach the API", "no complete answer within", "(after 2 attempts)"
+    )
     assert len(notices) == 1 and "no complete answer within" in notices[0], notices
     assert len(srv.requests) == 2
 

@@ -11,8 +11,17 @@ import signal
 import time
 
 import pytest
-from helpers import (Client, MiB, cli_popen, json_line, make_file, new_id, one_line_error,
-                     sha256_of, upload_with_a_part_corrupted_once)
+from helpers import (
+    Client,
+    MiB,
+    cli_popen,
+    json_line,
+    make_file,
+    new_id,
+    one_line_error,
+    sha256_of,
+    upload_with_a_part_corrupted_once,
+)
 from test_resume import ledger_entries
 
 PART = 16 * MiB
@@ -31,7 +40,8 @@ def _attempt(stack, upload_id: str) -> dict:
 
 
 def test_part_corrupted_in_transit_is_sent_again_and_completion_uses_the_good_copy(
-        client, tmp_path):
+    client, tmp_path
+):
     """A bit flipped on the way to S3: the ETag shows it, the client sends the part again,
     and the server completes with the copy whose MD5 the client confirmed (no SHA-256 is
     registered, so nothing else would notice)."""
@@ -56,8 +66,7 @@ def test_part_corrupted_in_transit_is_sent_again_and_completion_uses_the_good_co
 
 
 @pytest.mark.parametrize("registered", [True, False], ids=["sha-registered", "no-sha"])
-def test_other_bytes_for_a_finished_file_are_not_reported_uploaded(client, tmp_path,
-                                                                    registered):
+def test_other_bytes_for_a_finished_file_are_not_reported_uploaded(client, tmp_path, registered):
     size = PART + 5
     file_id, src, sha = client.put(tmp_path, size, register_sha=registered)
     other = tmp_path / "other"
@@ -115,9 +124,22 @@ def test_second_uploader_from_another_state_dir_is_refused_at_once(client, tmp_p
     src = tmp_path / "src"
     sha = make_file(src, size)
     client.stack.register(file_id, size, sha256=sha)
-    first = cli_popen("upload-by-id", "--api-url", client.stack.upload_api, "--file-id", file_id,
-                      "--file-path", str(src), "--state-dir", str(client.state_dir),
-                      "--max-rate", "8MiB", "--parallel", "1", "--quiet")
+    first = cli_popen(
+        "upload-by-id",
+        "--api-url",
+        client.stack.upload_api,
+        "--file-id",
+        file_id,
+        "--file-path",
+        str(src),
+        "--state-dir",
+        str(client.state_dir),
+        "--max-rate",
+        "8MiB",
+        "--parallel",
+        "1",
+        "--quiet",
+    )
     try:
         deadline = time.monotonic() + 120
         while not ledger_entries(client.state_dir, "uploads", "parts.jsonl"):

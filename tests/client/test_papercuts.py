@@ -49,6 +49,7 @@ def retry_notices_then_error(proc, code: int, *words: str) -> list:
 
 # --- retries say on stderr what they wait for and how long ---------------------------------
 
+
 @pytest.mark.parametrize("quiet", [(), ("--quiet",)], ids=["default", "quiet"])
 def test_unreachable_api_says_each_wait(tmp_path, quiet):
     """--retries 2 against a closed port: two notices (which call, why, which retry of how
@@ -56,14 +57,29 @@ def test_unreachable_api_says_each_wait(tmp_path, quiet):
     src = tmp_path / "src"
     src.write_bytes(b"0123456789")
     port = closed_port()
-    proc = cli("upload-by-id", "--api-url", f"http://127.0.0.1:{port}/upload", "--file-id", "F1",
-               "--file-path", str(src), "--state-dir", str(tmp_path / "s"), "--retries", "2",
-               *quiet, env=NO_TASK_RETRY)
+    proc = cli(
+        "upload-by-id",
+        "--api-url",
+        f"http://127.0.0.1:{port}/upload",
+        "--file-id",
+        "F1",
+        "--file-path",
+        str(src),
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--retries",
+        "2",
+        *quiet,
+        env=NO_TASK_RETRY,
+    )
     notices = retry_notices_then_error(proc, 75, "cannot reach the API", "(after 3 attempts)")
     assert len(notices) == 2, proc.stderr
     for number, line in enumerate(notices, 1):
-        assert re.fullmatch(rf"ghga-cli: API GET http://127\.0\.0\.1:{port}/upload/files/F1: "
-                            rf"connection refused; retry {number} of 2 in \d+\.\d s", line), line
+        assert re.fullmatch(
+            rf"ghga-cli: API GET http://127\.0\.0\.1:{port}/upload/files/F1: "
+            rf"connection refused; retry {number} of 2 in \d+\.\d s",
+            line,
+        ), line
 
 
 def test_storage_and_api_retries_say_each_wait_without_the_signature(stub, tmp_path):
@@ -77,29 +93,56 @@ def test_storage_and_api_retries_say_each_wait_without_the_signature(stub, tmp_p
             calls["objects"] += 1
             if calls["objects"] == 1:
                 return 503, {"Retry-After": "0"}, b""
-            obj = {"id": "x", "size": len(data),
-                   "checksums": [{"type": "sha-256",
-                                  "checksum": hashlib.sha256(data).hexdigest()}],
-                   "access_methods": [{"type": "s3", "access_url": {
-                       "url": f"{srv.url}/data?X-Amz-Signature=s3cr3t"}}]}
+            obj = {
+                "id": "x",
+                "size": len(data),
+                "checksums": [{"type": "sha-256", "checksum": hashlib.sha256(data).hexdigest()}],
+                "access_methods": [
+                    {"type": "s3", "access_url": {"url": f"{srv.url}/data?X-Amz-Signature=s3cr3t"}}
+                ],
+            }
             return 200, JSON_TYPE, json.dumps(obj).encode()
         return 503, {}, b"busy"
 
     srv = stub(handler)
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli("download-by-id", "--api-url", srv.url, "--file-id", "x", "--output-dir",
-               str(out), "--state-dir", str(tmp_path / "s"), "--retries", "1", env=NO_TASK_RETRY)
+    proc = cli(
+        "download-by-id",
+        "--api-url",
+        srv.url,
+        "--file-id",
+        "x",
+        "--output-dir",
+        str(out),
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--retries",
+        "1",
+        env=NO_TASK_RETRY,
+    )
     notices = retry_notices_then_error(proc, 75)
-    assert any(re.fullmatch(rf"ghga-cli: API GET {re.escape(srv.url)}/objects/x: HTTP 503; "
-                            r"retry 1 of 1 in \d+\.\d s \(Retry-After\)", line)
-               for line in notices), proc.stderr
-    assert any(re.fullmatch(r"ghga-cli: storage, download of bytes 0-999: HTTP 503; "
-                            r"retry 1 of 1 in \d+\.\d s", line) for line in notices), proc.stderr
+    assert any(
+        re.fullmatch(
+            rf"ghga-cli: API GET {re.escape(srv.url)}/objects/x: HTTP 503; "
+            r"retry 1 of 1 in \d+\.\d s \(Retry-After\)",
+            line,
+        )
+        for line in notices
+    ), proc.stderr
+    assert any(
+        re.fullmatch(
+            r"ghga-cli: storage, download of bytes 0-999: HTTP 503; "
+            r"retry 1 of 1 in \d+\.\d s",
+            line,
+        )
+        for line in notices
+    ), proc.stderr
     assert "s3cr3t" not in proc.stderr
 
 
 # --- the progress bar fits the terminal ----------------------------------------------------
+
 
 class FakeTty(io.StringIO):
     def isatty(self) -> bool:
@@ -122,11 +165,15 @@ def drawn_lines(text: str) -> list:
 @pytest.mark.parametrize("columns", [80, 40, 12])
 def test_progress_bar_fits_the_terminal_width(columns):
     tty, clock = FakeTty(), FakeClock()
-    bar = ProgressBar("download a-file-id-of-some-length-0123456789", stream=tty,
-                      columns=lambda: columns, clock=clock)
-    for done in range(0, 2 * 1024 ** 3, 256 * 1024 ** 2):
+    bar = ProgressBar(
+        "download a-file-id-of-some-length-0123456789",
+        stream=tty,
+        columns=lambda: columns,
+        clock=clock,
+    )
+    for done in range(0, 2 * 1024**3, 256 * 1024**2):
         clock.now += 1.0
-        bar(done, 2 * 1024 ** 3, "download")
+        bar(done, 2 * 1024**3, "download")
     text = tty.getvalue()
     assert "\n" not in text  # every redraw stays on one line
     lines = drawn_lines(text)
@@ -158,20 +205,30 @@ def test_a_log_line_clears_the_bar_and_the_bar_comes_back():
     handler.setFormatter(logging.Formatter("ghga-cli: %(message)s"))
     handler.bar = bar
     bar(10, 100, "download")
-    handler.emit(logging.LogRecord("ghga_tasks", logging.WARNING, __file__, 1,
-                                   "storage, download of bytes 0-9: HTTP 503; retry 1 of 5 in "
-                                   "0.5 s", None, None))
+    handler.emit(
+        logging.LogRecord(
+            "ghga_tasks",
+            logging.WARNING,
+            __file__,
+            1,
+            "storage, download of bytes 0-9: HTTP 503; retry 1 of 5 in 0.5 s",
+            None,
+            None,
+        )
+    )
     bar.close()
     rows = tty.getvalue().split("\n")
     # the message has a row of its own: after the blanked bar, only the message
-    assert rows[0].split("\r")[-1] == ("ghga-cli: storage, download of bytes 0-9: HTTP 503; "
-                                       "retry 1 of 5 in 0.5 s")
+    assert rows[0].split("\r")[-1] == (
+        "ghga-cli: storage, download of bytes 0-9: HTTP 503; retry 1 of 5 in 0.5 s"
+    )
     assert rows[0].split("\r")[-2].strip() == ""
     assert rows[1].split("\r")[-1].startswith("download F: download")  # drawn again below
     assert rows[2] == ""
 
 
 # --- callback errors stay with their engine ------------------------------------------------
+
 
 class FailingInCallback(Strategy):
     """Downloads (WRITEFUNCTION) or uploads (READFUNCTION); the callback waits until the
@@ -201,15 +258,16 @@ class FailingInCallback(Strategy):
         return 0
 
 
-def test_two_engines_in_two_threads_keep_their_own_callback_errors(stub, monkeypatch,
-                                                                   tmp_path):
+def test_two_engines_in_two_threads_keep_their_own_callback_errors(stub, monkeypatch, tmp_path):
     srv = stub(lambda method, path, headers: (200, {}, b"y" * 5000))
     hook_calls = []
     monkeypatch.setattr(sys, "excepthook", lambda *exc_info: hook_calls.append(exc_info))
     hook = sys.excepthook
     barrier = threading.Barrier(2)
-    errors = {"down": LookupError("the download engine's own"),
-              "up": KeyError("the upload engine's own")}
+    errors = {
+        "down": LookupError("the download engine's own"),
+        "up": KeyError("the upload engine's own"),
+    }
     raised = {}
 
     def run(name: str) -> None:
@@ -231,6 +289,7 @@ def test_two_engines_in_two_threads_keep_their_own_callback_errors(stub, monkeyp
 
 
 # --- the demo maps a bad --work-dir to a documented code -----------------------------------
+
 
 def test_demo_with_a_missing_work_dir_is_73(tmp_path):
     pytest.importorskip("fastapi")

@@ -11,8 +11,16 @@ import json
 import os
 
 import pycurl
-from helpers import (MiB, cli, cli_popen, json_line, make_file, new_id, sha256_of,
-                     upload_with_a_part_corrupted_once)
+from helpers import (
+    MiB,
+    cli,
+    cli_popen,
+    json_line,
+    make_file,
+    new_id,
+    sha256_of,
+    upload_with_a_part_corrupted_once,
+)
 from test_resume import kill_when, ledger_entries
 
 from ghga_tasks import parts as planning
@@ -21,9 +29,9 @@ from ghga_tasks.parts import Part
 from ghga_tasks.server.stub import JSON, Cut, drs_object, serve_range
 from ghga_tasks.transfer import DownloadStrategy, Job, Outcome
 
-RANGE = 64 * MiB       # --part-size of the download
+RANGE = 64 * MiB  # --part-size of the download
 SERVER_PART = 16 * MiB  # the part size the reference server picks for these uploads
-WAIT = 120             # seconds any poll loop may wait for the other side
+WAIT = 120  # seconds any poll loop may wait for the other side
 
 
 def recorded(entries: list) -> list:
@@ -42,6 +50,7 @@ def whole_ranges_bytes(intervals: list, size: int, range_size: int) -> int:
 
 # --- planning: pieces are arbitrary, overlapping or adjacent intervals ----------------------
 
+
 def test_missing_ranges_fetch_only_the_gaps_between_pieces():
     size = 100
     pieces = [(30, 5), (0, 10), (10, 5), (32, 10), (60, 40), (42, 0), (70, 5)]
@@ -49,20 +58,30 @@ def test_missing_ranges_fetch_only_the_gaps_between_pieces():
     assert planning.done_bytes(pieces) == 15 + 12 + 40
     assert planning.contiguous_prefix(pieces) == 15
     assert planning.missing_ranges(size, 10, pieces) == [
-        Part(0, 15, 10), Part(0, 25, 5), Part(0, 42, 10), Part(0, 52, 8)]
+        Part(0, 15, 10),
+        Part(0, 25, 5),
+        Part(0, 42, 10),
+        Part(0, 52, 8),
+    ]
     assert planning.missing_ranges(size, 64, [(0, 100), (50, 10)]) == []
     assert planning.missing_ranges(size, 64, [(90, 20)]) == [Part(0, 0, 64), Part(0, 64, 26)]
 
 
 def test_after_reboot_only_checkpointed_pieces_are_trusted():
     from ghga_tasks.partial import trusted_ranges
-    entries = [{"offset": 0, "size": 8, "boot": "a"}, {"offset": 64, "size": 8, "boot": "a"},
-               {"durable": 2}, {"offset": 8, "size": 8, "boot": "a"}]
+
+    entries = [
+        {"offset": 0, "size": 8, "boot": "a"},
+        {"offset": 64, "size": 8, "boot": "a"},
+        {"durable": 2},
+        {"offset": 8, "size": 8, "boot": "a"},
+    ]
     assert planning.contiguous_prefix(trusted_ranges(entries, "a")) == 16
     assert trusted_ranges(entries, "b") == [(0, 8), (64, 8)]
 
 
 # --- the strategy: a piece is logged once its bytes are in the file ------------------------
+
 
 class FakeCurl:
     """Stands in for a handle in poll(): only SIZE_DOWNLOAD_T is asked for."""
@@ -86,11 +105,12 @@ def test_pieces_are_logged_past_each_threshold_and_only_once_written(tmp_path):
     def on_piece(o: int, n: int) -> None:
         with open(path, "rb") as fh:  # another descriptor: the bytes must be in the file
             fh.seek(o)
-            assert fh.read(n) == data[o - offset:o - offset + n]
+            assert fh.read(n) == data[o - offset : o - offset + n]
         logged.append((o, n))
 
-    strategy = DownloadStrategy(str(path), offset + length, lambda: "http://127.0.0.1:9/x",
-                                lambda: None, on_piece)
+    strategy = DownloadStrategy(
+        str(path), offset + length, lambda: "http://127.0.0.1:9/x", lambda: None, on_piece
+    )
     job = Job(Part(0, offset, length))
     job.reset()
     curl = pycurl.Curl()
@@ -99,20 +119,20 @@ def test_pieces_are_logged_past_each_threshold_and_only_once_written(tmp_path):
 
     def write_and_poll(n: int) -> None:
         nonlocal written
-        job.fh.write(data[written:written + n])  # as libcurl's write callback does
+        job.fh.write(data[written : written + n])  # as libcurl's write callback does
         written += n
         strategy.poll({FakeCurl(written): job})
 
     write_and_poll(piece - 1)
     assert logged == []
-    write_and_poll(MiB + 1)                       # past the first threshold
+    write_and_poll(MiB + 1)  # past the first threshold
     assert logged == [(offset, piece + MiB)]
-    write_and_poll(piece - 1)                     # not yet 2 pieces past the last point
+    write_and_poll(piece - 1)  # not yet 2 pieces past the last point
     assert len(logged) == 1
     write_and_poll(length - written)
     assert logged[1:] == [(offset + piece + MiB, length - piece - MiB)]
     assert strategy.end(curl, job) is Outcome.OK
-    strategy.done(job)                            # all logged already: no empty piece
+    strategy.done(job)  # all logged already: no empty piece
     assert len(logged) == 2 and job.kept == length
 
     # an attempt cut off after a piece starts again where the pieces end
@@ -121,8 +141,8 @@ def test_pieces_are_logged_past_each_threshold_and_only_once_written(tmp_path):
     strategy.begin(curl, again)
     again.fh.write(data[:piece])
     strategy.poll({FakeCurl(piece): again})
-    again.fh.write(data[piece:piece + MiB])
-    transfer._close_quietly(again.fh)             # cut: the unlogged MiB is not kept
+    again.fh.write(data[piece : piece + MiB])
+    transfer._close_quietly(again.fh)  # cut: the unlogged MiB is not kept
     again.reset()
     strategy.begin(curl, again)
     assert again.fh.tell() == offset + piece and again.kept_before == piece
@@ -132,14 +152,30 @@ def test_pieces_are_logged_past_each_threshold_and_only_once_written(tmp_path):
 
 # --- a killed download keeps the pieces of the ranges in flight ----------------------------
 
+
 def test_killed_download_keeps_partial_ranges(client, tmp_path):
     size = 4 * RANGE
     file_id, _, sha = client.put(tmp_path, size)
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli_popen("download-by-id", "--api-url", client.stack.drs_api, "--file-id", file_id,
-                     "--output-dir", str(out), "--state-dir", str(client.state_dir),
-                     "--parallel", "2", "--part-size", "64MiB", "--max-rate", "16MiB", "--quiet")
+    proc = cli_popen(
+        "download-by-id",
+        "--api-url",
+        client.stack.drs_api,
+        "--file-id",
+        file_id,
+        "--output-dir",
+        str(out),
+        "--state-dir",
+        str(client.state_dir),
+        "--parallel",
+        "2",
+        "--part-size",
+        "64MiB",
+        "--max-rate",
+        "16MiB",
+        "--quiet",
+    )
 
     def partial_piece_logged() -> bool:
         entries = ledger_entries(client.state_dir, "downloads", "ranges.jsonl")
@@ -161,6 +197,7 @@ def test_killed_download_keeps_partial_ranges(client, tmp_path):
 
 
 # --- bytes_resent ----------------------------------------------------------------------------
+
 
 def test_upload_part_corrupted_once_is_resent_and_counted(client, tmp_path):
     size = 2 * SERVER_PART + 10
@@ -214,9 +251,23 @@ def test_range_cut_off_is_continued_from_its_last_piece_and_the_rest_counted(stu
     srv = stub(answer)
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli("download-by-id", "--api-url", srv.url, "--file-id", "x", "--output-dir",
-               str(out), "--state-dir", str(state_dir), "--part-size", "32MiB",
-               "--parallel", "1", "--json", "--quiet")
+    proc = cli(
+        "download-by-id",
+        "--api-url",
+        srv.url,
+        "--file-id",
+        "x",
+        "--output-dir",
+        str(out),
+        "--state-dir",
+        str(state_dir),
+        "--part-size",
+        "32MiB",
+        "--parallel",
+        "1",
+        "--json",
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     assert cuts[0].until_met, "no piece was logged before the cut"
     assert (out / "x").read_bytes() == data

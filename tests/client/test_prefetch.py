@@ -27,8 +27,9 @@ class Api:
         if n in self.fail:
             self.fail.discard(n)
             raise ApiRefused(f"no URL for part {n}", status=500)
-        return (f"http://s3/b/k?partNumber={n}&X-Amz-Expires={self.lifetime}"
-                f"&X-Amz-Signature=s{count}")
+        return (
+            f"http://s3/b/k?partNumber={n}&X-Amz-Expires={self.lifetime}&X-Amz-Signature=s{count}"
+        )
 
 
 def wait_for(cond, timeout=5.0):

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import MiB, cli_popen, json_line, make_file, new_id, sha256_of
 
 PART = 16 * MiB
@@ -46,9 +45,22 @@ def test_upload_killed_then_resumed(client, tmp_path):
     src = tmp_path / "src"
     sha = make_file(src, size)
     client.stack.register(file_id, size, sha256=sha)
-    proc = cli_popen("upload-by-id", "--api-url", client.stack.upload_api, "--file-id", file_id,
-                     "--file-path", str(src), "--state-dir", str(client.state_dir),
-                     "--max-rate", "24MiB", "--parallel", "2", "--quiet")
+    proc = cli_popen(
+        "upload-by-id",
+        "--api-url",
+        client.stack.upload_api,
+        "--file-id",
+        file_id,
+        "--file-path",
+        str(src),
+        "--state-dir",
+        str(client.state_dir),
+        "--max-rate",
+        "24MiB",
+        "--parallel",
+        "2",
+        "--quiet",
+    )
     kill_when(proc, lambda: len(ledger_entries(client.state_dir, "uploads", "parts.jsonl")) >= 2)
     stored = ledger_entries(client.state_dir, "uploads", "parts.jsonl")
     stored_bytes = sum(e["size"] for e in stored)
@@ -75,13 +87,28 @@ def test_download_killed_then_resumed(client, tmp_path):
     file_id, src, sha = client.put(tmp_path, size)
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli_popen("download-by-id", "--api-url", client.stack.drs_api, "--file-id", file_id,
-                     "--output-dir", str(out), "--state-dir", str(client.state_dir),
-                     "--max-rate", "24MiB", "--parallel", "2", "--part-size", "4MiB", "--quiet")
-    kill_when(proc, lambda: len(ledger_entries(client.state_dir, "downloads",
-                                               "ranges.jsonl")) >= 3)
-    done = [e for e in ledger_entries(client.state_dir, "downloads", "ranges.jsonl")
-            if "offset" in e]
+    proc = cli_popen(
+        "download-by-id",
+        "--api-url",
+        client.stack.drs_api,
+        "--file-id",
+        file_id,
+        "--output-dir",
+        str(out),
+        "--state-dir",
+        str(client.state_dir),
+        "--max-rate",
+        "24MiB",
+        "--parallel",
+        "2",
+        "--part-size",
+        "4MiB",
+        "--quiet",
+    )
+    kill_when(proc, lambda: len(ledger_entries(client.state_dir, "downloads", "ranges.jsonl")) >= 3)
+    done = [
+        e for e in ledger_entries(client.state_dir, "downloads", "ranges.jsonl") if "offset" in e
+    ]
     done_bytes = sum(e["size"] for e in done)
     assert not (out / file_id).exists(), "a partial download must never sit at the final path"
     assert (out / f".{file_id}.ghga-part").exists()
@@ -100,9 +127,22 @@ def test_second_process_on_same_file_is_refused(client, tmp_path):
     file_id, src, sha = client.put(tmp_path, size)
     out = tmp_path / "out"
     out.mkdir()
-    first = cli_popen("download-by-id", "--api-url", client.stack.drs_api, "--file-id", file_id,
-                      "--output-dir", str(out), "--state-dir", str(client.state_dir),
-                      "--max-rate", "8MiB", "--part-size", "4MiB", "--quiet")
+    first = cli_popen(
+        "download-by-id",
+        "--api-url",
+        client.stack.drs_api,
+        "--file-id",
+        file_id,
+        "--output-dir",
+        str(out),
+        "--state-dir",
+        str(client.state_dir),
+        "--max-rate",
+        "8MiB",
+        "--part-size",
+        "4MiB",
+        "--quiet",
+    )
     try:
         deadline = time.monotonic() + 60
         while not ledger_entries(client.state_dir, "downloads", "ranges.jsonl"):
@@ -123,8 +163,13 @@ def test_second_process_on_same_file_is_refused(client, tmp_path):
 def test_power_loss_keeps_only_checkpointed_ranges():
     """After a reboot (other boot id) only ranges before a durable checkpoint count."""
     from ghga_tasks.partial import trusted_ranges
-    entries = [{"offset": 0, "size": 4, "boot": "a"}, {"offset": 4, "size": 4, "boot": "a"},
-               {"durable": 2}, {"offset": 8, "size": 4, "boot": "a"}]
+
+    entries = [
+        {"offset": 0, "size": 4, "boot": "a"},
+        {"offset": 4, "size": 4, "boot": "a"},
+        {"durable": 2},
+        {"offset": 8, "size": 4, "boot": "a"},
+    ]
     assert trusted_ranges(entries, "a") == [(0, 4), (4, 4), (8, 4)]
     assert trusted_ranges(entries, "b") == [(0, 4), (4, 4)]
     assert trusted_ranges(entries[:2], "b") == []
@@ -135,9 +180,22 @@ def test_sigterm_exits_130_and_keeps_state(client, tmp_path):
     file_id, src, sha = client.put(tmp_path, size)
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli_popen("download-by-id", "--api-url", client.stack.drs_api, "--file-id", file_id,
-                     "--output-dir", str(out), "--state-dir", str(client.state_dir),
-                     "--max-rate", "16MiB", "--part-size", "4MiB", "--quiet")
+    proc = cli_popen(
+        "download-by-id",
+        "--api-url",
+        client.stack.drs_api,
+        "--file-id",
+        file_id,
+        "--output-dir",
+        str(out),
+        "--state-dir",
+        str(client.state_dir),
+        "--max-rate",
+        "16MiB",
+        "--part-size",
+        "4MiB",
+        "--quiet",
+    )
     deadline = time.monotonic() + 60
     while len(ledger_entries(client.state_dir, "downloads", "ranges.jsonl")) < 2:
         assert time.monotonic() < deadline and proc.poll() is None
@@ -147,8 +205,11 @@ def test_sigterm_exits_130_and_keeps_state(client, tmp_path):
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "resume" in stderr
     assert not (out / file_id).exists()
-    kept = sum(e["size"] for e in ledger_entries(client.state_dir, "downloads", "ranges.jsonl")
-               if "offset" in e)
+    kept = sum(
+        e["size"]
+        for e in ledger_entries(client.state_dir, "downloads", "ranges.jsonl")
+        if "offset" in e
+    )
     again = client.download(file_id, out)
     assert again.returncode == 0, again.stderr
     assert json_line(again)["bytes_resumed"] == kept > 0
@@ -162,16 +223,32 @@ def test_resume_into_another_output_dir_and_partial_dir(client, tmp_path):
     first_out, second_out, parts_dir = tmp_path / "a", tmp_path / "b", tmp_path / "partials"
     for d in (first_out, second_out, parts_dir):
         d.mkdir()
-    proc = cli_popen("download-by-id", "--api-url", client.stack.drs_api, "--file-id", file_id,
-                     "--output-dir", str(first_out), "--partial-dir", str(parts_dir),
-                     "--state-dir", str(client.state_dir), "--max-rate", "16MiB",
-                     "--part-size", "4MiB", "--quiet")
-    kill_when(proc, lambda: len(ledger_entries(client.state_dir, "downloads",
-                                               "ranges.jsonl")) >= 2)
+    proc = cli_popen(
+        "download-by-id",
+        "--api-url",
+        client.stack.drs_api,
+        "--file-id",
+        file_id,
+        "--output-dir",
+        str(first_out),
+        "--partial-dir",
+        str(parts_dir),
+        "--state-dir",
+        str(client.state_dir),
+        "--max-rate",
+        "16MiB",
+        "--part-size",
+        "4MiB",
+        "--quiet",
+    )
+    kill_when(proc, lambda: len(ledger_entries(client.state_dir, "downloads", "ranges.jsonl")) >= 2)
     assert (parts_dir / f".{file_id}.ghga-part").exists()
     assert os.listdir(first_out) == []
-    kept = sum(e["size"] for e in ledger_entries(client.state_dir, "downloads", "ranges.jsonl")
-               if "offset" in e)
+    kept = sum(
+        e["size"]
+        for e in ledger_entries(client.state_dir, "downloads", "ranges.jsonl")
+        if "offset" in e
+    )
     again = client.download(file_id, second_out)
     assert again.returncode == 0, again.stderr
     assert json_line(again)["bytes_resumed"] == kept > 0
@@ -183,9 +260,8 @@ def test_after_reboot_untrusted_ranges_are_dropped_for_good(client, tmp_path, mo
     """A ledger from another boot keeps only checkpointed ranges, restamped, so a later
     checkpoint can never vouch for bytes the earlier boot may have lost."""
     import ghga_tasks
-    from ghga_tasks import state
+    from ghga_tasks import download_steps, state
     from ghga_tasks.errors import TransientError
-    from ghga_tasks import download_steps
 
     size = 2 * PART
     file_id, src, sha = client.put(tmp_path, size)
@@ -201,8 +277,12 @@ def test_after_reboot_untrusted_ranges_are_dropped_for_good(client, tmp_path, mo
     part.write_bytes(src.read_bytes()[:PART] + bytes(PART))
     (tdir / "partial.json").write_text(json.dumps({"path": str(part)}))
     header = {"id": obj["id"], "size": size, "checksum": obj["checksums"][0]["checksum"]}
-    lines = [{"header": header}, {"offset": 0, "size": PART, "boot": "old"}, {"durable": 1},
-             {"offset": PART, "size": PART, "boot": "old"}]
+    lines = [
+        {"header": header},
+        {"offset": 0, "size": PART, "boot": "old"},
+        {"durable": 1},
+        {"offset": PART, "size": PART, "boot": "old"},
+    ]
     (tdir / "ranges.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
 
     monkeypatch.setattr(state, "boot_id", lambda: "new")
@@ -213,14 +293,21 @@ def test_after_reboot_untrusted_ranges_are_dropped_for_good(client, tmp_path, mo
     with monkeypatch.context() as patched:
         patched.setattr(download_steps.Engine, "run", stop)
         with pytest.raises(TransientError):
-            ghga_tasks.download_by_id(client.stack.drs_api, file_id, str(out), retries=0,
-                                      task_retries=0, state_dir=str(client.state_dir),
-                                      quiet=True)
+            ghga_tasks.download_by_id(
+                client.stack.drs_api,
+                file_id,
+                str(out),
+                retries=0,
+                task_retries=0,
+                state_dir=str(client.state_dir),
+                quiet=True,
+            )
     kept = [json.loads(x) for x in (tdir / "ranges.jsonl").read_text().splitlines()[1:]]
     assert kept == [{"offset": 0, "size": PART, "boot": "new"}, {"durable": 1}]
 
-    result = ghga_tasks.download_by_id(client.stack.drs_api, file_id, str(out),
-                                       state_dir=str(client.state_dir), quiet=True)
+    result = ghga_tasks.download_by_id(
+        client.stack.drs_api, file_id, str(out), state_dir=str(client.state_dir), quiet=True
+    )
     assert result.bytes_resumed == PART and result.bytes_transferred == PART
     assert sha256_of(out / file_id) == sha
 
@@ -235,14 +322,16 @@ def test_after_reboot_a_finished_download_is_checked_again(client, tmp_path, mon
     out = tmp_path / "out"
     out.mkdir()
     kwargs = dict(state_dir=str(client.state_dir), quiet=True)
-    assert ghga_tasks.download_by_id(client.stack.drs_api, file_id, str(out),
-                                     **kwargs).status == "downloaded"
+    assert (
+        ghga_tasks.download_by_id(client.stack.drs_api, file_id, str(out), **kwargs).status
+        == "downloaded"
+    )
     same = ghga_tasks.download_by_id(client.stack.drs_api, file_id, str(out), **kwargs)
-    assert same.status == "complete"                 # same boot: trusted without reading
+    assert same.status == "complete"  # same boot: trusted without reading
     monkeypatch.setattr(state, "boot_id", lambda: "after-reboot")
     checked = ghga_tasks.download_by_id(client.stack.drs_api, file_id, str(out), **kwargs)
     assert checked.status == "present" and checked.bytes_transferred == 0
-    with open(out / file_id, "r+b") as fh:           # the power cut
+    with open(out / file_id, "r+b") as fh:  # the power cut
         fh.seek(MiB)
         fh.write(bytes(MiB))
     monkeypatch.setattr(state, "boot_id", lambda: "after-second-reboot")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from helpers import MiB, json_line, sha256_of
 
 PART = 16 * MiB  # the server's part size for files up to 160 GiB
@@ -36,8 +35,16 @@ def test_large_file_many_ranges_and_json_fields(client, tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json_line(proc)
     assert sha256_of(out / file_id) == sha
-    for key in ("file_id", "path", "size", "sha256", "bytes_transferred", "bytes_resumed",
-                "seconds", "status"):
+    for key in (
+        "file_id",
+        "path",
+        "size",
+        "sha256",
+        "bytes_transferred",
+        "bytes_resumed",
+        "seconds",
+        "status",
+    ):
         assert key in result, key
     assert result["file_id"] == file_id
     assert result["path"] == str(out / file_id)
@@ -47,6 +54,7 @@ def test_large_file_many_ranges_and_json_fields(client, tmp_path):
 
 def test_upload_json_and_rerun_is_noop(client, tmp_path):
     from helpers import make_file, new_id
+
     file_id = new_id()
     src = tmp_path / "src"
     sha = make_file(src, 2 * PART + 5)
@@ -64,8 +72,9 @@ def test_upload_json_and_rerun_is_noop(client, tmp_path):
     assert second["bytes_transferred"] == 0
     assert second["status"] == "accepted"  # what it is, not "complete"
     # the server really has it: the attempt is accepted
-    attempt = client.stack.session.get(f"{client.stack.upload_api}/uploads/{first['upload_id']}",
-                                       timeout=10).json()
+    attempt = client.stack.session.get(
+        f"{client.stack.upload_api}/uploads/{first['upload_id']}", timeout=10
+    ).json()
     assert attempt["status"] == "accepted"
 
 
@@ -96,13 +105,22 @@ def test_api_errors_are_retried(client, tmp_path):
 
 def test_both_flag_spellings_and_env_settings(client, tmp_path):
     from helpers import cli
+
     file_id, src, sha = client.put(tmp_path, MiB)
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli("download-by-id", "--api-url", client.stack.drs_api, "--file-id", file_id,
-               "--output-dir", str(out), "--json", "--quiet",
-               env={"GHGA_TASKS_STATE_DIR": str(tmp_path / "envstate"),
-                    "GHGA_TASKS_PARALLEL": "2"})
+    proc = cli(
+        "download-by-id",
+        "--api-url",
+        client.stack.drs_api,
+        "--file-id",
+        file_id,
+        "--output-dir",
+        str(out),
+        "--json",
+        "--quiet",
+        env={"GHGA_TASKS_STATE_DIR": str(tmp_path / "envstate"), "GHGA_TASKS_PARALLEL": "2"},
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["sha256"] == sha
     assert (tmp_path / "envstate" / "downloads").is_dir()

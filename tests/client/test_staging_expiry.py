@@ -40,8 +40,9 @@ def test_download_urls_expire_mid_transfer(client, tmp_path):
     client.stack.configure(url_lifetime=1)
     out = tmp_path / "out"
     out.mkdir()
-    proc = client.download(file_id, out, "--max-rate", "6MiB", "--part-size", "2MiB",
-                           "--parallel", "2", "--verbose")
+    proc = client.download(
+        file_id, out, "--max-rate", "6MiB", "--part-size", "2MiB", "--parallel", "2", "--verbose"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "fresh URL" in proc.stderr, "expiry never happened; the test proves nothing"
     assert sha256_of(out / file_id) == sha

@@ -10,7 +10,6 @@ import os
 import subprocess
 
 import pytest
-
 from helpers import cli
 
 from ghga_tasks.progress import ProgressBar
@@ -21,16 +20,35 @@ from ghga_tasks.server.stub import JSON, StubServer, drs_object, serve_range
 def tls_stub(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     proc = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)], capture_output=True, text=True)
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     data = os.urandom(300_000)
 
     def handler(method, path, headers):
         if path.startswith("/objects/"):
-            obj = drs_object("x", len(data), hashlib.sha256(data).hexdigest(),
-                             f"{server.url}/blob?sig=1")
+            obj = drs_object(
+                "x", len(data), hashlib.sha256(data).hexdigest(), f"{server.url}/blob?sig=1"
+            )
             return 200, JSON, json.dumps(obj).encode()
         return serve_range(data, headers)
 
@@ -43,8 +61,17 @@ def test_tls_verified_by_default(tls_stub, tmp_path):
     server, cert, data = tls_stub
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli("download-by-id", "--api-url", server.url, "--file-id", "x", "--output-dir",
-               str(out), "--state-dir", str(tmp_path / "s"))
+    proc = cli(
+        "download-by-id",
+        "--api-url",
+        server.url,
+        "--file-id",
+        "x",
+        "--output-dir",
+        str(out),
+        "--state-dir",
+        str(tmp_path / "s"),
+    )
     assert proc.returncode == 78, proc.stderr
     assert "TLS verification failed" in proc.stderr
     assert not (out / "x").exists()
@@ -54,9 +81,21 @@ def test_ca_bundle_trusts_private_ca_for_api_and_storage(tls_stub, tmp_path):
     server, cert, data = tls_stub
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli("download-by-id", "--api-url", server.url, "--file-id", "x", "--output-dir",
-               str(out), "--state-dir", str(tmp_path / "s"), "--ca-bundle", str(cert),
-               "--part-size", "1MiB")
+    proc = cli(
+        "download-by-id",
+        "--api-url",
+        server.url,
+        "--file-id",
+        "x",
+        "--output-dir",
+        str(out),
+        "--state-dir",
+        str(tmp_path / "s"),
+        "--ca-bundle",
+        str(cert),
+        "--part-size",
+        "1MiB",
+    )
     assert proc.returncode == 0, proc.stderr
     assert (out / "x").read_bytes() == data
 

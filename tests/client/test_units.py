@@ -21,8 +21,12 @@ def test_upload_part_size_fits_10000_parts():
 
 def test_upload_parts_cover_the_file_exactly():
     plan = parts.upload_parts(100, 30)
-    assert [(p.number, p.offset, p.length) for p in plan] == [(1, 0, 30), (2, 30, 30),
-                                                             (3, 60, 30), (4, 90, 10)]
+    assert [(p.number, p.offset, p.length) for p in plan] == [
+        (1, 0, 30),
+        (2, 30, 30),
+        (3, 60, 30),
+        (4, 90, 10),
+    ]
     assert parts.upload_parts(0, 30) == [parts.Part(1, 0, 0)]
     with pytest.raises(ValueError):
         parts.upload_parts(10_001 * 16, 16)
@@ -41,11 +45,11 @@ def test_settings_precedence(tmp_path):
     config.write_text("parallel = 3\nretries = 7\nmax_rate = '10MiB'\n")
     env = {"GHGA_TASKS_RETRIES": "9", "GHGA_TASKS_TIMEOUT": "5"}
     s = settings.load(str(config), env=env, retries=None, timeout=2.5)
-    assert s.parallel == 3            # config file
-    assert s.retries == 9             # environment beats config
-    assert s.timeout == 2.5           # flag beats environment
+    assert s.parallel == 3  # config file
+    assert s.retries == 9  # environment beats config
+    assert s.timeout == 2.5  # flag beats environment
     assert s.max_rate == 10 * MiB
-    assert s.part_size == 64 * MiB    # default
+    assert s.part_size == 64 * MiB  # default
 
 
 def test_settings_errors():
@@ -104,5 +108,7 @@ def test_transfer_dirs_are_distinct_per_api_and_id(tmp_path):
     a = state.transfer_dir(tmp_path, "downloads", "http://h/api/", "F1")
     assert a == state.transfer_dir(tmp_path, "downloads", "http://h/api", "F1")
     assert a != state.transfer_dir(tmp_path, "downloads", "http://other/api", "F1")
-    assert state.transfer_dir(tmp_path, "downloads", "http://h", "../x").parent == \
-        tmp_path / "downloads"
+    assert (
+        state.transfer_dir(tmp_path, "downloads", "http://h", "../x").parent
+        == tmp_path / "downloads"
+    )

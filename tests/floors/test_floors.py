@@ -34,8 +34,9 @@ FLOORS_BIN = os.environ.get("GHGA_FLOORS_BIN", "")
 ROOT = Path(__file__).resolve().parents[2]
 PART = 16 * MiB  # the server's part size for files up to 160 GiB
 
-pytestmark = pytest.mark.skipif(not FLOORS_BIN, reason="GHGA_FLOORS_BIN is not set "
-                                "(.ci/run's floors job sets it)")
+pytestmark = pytest.mark.skipif(
+    not FLOORS_BIN, reason="GHGA_FLOORS_BIN is not set (.ci/run's floors job sets it)"
+)
 
 
 def _bin(name: str) -> str:
@@ -46,10 +47,20 @@ def _bin(name: str) -> str:
 
 
 def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("GHGA_TASKS_") and k not in ("PYTHONPATH", "PYTHONHOME")}
-    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout,
-                          env=env, stdin=subprocess.DEVNULL, check=False)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("GHGA_TASKS_") and k not in ("PYTHONPATH", "PYTHONHOME")
+    }
+    return subprocess.run(
+        list(args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
 
 
 def _json_line(proc: subprocess.CompletedProcess) -> dict:
@@ -72,27 +83,32 @@ def _floors() -> dict:
 
 
 def test_the_venv_holds_the_declared_floors():
-    probe = ("import importlib.metadata as m, json, platform, sys\n"
-             "names = json.loads(sys.argv[1])\n"
-             "def version(n):\n"
-             "    try:\n        return m.version(n)\n"
-             "    except m.PackageNotFoundError:\n        return None\n"
-             "print(json.dumps({'python_version': '%d.%d' % sys.version_info[:2],\n"
-             "                  'python_full_version': platform.python_version(),\n"
-             "                  'versions': {n: version(n) for n in names}}))\n")
+    probe = (
+        "import importlib.metadata as m, json, platform, sys\n"
+        "names = json.loads(sys.argv[1])\n"
+        "def version(n):\n"
+        "    try:\n        return m.version(n)\n"
+        "    except m.PackageNotFoundError:\n        return None\n"
+        "print(json.dumps({'python_version': '%d.%d' % sys.version_info[:2],\n"
+        "                  'python_full_version': platform.python_version(),\n"
+        "                  'versions': {n: version(n) for n in names}}))\n"
+    )
     floors = _floors()
     proc = _run(_bin("python"), "-c", probe, json.dumps(sorted(floors)))
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout)
-    env = {"python_version": seen["python_version"],
-           "python_full_version": seen["python_full_version"]}
+    env = {
+        "python_version": seen["python_version"],
+        "python_full_version": seen["python_full_version"],
+    }
     for name, (floor, marker) in floors.items():
         if marker is not None and not marker.evaluate(env):
             continue
         installed = seen["versions"][name]
         assert installed and Version(installed) == Version(floor), (
             f"{name}: the venv has {installed}, the declared floor is {floor} "
-            f"(install it with `uv pip install --resolution lowest-direct -e .`)")
+            f"(install it with `uv pip install --resolution lowest-direct -e .`)"
+        )
 
 
 def test_upload_and_download_with_the_floors(stack, tmp_path):
@@ -106,9 +122,23 @@ def test_upload_and_download_with_the_floors(stack, tmp_path):
     stack.register(file_id, size, sha256=sha)
     state = tmp_path / "state"
 
-    up = _run(cli, "upload-by-id", "--api-url", stack.upload_api, "--file-id", file_id,
-              "--file-path", str(src), "--state-dir", str(state), "--wait", "--json",
-              "--quiet", "--parallel", "2")
+    up = _run(
+        cli,
+        "upload-by-id",
+        "--api-url",
+        stack.upload_api,
+        "--file-id",
+        file_id,
+        "--file-path",
+        str(src),
+        "--state-dir",
+        str(state),
+        "--wait",
+        "--json",
+        "--quiet",
+        "--parallel",
+        "2",
+    )
     assert up.returncode == 0, up.stderr
     result = _json_line(up)
     assert result["status"] == "accepted"
@@ -121,17 +151,42 @@ def test_upload_and_download_with_the_floors(stack, tmp_path):
     # which a range's written prefix is logged (the SIZE_DOWNLOAD_T poll of the engine)
     config = tmp_path / "config.toml"
     config.write_text('parallel = 2\npart_size = "20MiB"\n')
-    down = _run(cli, "download-by-id", "--api_url", stack.drs_api, "--file_id", file_id,
-                "--output_dir", str(out), "--state_dir", str(state), "--json", "--quiet",
-                "--config", str(config))
+    down = _run(
+        cli,
+        "download-by-id",
+        "--api_url",
+        stack.drs_api,
+        "--file_id",
+        file_id,
+        "--output_dir",
+        str(out),
+        "--state_dir",
+        str(state),
+        "--json",
+        "--quiet",
+        "--config",
+        str(config),
+    )
     assert down.returncode == 0, down.stderr
     result = _json_line(down)
     assert result["status"] == "downloaded"
     assert result["bytes_transferred"] == size
     assert (out / file_id).read_bytes() == data
 
-    again = _run(cli, "download-by-id", "--api_url", stack.drs_api, "--file_id", file_id,
-                 "--output_dir", str(out), "--state_dir", str(state), "--json", "--quiet")
+    again = _run(
+        cli,
+        "download-by-id",
+        "--api_url",
+        stack.drs_api,
+        "--file_id",
+        file_id,
+        "--output_dir",
+        str(out),
+        "--state_dir",
+        str(state),
+        "--json",
+        "--quiet",
+    )
     assert again.returncode == 0, again.stderr
     assert _json_line(again)["bytes_transferred"] == 0
 

@@ -9,21 +9,25 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from stack import Stack, env_backend, start_stack
 
-from .protocol import MiB, PART
+from .protocol import PART, MiB
 
-REGISTERED = {"flag-a-" + uuid.uuid4().hex[:8]: (10, None),
-              "flag-b-" + uuid.uuid4().hex[:8]: (PART, "0f" * 32)}
+REGISTERED = {
+    "flag-a-" + uuid.uuid4().hex[:8]: (10, None),
+    "flag-b-" + uuid.uuid4().hex[:8]: (PART, "0f" * 32),
+}
 COPY_THRESHOLD = 5 * MiB
 
 
 @pytest.fixture(scope="session")
 def _special_stack(tmp_path_factory) -> Stack:
-    args = ["--bucket-prefix", "pfx-" if not env_backend()["s3_endpoint"]
-            else f"t{uuid.uuid4().hex[:10]}-",
-            "--multipart-copy-threshold", str(COPY_THRESHOLD)]
+    args = [
+        "--bucket-prefix",
+        "pfx-" if not env_backend()["s3_endpoint"] else f"t{uuid.uuid4().hex[:10]}-",
+        "--multipart-copy-threshold",
+        str(COPY_THRESHOLD),
+    ]
     for file_id, (size, sha) in REGISTERED.items():
         args += ["--register", f"{file_id}={size}" + (f":{sha}" if sha else "")]
     s = start_stack(tmp_path_factory.mktemp("special"), *args, **env_backend())

@@ -16,7 +16,7 @@ import requests
 
 from ghga_tasks.units import MiB
 
-PART = 16 * MiB   # the part size the server picks for files up to 160 GiB
+PART = 16 * MiB  # the part size the server picks for files up to 160 GiB
 TIMEOUT = 60
 
 
@@ -46,8 +46,9 @@ def start(stack, file_id: str) -> dict:
 
 
 def sign(stack, upload_id: str, part_no: int) -> str:
-    r = requests.post(f"{stack.upload_api}/uploads/{upload_id}/parts/{part_no}/signed_urls",
-                      timeout=TIMEOUT)
+    r = requests.post(
+        f"{stack.upload_api}/uploads/{upload_id}/parts/{part_no}/signed_urls", timeout=TIMEOUT
+    )
     assert r.status_code == 200, r.text
     return r.json()["url"]
 
@@ -59,7 +60,7 @@ def put(url: str, body: bytes) -> requests.Response:
 
 def parts_of(data: bytes, part_size: int) -> List[Tuple[int, bytes]]:
     count = max(1, -(-len(data) // part_size))
-    return [(n, data[(n - 1) * part_size: n * part_size]) for n in range(1, count + 1)]
+    return [(n, data[(n - 1) * part_size : n * part_size]) for n in range(1, count + 1)]
 
 
 def put_parts(stack, attempt: dict, data: bytes, numbers: Optional[Iterable[int]] = None) -> None:
@@ -80,14 +81,16 @@ def confirmation(data: bytes, part_size: int) -> dict:
     return {"parts_md5": [md5(p) for _, p in parts_of(data, part_size)], "sha256": sha256(data)}
 
 
-def patch(stack, upload_id: str, status: str, data: Optional[bytes] = None,
-          **body) -> requests.Response:
+def patch(
+    stack, upload_id: str, status: str, data: Optional[bytes] = None, **body
+) -> requests.Response:
     """PATCH the attempt's status; with `data`, confirm it with that file's checksums."""
     if data is not None:
         attempt = requests.get(f"{stack.upload_api}/uploads/{upload_id}", timeout=TIMEOUT).json()
         body = {**confirmation(data, attempt["part_size"]), **body}
-    return requests.patch(f"{stack.upload_api}/uploads/{upload_id}",
-                          json={"status": status, **body}, timeout=TIMEOUT)
+    return requests.patch(
+        f"{stack.upload_api}/uploads/{upload_id}", json={"status": status, **body}, timeout=TIMEOUT
+    )
 
 
 def upload(stack, file_id: str, data: bytes, timeout: float = 60) -> dict:
@@ -158,10 +161,19 @@ def s3_client(stack):
     from botocore.config import Config
 
     info = stack.s3_info()
-    return boto3.client("s3", endpoint_url=info["endpoint"], aws_access_key_id=info["access_key"],
-                        aws_secret_access_key=info["secret_key"], region_name=info["region"],
-                        config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                                      connect_timeout=5, read_timeout=60)), info["buckets"]
+    return boto3.client(
+        "s3",
+        endpoint_url=info["endpoint"],
+        aws_access_key_id=info["access_key"],
+        aws_secret_access_key=info["secret_key"],
+        region_name=info["region"],
+        config=Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            connect_timeout=5,
+            read_timeout=60,
+        ),
+    ), info["buckets"]
 
 
 def multipart_uploads(stack, bucket: str, prefix: str) -> List[Dict]:
@@ -177,7 +189,7 @@ def object_keys(stack, bucket: str, prefix: str) -> List[str]:
 
 def flipped(data: bytes, at: int = 0) -> bytes:
     """`data` with one bit flipped, as a corrupted transfer would deliver it."""
-    return data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+    return data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
 
 
 def resent_part_completes_with_verified_bytes(stack, corrupted_first: bool) -> None:
@@ -193,7 +205,7 @@ def resent_part_completes_with_verified_bytes(stack, corrupted_first: bool) -> N
     attempt = start(stack, file_id)
     good, bad = data[:PART], flipped(data[:PART], PART // 2)
     put_parts(stack, attempt, data, [2])
-    for body in ((bad, good) if corrupted_first else (good, bad)):
+    for body in (bad, good) if corrupted_first else (good, bad):
         assert put(sign(stack, attempt["upload_id"], 1), body).status_code == 200
         time.sleep(1.1)  # LastModified has 1 s resolution: the second copy is the newer one
     r = patch(stack, attempt["upload_id"], "uploaded", data)

@@ -4,19 +4,40 @@ from __future__ import annotations
 
 import requests
 
-from .protocol import (PART, download, multipart_uploads, new_id, object_keys, payload, put_parts,
-                       registered_upload, s3_client, sha256, start, upload, wait_object)
+from .protocol import (
+    PART,
+    download,
+    multipart_uploads,
+    new_id,
+    object_keys,
+    payload,
+    put_parts,
+    registered_upload,
+    s3_client,
+    sha256,
+    start,
+    upload,
+    wait_object,
+)
 
 T = 30
 
 
 def test_register_returns_file_metadata(stack):
     file_id = new_id()
-    r = requests.post(f"{stack.admin_api}/files",
-                      json={"file_id": file_id, "size": 7, "sha256": "AB" * 32}, timeout=T)
+    r = requests.post(
+        f"{stack.admin_api}/files",
+        json={"file_id": file_id, "size": 7, "sha256": "AB" * 32},
+        timeout=T,
+    )
     assert r.status_code == 201
-    assert r.json() == {"file_id": file_id, "file_name": file_id, "size": 7,
-                        "sha256": "ab" * 32, "latest_upload_id": None}
+    assert r.json() == {
+        "file_id": file_id,
+        "file_name": file_id,
+        "size": 7,
+        "sha256": "ab" * 32,
+        "latest_upload_id": None,
+    }
     r = requests.get(f"{stack.upload_api}/files/{file_id}", timeout=T)
     assert r.status_code == 200 and r.json()["sha256"] == "ab" * 32
 
@@ -24,8 +45,11 @@ def test_register_returns_file_metadata(stack):
 def test_register_same_id_with_other_checksum_conflicts(stack):
     file_id = new_id()
     stack.register(file_id, 7, sha256="ab" * 32)
-    r = requests.post(f"{stack.admin_api}/files",
-                      json={"file_id": file_id, "size": 7, "sha256": "cd" * 32}, timeout=T)
+    r = requests.post(
+        f"{stack.admin_api}/files",
+        json={"file_id": file_id, "size": 7, "sha256": "cd" * 32},
+        timeout=T,
+    )
     assert r.status_code == 409
 
 
@@ -37,8 +61,10 @@ def test_list_files(stack):
     assert r.status_code == 200
     listed = {f["file_id"]: f for f in r.json()}
     assert ids <= set(listed)
-    assert all(set(listed[i]) == {"file_id", "file_name", "size", "sha256", "latest_upload_id"}
-               for i in ids)
+    assert all(
+        set(listed[i]) == {"file_id", "file_name", "size", "sha256", "latest_upload_id"}
+        for i in ids
+    )
 
 
 def test_delete_removes_everything_and_allows_reuse(stack):
@@ -80,23 +106,36 @@ def test_delete_unknown_is_fine(stack):
 
 def test_config_get_patch_reset(stack):
     start_config = stack.config()
-    assert start_config == {"retry_after": 1, "staging_delay": 0.0, "url_lifetime": 3600,
-                            "outbox_lifetime": None, "list_parts_page_size": 1000,
-                            "error_rate": 0.0, "writer_lease": 600.0}
-    r = requests.patch(f"{stack.admin_api}/config",
-                       json={"staging_delay": 1.5, "outbox_lifetime": 60, "error_rate": 0.25},
-                       timeout=T)
+    assert start_config == {
+        "retry_after": 1,
+        "staging_delay": 0.0,
+        "url_lifetime": 3600,
+        "outbox_lifetime": None,
+        "list_parts_page_size": 1000,
+        "error_rate": 0.0,
+        "writer_lease": 600.0,
+    }
+    r = requests.patch(
+        f"{stack.admin_api}/config",
+        json={"staging_delay": 1.5, "outbox_lifetime": 60, "error_rate": 0.25},
+        timeout=T,
+    )
     assert r.status_code == 200
-    assert r.json() == dict(start_config, staging_delay=1.5, outbox_lifetime=60,
-                            error_rate=0.25)
+    assert r.json() == dict(start_config, staging_delay=1.5, outbox_lifetime=60, error_rate=0.25)
     stack.reset()
     assert stack.config() == start_config
 
 
 def test_config_rejects_bad_values(stack):
     before = stack.config()
-    for body in ({"nonsense": 1}, {"error_rate": 2}, {"retry_after": -1},
-                 {"list_parts_page_size": 0}, {"url_lifetime": "long"}, {"retry_after": 1.5}):
+    for body in (
+        {"nonsense": 1},
+        {"error_rate": 2},
+        {"retry_after": -1},
+        {"list_parts_page_size": 0},
+        {"url_lifetime": "long"},
+        {"retry_after": 1.5},
+    ):
         r = requests.patch(f"{stack.admin_api}/config", json=body, timeout=T)
         assert r.status_code == 422, body
     assert stack.config() == before

@@ -80,7 +80,7 @@ def test_full_upload_accepted_then_staged_download(stack):
     assert attempt["part_size"] == PART
 
     for n, first in ((3, 2 * PART), (1, 0), (2, PART)):  # any order
-        part = data[first:first + PART]
+        part = data[first : first + PART]
         r = put(sign(stack, attempt["upload_id"], n), part)
         assert r.status_code == 200, r.text
         assert r.headers["ETag"] == f'"{hashlib.md5(part).hexdigest()}"'
@@ -137,8 +137,9 @@ def test_expired_or_tampered_upload_url_refused(stack):
 
     url = sign(stack, attempt["upload_id"], 1)
     signature = dict(parse_qsl(urlsplit(url).query))["X-Amz-Signature"]
-    tampered = _with_query(url, **{"X-Amz-Signature": ("0" if signature[0] != "0" else "1")
-                                   + signature[1:]})
+    tampered = _with_query(
+        url, **{"X-Amz-Signature": ("0" if signature[0] != "0" else "1") + signature[1:]}
+    )
     assert put(tampered, data).status_code == 403
     assert put(_with_query(url, **{"X-Amz-Expires": "3600"}), data).status_code == 403
     time.sleep(2.5)  # RGW checks expiry with one-second resolution
@@ -188,7 +189,9 @@ def test_missing_part_is_named_and_sent_again(stack):
     assert download(stack, file_id)[1] == data
 
 
-@pytest.mark.parametrize("corrupted_first", [True, False], ids=["corrupted-first", "corrupted-last"])
+@pytest.mark.parametrize(
+    "corrupted_first", [True, False], ids=["corrupted-first", "corrupted-last"]
+)
 def test_resent_part_completes_with_verified_bytes(stack, corrupted_first):
     resent_part_completes_with_verified_bytes(stack, corrupted_first)
 

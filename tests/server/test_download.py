@@ -6,8 +6,16 @@ import time
 
 import requests
 
-from .protocol import (download, drs, fetch, object_keys, payload, registered_upload, sha256,
-                       wait_object)
+from .protocol import (
+    download,
+    drs,
+    fetch,
+    object_keys,
+    payload,
+    registered_upload,
+    sha256,
+    wait_object,
+)
 
 T = 30
 

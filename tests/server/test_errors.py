@@ -5,8 +5,22 @@ from __future__ import annotations
 import pytest
 import requests
 
-from .protocol import (PART, download, error_id, md5, multipart_uploads, new_id, patch, payload,
-                       put, put_parts, registered_upload, sha256, sign, start)
+from .protocol import (
+    PART,
+    download,
+    error_id,
+    md5,
+    multipart_uploads,
+    new_id,
+    patch,
+    payload,
+    put,
+    put_parts,
+    registered_upload,
+    sha256,
+    sign,
+    start,
+)
 
 T = 30
 
@@ -35,8 +49,9 @@ def test_part_number_out_of_range(stack, part_no):
     file_id = new_id()
     stack.register(file_id, 100)
     upload_id = start(stack, file_id)["upload_id"]
-    r = requests.post(f"{stack.upload_api}/uploads/{upload_id}/parts/{part_no}/signed_urls",
-                      timeout=T)
+    r = requests.post(
+        f"{stack.upload_api}/uploads/{upload_id}/parts/{part_no}/signed_urls", timeout=T
+    )
     assert r.status_code == 422
     assert "detail" in r.json()
 
@@ -155,14 +170,17 @@ def test_completion_leaves_out_extra_parts(stack):
     assert download(stack, file_id)[1] == data
 
 
-@pytest.mark.parametrize("body", [
-    {},
-    {"sha256": "0" * 64},
-    {"parts_md5": ["0" * 32]},
-    {"parts_md5": ["0" * 32, "1" * 32], "sha256": "0" * 64},
-    {"parts_md5": ["XYZ"], "sha256": "0" * 64},
-    {"parts_md5": ["0" * 32], "sha256": "short"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"sha256": "0" * 64},
+        {"parts_md5": ["0" * 32]},
+        {"parts_md5": ["0" * 32, "1" * 32], "sha256": "0" * 64},
+        {"parts_md5": ["XYZ"], "sha256": "0" * 64},
+        {"parts_md5": ["0" * 32], "sha256": "short"},
+    ],
+)
 def test_confirmation_without_valid_checksums(stack, body):
     file_id = new_id()
     stack.register(file_id, 100)
@@ -174,32 +192,43 @@ def test_confirmation_without_valid_checksums(stack, body):
     assert r.json()["status"] == "pending"
 
 
-@pytest.mark.parametrize("method,path,body", [
-    ("POST", "/uploads", b"{not json"),
-    ("POST", "/uploads", b"{}"),
-    ("POST", "/uploads", b'{"file_id": 5}'),
-    ("POST", "/uploads", b"[]"),
-    ("PATCH", "/uploads/{upload_id}", b"{not json"),
-    ("PATCH", "/uploads/{upload_id}", b'{"status": "accepted"}'),
-    ("PATCH", "/uploads/{upload_id}", b"{}"),
-])
+@pytest.mark.parametrize(
+    "method,path,body",
+    [
+        ("POST", "/uploads", b"{not json"),
+        ("POST", "/uploads", b"{}"),
+        ("POST", "/uploads", b'{"file_id": 5}'),
+        ("POST", "/uploads", b"[]"),
+        ("PATCH", "/uploads/{upload_id}", b"{not json"),
+        ("PATCH", "/uploads/{upload_id}", b'{"status": "accepted"}'),
+        ("PATCH", "/uploads/{upload_id}", b"{}"),
+    ],
+)
 def test_malformed_json(stack, method, path, body):
     file_id = new_id()
     stack.register(file_id, 100)
     upload_id = start(stack, file_id)["upload_id"]
-    r = requests.request(method, stack.upload_api + path.format(upload_id=upload_id), data=body,
-                         headers={"Content-Type": "application/json"}, timeout=T)
+    r = requests.request(
+        method,
+        stack.upload_api + path.format(upload_id=upload_id),
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=T,
+    )
     assert r.status_code == 422, r.text
     assert "detail" in r.json()
     r = requests.get(f"{stack.upload_api}/uploads/{upload_id}", timeout=T)
     assert r.json()["status"] == "pending"
 
 
-@pytest.mark.parametrize("method,path", [
-    ("GET", "/uploads/nope"),
-    ("POST", "/uploads/nope/parts/1/signed_urls"),
-    ("PATCH", "/uploads/nope"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("GET", "/uploads/nope"),
+        ("POST", "/uploads/nope/parts/1/signed_urls"),
+        ("PATCH", "/uploads/nope"),
+    ],
+)
 def test_unknown_upload_id(stack, method, path):
     r = requests.request(method, stack.upload_api + path, json={"status": "uploaded"}, timeout=T)
     assert r.status_code == 404 and error_id(r) == "noSuchUpload"
@@ -208,25 +237,25 @@ def test_unknown_upload_id(stack, method, path):
 
 def test_register_twice_with_different_size(stack):
     file_id = new_id()
-    r = requests.post(f"{stack.admin_api}/files", json={"file_id": file_id, "size": 10},
-                      timeout=T)
+    r = requests.post(f"{stack.admin_api}/files", json={"file_id": file_id, "size": 10}, timeout=T)
     assert r.status_code == 201
-    r = requests.post(f"{stack.admin_api}/files", json={"file_id": file_id, "size": 10},
-                      timeout=T)
+    r = requests.post(f"{stack.admin_api}/files", json={"file_id": file_id, "size": 10}, timeout=T)
     assert r.status_code == 200  # identical: fine
-    r = requests.post(f"{stack.admin_api}/files", json={"file_id": file_id, "size": 11},
-                      timeout=T)
+    r = requests.post(f"{stack.admin_api}/files", json={"file_id": file_id, "size": 11}, timeout=T)
     assert r.status_code == 409 and error_id(r) == "fileAlreadyRegistered"
     assert r.json()["data"]["registered"]["size"] == 10
 
 
-@pytest.mark.parametrize("body", [
-    {"file_id": "bad id", "size": 1},
-    {"file_id": "x/y", "size": 1},
-    {"file_id": "ok", "size": -1},
-    {"file_id": "ok", "size": 1, "sha256": "abc"},
-    {"size": 1},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"file_id": "bad id", "size": 1},
+        {"file_id": "x/y", "size": 1},
+        {"file_id": "ok", "size": -1},
+        {"file_id": "ok", "size": 1, "sha256": "abc"},
+        {"size": 1},
+    ],
+)
 def test_register_invalid(stack, body):
     r = requests.post(f"{stack.admin_api}/files", json=body, timeout=T)
     assert r.status_code == 422
@@ -247,8 +276,10 @@ def test_tampered_upload_url_refused_by_s3(stack):
     stack.register(file_id, 100)
     upload_id = start(stack, file_id)["upload_id"]
     url = sign(stack, upload_id, 1)
-    for bad in (url.replace("partNumber=1", "partNumber=2"),
-                url[:-4] + ("0000" if not url.endswith("0000") else "1111")):
+    for bad in (
+        url.replace("partNumber=1", "partNumber=2"),
+        url[:-4] + ("0000" if not url.endswith("0000") else "1111"),
+    ):
         r = put(bad, payload(100))
         assert r.status_code == 403, r.text
     assert put(url, payload(100)).status_code == 200

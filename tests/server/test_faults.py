@@ -9,8 +9,17 @@ import textwrap
 
 import requests
 
-from .protocol import (MiB, download, error_id, new_id, payload, registered_upload, s3_client,
-                       sha256, wait_object)
+from .protocol import (
+    MiB,
+    download,
+    error_id,
+    new_id,
+    payload,
+    registered_upload,
+    s3_client,
+    sha256,
+    wait_object,
+)
 
 T = 30
 
@@ -26,8 +35,12 @@ def test_error_rate_one_fails_every_api_request_but_not_health_or_admin(stack):
                 assert error_id(r) in ("tooManyRequests", "serviceUnavailable")
         r = requests.post(f"{stack.upload_api}/uploads", json={"file_id": "x"}, timeout=T)
         assert r.status_code in (429, 503)
-        for url in (f"{stack.url}/health", f"{stack.upload_api}/health",
-                    f"{stack.drs_api}/health", f"{stack.admin_api}/config"):
+        for url in (
+            f"{stack.url}/health",
+            f"{stack.upload_api}/health",
+            f"{stack.drs_api}/health",
+            f"{stack.admin_api}/config",
+        ):
             assert requests.get(url, timeout=T).status_code == 200
     finally:
         stack.configure(error_rate=0)
@@ -38,7 +51,8 @@ def test_error_rate_half(stack):
     try:
         counts = collections.Counter(
             requests.get(f"{stack.upload_api}/files/none", timeout=T).status_code
-            for _ in range(200))
+            for _ in range(200)
+        )
     finally:
         stack.configure(error_rate=0)
     assert set(counts) <= {404, 429, 503}
@@ -66,8 +80,9 @@ def test_bearer_token(stack_factory):
     for headers in ({}, {"Authorization": "Bearer wrong"}):
         r = requests.get(f"{s.upload_api}/files/tok-file", headers=headers, timeout=T)
         assert r.status_code == 403 and error_id(r) == "noFileAccess"
-        r = requests.post(f"{s.upload_api}/uploads", json={"file_id": "tok-file"},
-                          headers=headers, timeout=T)
+        r = requests.post(
+            f"{s.upload_api}/uploads", json={"file_id": "tok-file"}, headers=headers, timeout=T
+        )
         assert r.status_code == 403 and error_id(r) == "noFileAccess"
         r = requests.get(f"{s.drs_api}/objects/tok-file", headers=headers, timeout=T)
         assert r.status_code == 403
@@ -107,7 +122,8 @@ def test_serve_without_server_extra_exits_78(tmp_path):
     """An interpreter on which `import fastapi` fails, as if the extra were not installed."""
     shim = tmp_path / "shim"
     shim.mkdir()
-    (shim / "sitecustomize.py").write_text(textwrap.dedent("""
+    (shim / "sitecustomize.py").write_text(
+        textwrap.dedent("""
         import sys
 
         class HideFastAPI:
@@ -117,13 +133,19 @@ def test_serve_without_server_extra_exits_78(tmp_path):
                 return None
 
         sys.meta_path.insert(0, HideFastAPI())
-    """))
+    """)
+    )
     env = {"PYTHONPATH": str(shim), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    probe = subprocess.run([sys.executable, "-c", "import fastapi"], env=env,
-                           capture_output=True, timeout=60)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import fastapi"], env=env, capture_output=True, timeout=60
+    )
     assert probe.returncode != 0  # the shim works
-    r = subprocess.run([sys.executable, "-m", "ghga_tasks", "serve", "--data-dir",
-                        str(tmp_path / "data")], env=env, capture_output=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "ghga_tasks", "serve", "--data-dir", str(tmp_path / "data")],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
     assert r.returncode == 78, r.stderr.decode()
     assert "pip install 'ghga-tasks[server]'" in r.stderr.decode()
     assert r.stdout == b""

@@ -12,18 +12,28 @@ import time
 
 import pytest
 import requests
-
 from stack import env_backend, start_stack
 
 from ghga_tasks.server.launcher import s3_args
 
 from .conftest import REGISTERED
-from .protocol import (PART, download, new_id, patch, payload, put_parts, s3_client, sha256, start,
-                       wait_object)
+from .protocol import (
+    PART,
+    download,
+    new_id,
+    patch,
+    payload,
+    put_parts,
+    s3_client,
+    sha256,
+    start,
+    wait_object,
+)
 
 T = 30
-embedded_only = pytest.mark.skipif(bool(env_backend()["s3_endpoint"]),
-                                   reason="about the embedded SeaweedFS")
+embedded_only = pytest.mark.skipif(
+    bool(env_backend()["s3_endpoint"]), reason="about the embedded SeaweedFS"
+)
 
 
 def _status(stack, upload_id):
@@ -101,8 +111,11 @@ def test_restart_keeps_staged_files(special_stack):
 def test_sigint_stops_everything_cleanly(tmp_path):
     """One JSON line on stdout; SIGINT stops server and SeaweedFS; sockets removed."""
     data_dir = tmp_path / "srv"
-    proc = subprocess.Popen([sys.executable, "-m", "ghga_tasks", "serve", "--data-dir",
-                             str(data_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ghga_tasks", "serve", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         line = json.loads(proc.stdout.readline())
         assert set(line) == {"upload_api", "drs_api", "admin_api", "s3_endpoint"}
@@ -131,8 +144,11 @@ def test_sigint_stops_everything_cleanly(tmp_path):
 
 
 def test_data_dir_in_use(stack):
-    r = subprocess.run([sys.executable, "-m", "ghga_tasks", "serve", "--data-dir",
-                        str(stack.data_dir)], capture_output=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "ghga_tasks", "serve", "--data-dir", str(stack.data_dir)],
+        capture_output=True,
+        timeout=60,
+    )
     assert r.returncode == 78
     assert b"another server" in r.stderr
     assert r.stdout == b""
@@ -141,33 +157,63 @@ def test_data_dir_in_use(stack):
 
 def test_register_flag(special_stack):
     """special_stack was started (and is restarted) with two --register flags."""
-    files = {f["file_id"]: f for f in
-             requests.get(f"{special_stack.admin_api}/files", timeout=T).json()}
+    files = {
+        f["file_id"]: f for f in requests.get(f"{special_stack.admin_api}/files", timeout=T).json()
+    }
     for file_id, (size, sha) in REGISTERED.items():
         assert files[file_id]["size"] == size
         assert files[file_id]["sha256"] == sha
 
 
 def test_register_flag_conflict_exits_78(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "ghga_tasks", "serve", "--data-dir",
-                        str(tmp_path), "--register", "same=10", "--register", "same=11",
-                        *_backend_flags()], capture_output=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ghga_tasks",
+            "serve",
+            "--data-dir",
+            str(tmp_path),
+            "--register",
+            "same=10",
+            "--register",
+            "same=11",
+            *_backend_flags(),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     assert r.returncode == 78, r.stderr.decode()
     assert b"--register same" in r.stderr
 
 
 @pytest.mark.parametrize("arg", ["noequals", "x=1:nothex"])
 def test_register_flag_invalid(arg, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "ghga_tasks", "serve", "--data-dir",
-                        str(tmp_path), "--register", arg], capture_output=True, timeout=60)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ghga_tasks",
+            "serve",
+            "--data-dir",
+            str(tmp_path),
+            "--register",
+            arg,
+        ],
+        capture_output=True,
+        timeout=60,
+    )
     assert r.returncode == 2, r.stderr.decode()
     assert b"--register" in r.stderr
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("a=10", ("a", 10, None)),
-    ("a.b-c=0:" + "AB" * 32, ("a.b-c", 0, "ab" * 32)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("a=10", ("a", 10, None)),
+        ("a.b-c=0:" + "AB" * 32, ("a.b-c", 0, "ab" * 32)),
+    ],
+)
 def test_parse_registration(text, expected):
     from ghga_tasks.server.config import parse_registration
 
@@ -186,7 +232,10 @@ def test_parse_registration_invalid(text):
 @embedded_only
 def test_bucket_prefix(special_stack):
     assert special_stack.s3_info()["buckets"] == {
-        "inbox": "pfx-inbox", "permanent": "pfx-permanent", "outbox": "pfx-outbox"}
+        "inbox": "pfx-inbox",
+        "permanent": "pfx-permanent",
+        "outbox": "pfx-outbox",
+    }
     s3, _ = s3_client(special_stack)
     names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     assert {"pfx-inbox", "pfx-permanent", "pfx-outbox"} <= names
@@ -202,9 +251,14 @@ def _backend_flags() -> list:
 def test_second_server_on_the_same_s3_store(stack, tmp_path):
     """--s3-endpoint with another server's store; --bucket-prefix keeps them apart."""
     info = stack.s3_info()
-    other = start_stack(tmp_path / "other", "--bucket-prefix", f"o{new_id('')[1:]}-",
-                        s3_endpoint=info["endpoint"], access_key=info["access_key"],
-                        secret_key=info["secret_key"])
+    other = start_stack(
+        tmp_path / "other",
+        "--bucket-prefix",
+        f"o{new_id('')[1:]}-",
+        s3_endpoint=info["endpoint"],
+        access_key=info["access_key"],
+        secret_key=info["secret_key"],
+    )
     try:
         assert other.s3_endpoint == info["endpoint"]
         assert not (other.data_dir / "seaweedfs").exists()

@@ -8,17 +8,37 @@ import time
 import pytest
 import requests
 
-from .protocol import (MiB, PART, download, error_id, multipart_uploads, new_id, patch, payload,
-                       put, put_parts, registered_upload, resent_part_completes_with_verified_bytes,
-                       sha256, sign, start, upload)
+from .protocol import (
+    PART,
+    MiB,
+    download,
+    error_id,
+    multipart_uploads,
+    new_id,
+    patch,
+    payload,
+    put,
+    put_parts,
+    registered_upload,
+    resent_part_completes_with_verified_bytes,
+    sha256,
+    sign,
+    start,
+    upload,
+)
 
 
 def test_full_roundtrip_accepted_and_downloaded(stack):
     data = payload(PART + 3 * MiB + 17)
     file_id = new_id()
     meta = stack.register(file_id, len(data), sha256=sha256(data), file_name="reads.bam")
-    assert meta == {"file_id": file_id, "file_name": "reads.bam", "size": len(data),
-                    "sha256": sha256(data), "latest_upload_id": None}
+    assert meta == {
+        "file_id": file_id,
+        "file_name": "reads.bam",
+        "size": len(data),
+        "sha256": sha256(data),
+        "latest_upload_id": None,
+    }
 
     attempt = start(stack, file_id)
     assert attempt["status"] == "pending"
@@ -117,7 +137,9 @@ def test_upload_after_accepted_is_refused(stack):
     assert r.json()["data"]["active_upload"]["status"] == "accepted"
 
 
-@pytest.mark.parametrize("corrupted_first", [True, False], ids=["corrupted-first", "corrupted-last"])
+@pytest.mark.parametrize(
+    "corrupted_first", [True, False], ids=["corrupted-first", "corrupted-last"]
+)
 def test_resent_part_completes_with_verified_bytes(stack, corrupted_first):
     resent_part_completes_with_verified_bytes(stack, corrupted_first)
 
@@ -138,16 +160,20 @@ def test_object_other_than_confirmed_sha256_is_rejected(stack):
 
 
 def _sign_as(stack, upload_id: str, writer: str) -> requests.Response:
-    return requests.post(f"{stack.upload_api}/uploads/{upload_id}/parts/1/signed_urls",
-                         json={"writer": writer}, timeout=30)
+    return requests.post(
+        f"{stack.upload_api}/uploads/{upload_id}/parts/1/signed_urls",
+        json={"writer": writer},
+        timeout=30,
+    )
 
 
 def test_second_writer_refused_while_the_first_is_active(stack):
     data = payload(100)
     file_id = new_id()
     stack.register(file_id, len(data))
-    r = requests.post(f"{stack.upload_api}/uploads", json={"file_id": file_id, "writer": "A"},
-                      timeout=30)
+    r = requests.post(
+        f"{stack.upload_api}/uploads", json={"file_id": file_id, "writer": "A"}, timeout=30
+    )
     upload_id = r.json()["upload_id"]
     assert _sign_as(stack, upload_id, "A").status_code == 200
     r = _sign_as(stack, upload_id, "B")
@@ -157,8 +183,12 @@ def test_second_writer_refused_while_the_first_is_active(stack):
     r = patch(stack, upload_id, "uploaded", data, writer="B")
     assert r.status_code == 409 and error_id(r) == "uploadInProgress", r.text
     # a client that names no writer is not held back (lenient)
-    assert requests.post(f"{stack.upload_api}/uploads/{upload_id}/parts/1/signed_urls",
-                         timeout=30).status_code == 200
+    assert (
+        requests.post(
+            f"{stack.upload_api}/uploads/{upload_id}/parts/1/signed_urls", timeout=30
+        ).status_code
+        == 200
+    )
 
 
 def test_idle_writer_is_taken_over(stack):

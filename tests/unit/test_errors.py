@@ -7,16 +7,26 @@ import json
 
 import pytest
 
-from ghga_tasks.errors import (ApiRefused, ExitCode, GhgaError, LockedError, PartsNotStored,
-                               error_from_dict, error_to_dict)
+from ghga_tasks.errors import (
+    ApiRefused,
+    ExitCode,
+    GhgaError,
+    LockedError,
+    PartsNotStored,
+    error_from_dict,
+    error_to_dict,
+)
 
 
-@pytest.mark.parametrize("error", [
-    ApiRefused("refused", status=409, exception_id="uploadInProgress", data={"retry_after": 3}),
-    PartsNotStored("u1", [2, 7]),
-    LockedError("held"),
-    GhgaError("plain"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ApiRefused("refused", status=409, exception_id="uploadInProgress", data={"retry_after": 3}),
+        PartsNotStored("u1", [2, 7]),
+        LockedError("held"),
+        GhgaError("plain"),
+    ],
+)
 def test_round_trip_keeps_type_message_code_and_fields(error):
     back = error_from_dict(json.loads(json.dumps(error_to_dict(error))))
     assert type(back) is type(error) and back.message == error.message
@@ -31,13 +41,16 @@ def test_an_unexpected_exception_is_an_internal_error():
 
 def test_failure_of_a_task_run_in_this_process(tmp_path):
     luigi = pytest.importorskip("luigi")
+    from ghga_tasks.settings import Settings
     from ghga_tasks.tasks import failure_of
     from ghga_tasks.tasks.download import PollOutbox
 
-    from ghga_tasks.settings import Settings
-
-    task = PollOutbox(api_url="http://127.0.0.1:9/x", file_id="F1", state_dir=str(tmp_path),
-                      settings=Settings(retries=0))
+    task = PollOutbox(
+        api_url="http://127.0.0.1:9/x",
+        file_id="F1",
+        state_dir=str(tmp_path),
+        settings=Settings(retries=0),
+    )
     assert not luigi.build([task], local_scheduler=True, no_lock=True)
     failure = failure_of(task)
     assert failure is task.failure and failure.exit_code == ExitCode.TRANSIENT

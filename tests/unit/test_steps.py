@@ -43,8 +43,13 @@ class FakeUploadApi:
     def create_upload(self, file_id, writer=None):
         self.started += 1
         upload_id = f"u{self.started}"
-        self.attempts[upload_id] = {"upload_id": upload_id, "file_id": file_id,
-                                    "part_size": PART, "status": "pending", "sha256": None}
+        self.attempts[upload_id] = {
+            "upload_id": upload_id,
+            "file_id": file_id,
+            "part_size": PART,
+            "status": "pending",
+            "sha256": None,
+        }
         return dict(self.attempts[upload_id]), False
 
     def get_upload(self, upload_id):
@@ -89,7 +94,7 @@ def test_send_parts_then_resume_sends_nothing(tmp_path, storage):
     data = os.urandom(3 * PART + 5)
     upload, fake = upload_of(tmp_path, storage, data)
     stored = upload.send_parts()
-    chunks = [data[i:i + PART] for i in range(0, len(data), PART)]
+    chunks = [data[i : i + PART] for i in range(0, len(data), PART)]
     assert stored.parts_md5 == [md5(c) for c in chunks]
     assert stored.sha256 == hashlib.sha256(data).hexdigest()
     assert (stored.bytes_transferred, stored.bytes_resumed) == (len(data), 0)
@@ -105,7 +110,7 @@ def test_confirm_names_the_verified_md5s_and_the_writer(tmp_path, storage):
     stored = upload.send_parts()
     confirmation = upload.confirm({**vars(stored)}, wait=False)
     assert (confirmation.status, confirmation.sha256) == ("uploaded", stored.sha256)
-    (upload_id, parts_md5, sha256, writer), = fake.confirmations
+    ((upload_id, parts_md5, sha256, writer),) = fake.confirmations
     assert parts_md5 == stored.parts_md5 and sha256 == stored.sha256
     assert writer == upload.tdir.writer_id() and len(writer) == 32
     assert upload.tdir.read(CONFIRMED)["status"] == "uploaded"
@@ -163,8 +168,7 @@ def test_fetch_verify_place_then_present(tmp_path):
     storage = StubServer(lambda method, path, headers: serve_range(data, headers))
     try:
         settings = Settings(parallel=2, part_size=PART, retries=0)
-        client = FakeDrs({"F1": drs_object("F1", len(data), sha, f"{storage.url}/F1")},
-                         settings)
+        client = FakeDrs({"F1": drs_object("F1", len(data), sha, f"{storage.url}/F1")}, settings)
         tdir = TransferDir(tmp_path / "state", "downloads", "http://drs", "F1")
         out = tmp_path / "out"
         out.mkdir()
@@ -186,8 +190,9 @@ def test_fetch_of_a_corrupted_object_keeps_the_bytes_aside(tmp_path):
     storage = StubServer(lambda method, path, headers: serve_range(data, headers))
     try:
         settings = Settings(parallel=1, part_size=PART, retries=0)
-        client = FakeDrs({"F1": drs_object("F1", len(data), "0" * 64, f"{storage.url}/F1")},
-                         settings)
+        client = FakeDrs(
+            {"F1": drs_object("F1", len(data), "0" * 64, f"{storage.url}/F1")}, settings
+        )
         tdir = TransferDir(tmp_path / "state", "downloads", "http://drs", "F1")
         with pytest.raises(IntegrityError, match="does not verify"):
             Download(client, tdir, "F1", settings).fetch(str(tmp_path))
@@ -198,6 +203,8 @@ def test_fetch_of_a_corrupted_object_keeps_the_bytes_aside(tmp_path):
 
 
 def test_the_steps_need_no_luigi():
-    code = ("import sys, ghga_tasks.upload_steps, ghga_tasks.download_steps; "
-            "sys.exit('luigi' in sys.modules)")
+    code = (
+        "import sys, ghga_tasks.upload_steps, ghga_tasks.download_steps; "
+        "sys.exit('luigi' in sys.modules)"
+    )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -64,27 +64,41 @@ def tool(name: str) -> str:
     exe = shutil.which(name, path=os.pathsep.join(dirs)) if dirs else None
     exe = exe or shutil.which(name)
     if exe is None:
-        message = (f"{name} is not installed (pip install {name} into a venv and point "
-                   f"GHGA_WORKFLOW_BIN at its bin/; see workflows/README.md)")
+        message = (
+            f"{name} is not installed (pip install {name} into a venv and point "
+            f"GHGA_WORKFLOW_BIN at its bin/; see workflows/README.md)"
+        )
         if os.environ.get("GHGA_REQUIRE_WORKFLOW_TOOLS"):
             pytest.fail(message)
         pytest.skip(message)
     return exe
 
 
-def run(cmd: list[str], env: dict[str, str], cwd: Path | None = None,
-        timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+def run(
+    cmd: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float = RUN_TIMEOUT
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(c) for c in cmd],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
 
 
 def explain(proc) -> str:
-    return (f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n"
-            f"--- stderr\n{proc.stderr[-6000:]}")
+    return (
+        f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n"
+        f"--- stderr\n{proc.stderr[-6000:]}"
+    )
 
 
-def wait_for(what: str, predicate: Callable[[], object], timeout: float,
-             proc: subprocess.Popen | None = None):
+def wait_for(
+    what: str, predicate: Callable[[], object], timeout: float, proc: subprocess.Popen | None = None
+):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -132,8 +146,9 @@ def descendant(root_pid: int, subcommand: str) -> int | None:
 def interrupt_download(proc: subprocess.Popen, state_dir: Path) -> None:
     """Once a range is on disk, send SIGTERM to the ghga-cli download under proc."""
     wait_for("a downloaded range in the ledger", lambda: ranges_done(state_dir), 30, proc)
-    pid = wait_for("the ghga-cli download process",
-                   lambda: descendant(proc.pid, "download-by-id"), 10, proc)
+    pid = wait_for(
+        "the ghga-cli download process", lambda: descendant(proc.pid, "download-by-id"), 10, proc
+    )
     os.kill(pid, signal.SIGTERM)
 
 
@@ -159,10 +174,26 @@ def shared(server_stack, tmp_path_factory):
     source = root / "source.bin"
     sha = make_file(source, 2 * MiB)
     server_stack.register(file_id, source.stat().st_size, sha256=sha)
-    proc = run([sys.executable, "-m", "ghga_tasks", "upload-by-id", "--api-url",
-                server_stack.upload_api, "--file-id", file_id, "--file-path", source,
-                "--state-dir", root / "upload-state", "--wait", "--json", "--quiet"],
-               engine_env())
+    proc = run(
+        [
+            sys.executable,
+            "-m",
+            "ghga_tasks",
+            "upload-by-id",
+            "--api-url",
+            server_stack.upload_api,
+            "--file-id",
+            file_id,
+            "--file-path",
+            source,
+            "--state-dir",
+            root / "upload-state",
+            "--wait",
+            "--json",
+            "--quiet",
+        ],
+        engine_env(),
+    )
     assert proc.returncode == 0, explain(proc)
     assert json.loads(proc.stdout)["status"] == "accepted"
     return SimpleNamespace(stack=server_stack, file_id=file_id, source=source, sha=sha)
@@ -182,8 +213,21 @@ def register_new(stack, tmp_path: Path, prefix: str, size: int) -> SimpleNamespa
 def test_luigi_example(shared, tmp_path):
     out, state = tmp_path / "out", tmp_path / "state"
     example = WORKFLOWS / "luigi" / "example.py"
-    proc = run([sys.executable, example, "--api-url", shared.stack.drs_api, "--file-id",
-                shared.file_id, "--output-dir", out, "--state-dir", state], engine_env())
+    proc = run(
+        [
+            sys.executable,
+            example,
+            "--api-url",
+            shared.stack.drs_api,
+            "--file-id",
+            shared.file_id,
+            "--output-dir",
+            out,
+            "--state-dir",
+            state,
+        ],
+        engine_env(),
+    )
     assert proc.returncode == 0, explain(proc)
     assert (out / shared.file_id).read_bytes() == shared.source.read_bytes()
     summary = Path(proc.stdout.strip())
@@ -192,24 +236,52 @@ def test_luigi_example(shared, tmp_path):
     assert rows[1] == [shared.file_id, str(len(data)), str(data.count(b"\n")), shared.sha]
 
     # an unknown id: the API refuses (69), as the CLI would say
-    proc = run([sys.executable, example, "--api-url", shared.stack.drs_api, "--file-id",
-                shared.file_id, "--file-id", new_id("missing"), "--output-dir", out,
-                "--state-dir", state], engine_env())
+    proc = run(
+        [
+            sys.executable,
+            example,
+            "--api-url",
+            shared.stack.drs_api,
+            "--file-id",
+            shared.file_id,
+            "--file-id",
+            new_id("missing"),
+            "--output-dir",
+            out,
+            "--state-dir",
+            state,
+        ],
+        engine_env(),
+    )
     assert proc.returncode == 69, explain(proc)
 
 
 # Snakemake
 
 
-def snakemake(workdir: Path, config: dict, env: dict[str, str], *extra: str,
-              popen: bool = False):
+def snakemake(workdir: Path, config: dict, env: dict[str, str], *extra: str, popen: bool = False):
     config_file = workdir / "config.yaml"
     config_file.write_text(json.dumps(config))  # JSON is YAML
-    cmd = [tool("snakemake"), "--snakefile", WORKFLOWS / "snakemake" / "Snakefile",
-           "--directory", workdir, "--configfile", config_file, "--cores", "2", *extra]
+    cmd = [
+        tool("snakemake"),
+        "--snakefile",
+        WORKFLOWS / "snakemake" / "Snakefile",
+        "--directory",
+        workdir,
+        "--configfile",
+        config_file,
+        "--cores",
+        "2",
+        *extra,
+    ]
     if popen:
-        return subprocess.Popen([str(c) for c in cmd], stdout=open(workdir / "sm.out", "w"),
-                                stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [str(c) for c in cmd],
+            stdout=open(workdir / "sm.out", "w"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
     return run(cmd, env)
 
 
@@ -219,12 +291,19 @@ def test_snakemake_download_upload_and_killed_job_resumes(shared, tmp_path):
     upload = register_new(shared.stack, tmp_path, "wf-sm-up", 1 * MiB)
     work, state = tmp_path / "work", tmp_path / "ghga-state"
     work.mkdir()
-    config = {"drs_api": shared.stack.drs_api, "upload_api": shared.stack.upload_api,
-              "download": [shared.file_id], "upload": {upload.file_id: str(upload.path)},
-              "state_dir": str(state), "retries": 2, "retry_delay": 0}
+    config = {
+        "drs_api": shared.stack.drs_api,
+        "upload_api": shared.stack.upload_api,
+        "download": [shared.file_id],
+        "upload": {upload.file_id: str(upload.path)},
+        "state_dir": str(state),
+        "retries": 2,
+        "retry_delay": 0,
+    }
     # slow enough to be caught halfway: 1 MiB ranges, one connection, 512 KiB/s
-    env = engine_env(GHGA_TASKS_PART_SIZE="1MiB", GHGA_TASKS_PARALLEL="1",
-                     GHGA_TASKS_MAX_RATE="512KiB")
+    env = engine_env(
+        GHGA_TASKS_PART_SIZE="1MiB", GHGA_TASKS_PARALLEL="1", GHGA_TASKS_MAX_RATE="512KiB"
+    )
     proc = snakemake(work, config, env, popen=True)
     try:
         interrupt_download(proc, state)
@@ -242,8 +321,12 @@ def test_snakemake_download_upload_and_killed_job_resumes(shared, tmp_path):
     assert receipt["sha256"] == shared.sha
     assert receipt["bytes_resumed"] >= 1 * MiB  # the retry resumed, it did not start over
     counts = (work / "results" / f"{shared.file_id}.counts.tsv").read_text().splitlines()
-    assert counts[1].split("\t") == [shared.file_id, str(2 * MiB),
-                                     str(shared.source.read_bytes().count(b"\n")), shared.sha]
+    assert counts[1].split("\t") == [
+        shared.file_id,
+        str(2 * MiB),
+        str(shared.source.read_bytes().count(b"\n")),
+        shared.sha,
+    ]
     uploaded = json.loads((work / "receipts" / "upload" / f"{upload.file_id}.json").read_text())
     assert uploaded["status"] == "accepted" and uploaded["sha256"] == upload.sha
     info = shared.stack.file_info(upload.file_id)
@@ -254,16 +337,37 @@ def test_snakemake_exit_codes_decide_retries(shared, stack, tmp_path):
     """75 (staging outlasts --max-wait) is retried until it works; 69 is not retried."""
     tool("snakemake")
     fresh = register_new(stack, tmp_path, "wf-sm-staged", 1 * MiB)
-    proc = run([sys.executable, "-m", "ghga_tasks", "upload-by-id", "--api-url",
-                stack.upload_api, "--file-id", fresh.file_id, "--file-path", fresh.path,
-                "--state-dir", tmp_path / "up-state", "--wait", "--quiet"], engine_env())
+    proc = run(
+        [
+            sys.executable,
+            "-m",
+            "ghga_tasks",
+            "upload-by-id",
+            "--api-url",
+            stack.upload_api,
+            "--file-id",
+            fresh.file_id,
+            "--file-path",
+            fresh.path,
+            "--state-dir",
+            tmp_path / "up-state",
+            "--wait",
+            "--quiet",
+        ],
+        engine_env(),
+    )
     assert proc.returncode == 0, explain(proc)
     missing = new_id("wf-missing")
     work, state = tmp_path / "work", tmp_path / "ghga-state"
     work.mkdir()
-    config = {"drs_api": stack.drs_api, "download": [fresh.file_id, missing],
-              "state_dir": str(state), "retries": 5, "retry_delay": 0,
-              "ghga_args": "--max-wait 1"}
+    config = {
+        "drs_api": stack.drs_api,
+        "download": [fresh.file_id, missing],
+        "state_dir": str(state),
+        "retries": 5,
+        "retry_delay": 0,
+        "ghga_args": "--max-wait 1",
+    }
     stack.configure(staging_delay=2)
     try:
         proc = snakemake(work, config, engine_env(GHGA_TASKS_TASK_RETRIES="0"), "--keep-going")
@@ -284,30 +388,54 @@ def test_snakemake_exit_codes_decide_retries(shared, stack, tmp_path):
 # CWL
 
 
-def cwltool(tmp_path: Path, tool_file: str, outdir: Path, *args: str, env=None,
-            popen: bool = False):
-    cmd = [tool("cwltool"), "--outdir", outdir, "--tmpdir-prefix", f"{tmp_path}/cwltmp/",
-           "--tmp-outdir-prefix", f"{tmp_path}/cwlout/", "--preserve-environment",
-           "GHGA_TASKS_MAX_RATE", "--preserve-environment", "GHGA_TASKS_PARALLEL",
-           "--preserve-environment", "GHGA_TASKS_PART_SIZE",
-           WORKFLOWS / "cwl" / tool_file, *args]
+def cwltool(
+    tmp_path: Path, tool_file: str, outdir: Path, *args: str, env=None, popen: bool = False
+):
+    cmd = [
+        tool("cwltool"),
+        "--outdir",
+        outdir,
+        "--tmpdir-prefix",
+        f"{tmp_path}/cwltmp/",
+        "--tmp-outdir-prefix",
+        f"{tmp_path}/cwlout/",
+        "--preserve-environment",
+        "GHGA_TASKS_MAX_RATE",
+        "--preserve-environment",
+        "GHGA_TASKS_PARALLEL",
+        "--preserve-environment",
+        "GHGA_TASKS_PART_SIZE",
+        WORKFLOWS / "cwl" / tool_file,
+        *args,
+    ]
     env = env or engine_env()
     if popen:
-        return subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE,
-                                stderr=open(tmp_path / "cwltool.err", "w"), text=True, env=env,
-                                stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            [str(c) for c in cmd],
+            stdout=subprocess.PIPE,
+            stderr=open(tmp_path / "cwltool.err", "w"),
+            text=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
     return run(cmd, env)
 
 
 def test_cwl_download_killed_then_resumed(shared, tmp_path):
     tool("cwltool")
     state = tmp_path / "ghga-state"
-    args = ["--api_url", shared.stack.drs_api, "--file_id", shared.file_id,
-            "--state_dir", str(state)]
-    slow = engine_env(GHGA_TASKS_PART_SIZE="1MiB", GHGA_TASKS_PARALLEL="1",
-                      GHGA_TASKS_MAX_RATE="512KiB")
-    proc = cwltool(tmp_path, "ghga-download.cwl", tmp_path / "out1", *args, env=slow,
-                   popen=True)
+    args = [
+        "--api_url",
+        shared.stack.drs_api,
+        "--file_id",
+        shared.file_id,
+        "--state_dir",
+        str(state),
+    ]
+    slow = engine_env(
+        GHGA_TASKS_PART_SIZE="1MiB", GHGA_TASKS_PARALLEL="1", GHGA_TASKS_MAX_RATE="512KiB"
+    )
+    proc = cwltool(tmp_path, "ghga-download.cwl", tmp_path / "out1", *args, env=slow, popen=True)
     try:
         interrupt_download(proc, state)
     finally:
@@ -333,9 +461,19 @@ def test_cwl_upload_then_permanent_failure(shared, tmp_path):
     tool("cwltool")
     upload = register_new(shared.stack, tmp_path, "wf-cwl-up", 1 * MiB)
     state = str(tmp_path / "ghga-state")
-    proc = cwltool(tmp_path, "ghga-upload.cwl", tmp_path / "up", "--api_url",
-                   shared.stack.upload_api, "--file_id", upload.file_id, "--file",
-                   str(upload.path), "--state_dir", state)
+    proc = cwltool(
+        tmp_path,
+        "ghga-upload.cwl",
+        tmp_path / "up",
+        "--api_url",
+        shared.stack.upload_api,
+        "--file_id",
+        upload.file_id,
+        "--file",
+        str(upload.path),
+        "--state_dir",
+        state,
+    )
     assert proc.returncode == 0, explain(proc)
     receipt = json.loads(Path(json.loads(proc.stdout)["receipt"]["path"]).read_text())
     # accepted: the server checked the stored bytes against the registered SHA-256
@@ -343,8 +481,16 @@ def test_cwl_upload_then_permanent_failure(shared, tmp_path):
     assert receipt["bytes_transferred"] == 1 * MiB
 
     # an unknown id: 69 is a permanentFail
-    proc = cwltool(tmp_path, "ghga-download.cwl", tmp_path / "none", "--api_url",
-                   shared.stack.drs_api, "--file_id", new_id("missing"), "--state_dir", state)
+    proc = cwltool(
+        tmp_path,
+        "ghga-download.cwl",
+        tmp_path / "none",
+        "--api_url",
+        shared.stack.drs_api,
+        "--file_id",
+        new_id("missing"),
+        "--state_dir",
+        state,
+    )
     assert proc.returncode != 0
-    assert "exited with status: 69" in proc.stderr and "permanentFail" in proc.stderr, \
-        explain(proc)
+    assert "exited with status: 69" in proc.stderr and "permanentFail" in proc.stderr, explain(proc)

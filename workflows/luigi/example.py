@@ -45,8 +45,8 @@ from luigi.execution_summary import LuigiStatusCode
 
 from ghga_tasks.errors import ExitCode
 from ghga_tasks.tasks import failure_of
-from ghga_tasks.transfer_dir import FAILURE
 from ghga_tasks.tasks.download import FetchFile
+from ghga_tasks.transfer_dir import FAILURE
 
 
 class CountFile(luigi.Task):
@@ -58,8 +58,12 @@ class CountFile(luigi.Task):
     state_dir = luigi.Parameter()
 
     def requires(self) -> FetchFile:
-        return FetchFile(api_url=self.api_url, file_id=self.file_id,
-                         output_dir=self.output_dir, state_dir=self.state_dir)
+        return FetchFile(
+            api_url=self.api_url,
+            file_id=self.file_id,
+            output_dir=self.output_dir,
+            state_dir=self.state_dir,
+        )
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(os.path.join(self.output_dir, "counts", f"{self.file_id}.json"))
@@ -78,8 +82,16 @@ class CountFile(luigi.Task):
             raise RuntimeError(f"{path} changed after it was downloaded and verified")
         # LocalTarget.open("w") writes a temporary file and renames it: atomic
         with self.output().open("w") as out:
-            json.dump({"file_id": self.file_id, "bytes": size, "lines": lines,
-                       "sha256": digest.hexdigest()}, out, sort_keys=True)
+            json.dump(
+                {
+                    "file_id": self.file_id,
+                    "bytes": size,
+                    "lines": lines,
+                    "sha256": digest.hexdigest(),
+                },
+                out,
+                sort_keys=True,
+            )
 
 
 class Summary(luigi.Task):
@@ -91,8 +103,15 @@ class Summary(luigi.Task):
     state_dir = luigi.Parameter()
 
     def requires(self) -> list[CountFile]:
-        return [CountFile(api_url=self.api_url, file_id=file_id, output_dir=self.output_dir,
-                          state_dir=self.state_dir) for file_id in self.file_ids]
+        return [
+            CountFile(
+                api_url=self.api_url,
+                file_id=file_id,
+                output_dir=self.output_dir,
+                state_dir=self.state_dir,
+            )
+            for file_id in self.file_ids
+        ]
 
     def output(self) -> luigi.LocalTarget:
         # named after the set of ids: another set is another summary, not "already complete"
@@ -116,8 +135,10 @@ def fetch_tasks(root: Summary) -> list[FetchFile]:
 
 def exit_code(result: luigi.LuigiRunResult, root: Summary) -> int:
     """0, or the exit code a shell or workflow engine should see (see the module doc)."""
-    if result.status in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY) \
-            and root.complete():
+    if (
+        result.status in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY)
+        and root.complete()
+    ):
         return int(ExitCode.OK)
     codes = []
     for fetch in fetch_tasks(root):
@@ -139,25 +160,35 @@ def exit_code(result: luigi.LuigiRunResult, root: Summary) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--api-url", required=True, help="DRS3 API base URL")
-    parser.add_argument("--file-id", action="append", required=True, dest="file_ids",
-                        help="a file id to download (repeat for more)")
+    parser.add_argument(
+        "--file-id",
+        action="append",
+        required=True,
+        dest="file_ids",
+        help="a file id to download (repeat for more)",
+    )
     parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--state-dir", required=True,
-                        help="resumable state; outside anything that gets cleaned up")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="luigi workers (processes); each download uses several "
-                             "connections already (GHGA_TASKS_PARALLEL)")
+    parser.add_argument(
+        "--state-dir", required=True, help="resumable state; outside anything that gets cleaned up"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="luigi workers (processes); each download uses several "
+        "connections already (GHGA_TASKS_PARALLEL)",
+    )
     args = parser.parse_args(argv)
 
     output_dir = os.path.abspath(args.output_dir)
     state_dir = os.path.abspath(args.state_dir)
     os.makedirs(output_dir, exist_ok=True)
-    root = Summary(api_url=args.api_url, file_ids=args.file_ids, output_dir=output_dir,
-                   state_dir=state_dir)
+    root = Summary(
+        api_url=args.api_url, file_ids=args.file_ids, output_dir=output_dir, state_dir=state_dir
+    )
     for fetch in fetch_tasks(root):  # a failure file from an earlier run is not news
         fetch.tdir.remove(FAILURE)
-    result = luigi.build([root], local_scheduler=True, workers=args.workers,
-                         detailed_summary=True)
+    result = luigi.build([root], local_scheduler=True, workers=args.workers, detailed_summary=True)
     code = exit_code(result, root)
     if code == 0:
         print(root.output().path)
