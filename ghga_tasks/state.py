@@ -186,15 +186,16 @@ def boot_id() -> Optional[str]:
     return "t" + str(int((time.time() - time.monotonic()) // 60))
 
 
-class TransferLock:
-    """An OS lock on <transfer dir>/lock; a second process gets LockedError at once."""
+class FileLock:
+    """An OS lock on the file `path`, holding the holder's pid; a second process gets
+    LockedError at once. The one lock of the project: transfers and the server's data dir."""
 
-    def __init__(self, directory: Path, what: str):
-        self.path = directory / "lock"
+    def __init__(self, path: Path, what: str):
+        self.path = path
         self.what = what
         self._fh = None
 
-    def __enter__(self) -> "TransferLock":
+    def __enter__(self) -> "FileLock":
         ensure_dir(self.path.parent)
         try:
             fh = open(self.path, "a+")
@@ -206,10 +207,12 @@ class TransferLock:
             fh.seek(0)
             holder = fh.read().strip() or "?"
             fh.close()
-            raise LockedError(
+            error = LockedError(
                 f"another ghga-cli process (pid {holder}) is transferring {self.what}; "
                 "wait for it to finish or stop it, then run again"
-            ) from None
+            )
+            error.holder = holder
+            raise error from None
         except BaseException:
             fh.close()
             raise

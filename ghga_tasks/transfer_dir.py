@@ -60,8 +60,8 @@ class TransferDir:
         for name in names:
             state.remove(self.file(name))
 
-    def lock(self) -> state.TransferLock:
-        return state.TransferLock(self.ensure(), f"file {self.file_id!r}")
+    def lock(self) -> state.FileLock:
+        return state.FileLock(self.ensure() / LOCK, f"file {self.file_id!r}")
 
     def writer_id(self) -> str:
         """Random, made once: a resumed run is the same writer (PROTOCOL.md § 1), another

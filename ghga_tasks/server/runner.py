@@ -7,10 +7,8 @@ everything else goes to stderr.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
-import os
 import signal
 import socket
 import sys
@@ -19,6 +17,8 @@ import time
 from pathlib import Path
 from typing import IO, Callable, Optional
 
+from ..errors import GhgaError, LockedError
+from ..state import FileLock
 from .config import KnobBox, Settings
 from .db import Database
 from .errors import ApiError
@@ -75,18 +75,16 @@ def setup_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _lock_data_dir(data_dir: Path) -> IO:
-    lock = open(data_dir / "server.lock", "a+")
+def _lock_data_dir(data_dir: Path) -> FileLock:
+    lock = FileLock(data_dir / "server.lock", f"the data dir {data_dir}")
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        lock.close()
-        raise ServeError(f"another server uses the data dir {data_dir}", 78) from None
-    lock.seek(0)
-    lock.truncate()
-    lock.write(str(os.getpid()))
-    lock.flush()
-    return lock
+        return lock.__enter__()
+    except LockedError as exc:
+        raise ServeError(
+            f"another server (pid {getattr(exc, 'holder', '?')}) uses the data dir {data_dir}", 78
+        ) from None
+    except GhgaError as exc:
+        raise ServeError(exc.message, 73) from None
 
 
 def _seaweed_failed(exc: SeaweedError, weed: str) -> str:
@@ -215,7 +213,7 @@ def run(settings: Settings, announce_to: IO[str], log_level: str = "info") -> in
             db.close()
         if seaweed is not None:
             seaweed.stop()
-        lock.close()
+        lock.__exit__(None, None, None)
         for s, handler in previous.items():
             signal.signal(s, handler)
         log.info("stopped")

@@ -112,9 +112,9 @@ def test_fifo_as_input_is_refused_without_opening_it(client, tmp_path):
 
 
 def test_a_lock_that_is_held_is_locked_error(tmp_path):
-    with state.TransferLock(tmp_path, "file 'x'"):
+    with state.FileLock(tmp_path / "lock", "file 'x'"):
         with pytest.raises(LockedError, match="another ghga-cli process"):
-            with state.TransferLock(tmp_path, "file 'x'"):
+            with state.FileLock(tmp_path / "lock", "file 'x'"):
                 pass
 
 
@@ -126,7 +126,7 @@ def test_a_file_system_without_locks_is_not_a_held_lock(tmp_path, monkeypatch):
 
     monkeypatch.setattr(state, "_lock", no_locks)
     with pytest.raises(OutputError, match="does not support locks"):
-        with state.TransferLock(tmp_path, "file 'x'"):
+        with state.FileLock(tmp_path / "lock", "file 'x'"):
             pass
 
 

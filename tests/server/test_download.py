@@ -65,9 +65,10 @@ def test_expired_download_url_refused_then_fresh_one_works(stack):
     obj, _ = wait_object(stack, file_id)
     url = obj["access_methods"][0]["access_url"]["url"]
     assert "X-Amz-Expires=1" in url
-    time.sleep(2.1)
+    time.sleep(3)  # well past the 1 s lifetime
     r = requests.get(url, headers={"Range": "bytes=0-9"}, timeout=T)
     assert r.status_code == 403
+    stack.configure(url_lifetime=3600)  # the fresh URL must outlive a slow fetch
     fresh = drs(stack, file_id).json()["access_methods"][0]["access_url"]["url"]
     assert fetch(fresh, len(data)) == data
 
