@@ -62,11 +62,13 @@ def upload_by_id(
     file_id: str,
     file_path: str,
     *,
+    wait: bool = False,
     settings: Optional[Settings] = None,
     progress: Optional[Progress] = None,
     **overrides: Any,
 ) -> Result:
     """Upload `file_path` as the registered file `file_id`; resumable, verified by ETag/MD5.
+    With `wait`, return once the server accepted it. `overrides` are Settings fields.
 
     Raises a GhgaError subclass (each has an exit_code) when it can't."""
     cfg = _settings(settings, overrides)
@@ -77,7 +79,7 @@ def upload_by_id(
         file_id=file_id,
         file_path=file_path,
         state_dir=str(cfg.state_root),
-        wait=cfg.wait,
+        wait=wait,
         settings=cfg,
         progress=progress,
     )
@@ -106,11 +108,14 @@ def download_by_id(
     file_id: str,
     output_dir: str,
     *,
+    overwrite: bool = False,
     settings: Optional[Settings] = None,
     progress: Optional[Progress] = None,
     **overrides: Any,
 ) -> Result:
     """Download the DRS object `file_id` into `output_dir/file_id`, verified by SHA-256.
+    With `overwrite`, replace a file there that holds other bytes. `overrides` are Settings
+    fields.
 
     Raises a GhgaError subclass (each has an exit_code) when it can't."""
     cfg = _settings(settings, overrides)
@@ -121,7 +126,7 @@ def download_by_id(
         file_id=file_id,
         output_dir=output_dir,
         state_dir=str(cfg.state_root),
-        overwrite=cfg.overwrite,
+        overwrite=overwrite,
         settings=cfg,
         progress=progress,
     )

@@ -297,10 +297,10 @@ def main() -> None:
 @option("--api-url", required=True, help="Upload Controller API, e.g. http://host:port/upload")
 @option("--file-id", required=True, help="The registered file's id.")
 @option("--file-path", required=True, help="The local file to upload.")
-@option("--wait/--no-wait", default=None, help="Wait until the server accepted the file.")
+@option("--wait/--no-wait", default=False, help="Wait until the server accepted the file.")
 @transfer_options
 @run_command
-def upload_cmd(api_url, file_id, file_path, verbose, config_path, **flags):
+def upload_cmd(api_url, file_id, file_path, wait, verbose, config_path, **flags):
     """Upload FILE_PATH as the registered file FILE_ID (resumes after any interruption)."""
     from .api import upload_by_id
 
@@ -309,7 +309,7 @@ def upload_cmd(api_url, file_id, file_path, verbose, config_path, **flags):
         config_path,
         flags,
         lambda settings, bar: upload_by_id(
-            api_url, file_id, file_path, settings=settings, progress=bar
+            api_url, file_id, file_path, wait=wait, settings=settings, progress=bar
         ),
     )
 
@@ -319,7 +319,7 @@ def upload_cmd(api_url, file_id, file_path, verbose, config_path, **flags):
 @option("--file-id", required=True, help="The DRS object id.")
 @option("--output-dir", required=True, help="Directory the file is saved in.")
 @option("--part-size", default=None, metavar="BYTES", help="Range size, e.g. 64MiB [64MiB].")
-@option("--overwrite", is_flag=True, default=None, help="Replace a different existing file.")
+@option("--overwrite", is_flag=True, default=False, help="Replace a different existing file.")
 @option(
     "--partial-dir",
     default=None,
@@ -328,7 +328,7 @@ def upload_cmd(api_url, file_id, file_path, verbose, config_path, **flags):
 )
 @transfer_options
 @run_command
-def download_cmd(api_url, file_id, output_dir, verbose, config_path, **flags):
+def download_cmd(api_url, file_id, output_dir, overwrite, verbose, config_path, **flags):
     """Download FILE_ID into OUTPUT_DIR (waits for staging; resumes; verifies SHA-256)."""
     from .api import download_by_id
 
@@ -337,7 +337,7 @@ def download_cmd(api_url, file_id, output_dir, verbose, config_path, **flags):
         config_path,
         flags,
         lambda settings, bar: download_by_id(
-            api_url, file_id, output_dir, settings=settings, progress=bar
+            api_url, file_id, output_dir, overwrite=overwrite, settings=settings, progress=bar
         ),
     )
 
