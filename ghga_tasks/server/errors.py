@@ -68,7 +68,3 @@ def no_such_object(object_id: str) -> ApiError:
     return ApiError(
         404, "noSuchObject", f"There is no DRS object {object_id!r}.", {"object_id": object_id}
     )
-
-
-class StorageUnavailable(Exception):
-    """The object store cannot be reached or refuses us (not the client's fault)."""

@@ -54,10 +54,6 @@ class GhgaTask(luigi.Task):
         root = Path(self.state_dir) if self.state_dir else self.cfg.state_root
         return TransferDir(root, self.direction, self.api_url, self.file_id)
 
-    @property
-    def dir(self) -> Path:
-        return self.tdir.path
-
     def report(self, done: int, total: int, phase: str) -> None:
         if self.progress is not None:
             self.progress(done, total, phase)
