@@ -1,27 +1,42 @@
 """HTTP clients for the Upload Controller API and the DRS3 API (requests; no luigi).
 
-Every call has a timeout, a deadline for its whole answer and bounded retries. Every answer
-is checked against the protocol where it is parsed, and handed inward as a typed value.
-Pre-signed URLs are redacted in every message.
+Every call has a timeout, a deadline for its whole answer and bounded retries
+(ghga_tasks.api_calls). Every answer is checked against the protocol where it is parsed and
+handed inward as a typed value (ghga_tasks.answers).
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import re
-import socket
-import threading
 import time
-from datetime import timezone
-from typing import Any, Callable, List, Optional, Tuple, TypedDict, cast
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from typing import Any, Callable, List, Optional, Tuple
+from urllib.parse import quote
 
 import requests
-import urllib3
-from requests.adapters import HTTPAdapter
 
 from . import __version__
+from .answers import (
+    ATTEMPT_KEYS,
+    AnswerCheck,
+    DrsObject,
+    UploadAttempt,
+    drs_object,
+    file_metadata,
+    signed_url,
+    upload_attempt,
+)
+from .api_calls import (
+    MAX_REDIRECTS,
+    RETRY_STATUSES,
+    ApiSession,
+    CallDeadline,
+    RedirectRefused,
+    check_api_url,
+    error_details,
+    parse_retry_after,
+    reason_of,
+    redact,
+)
 from .errors import (
     ApiRefused,
     ConfigError,
@@ -30,225 +45,11 @@ from .errors import (
     NotAllowed,
     PartsNotStored,
     TransientError,
-    UsageError,
     WaitTimeout,
 )
 from .settings import Settings
 
 log = logging.getLogger("ghga_tasks")
-
-RETRY_STATUSES = {429, 500, 502, 503, 504}
-DEFAULT_RETRY_AFTER = 5.0
-MIN_RETRY_AFTER = 0.2
-MAX_REDIRECTS = 10
-
-
-def redact(url: str) -> str:
-    """Drop the query string (the signature) and any user info from a URL."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = "<redacted>" if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def parse_retry_after(
-    value: Optional[str],
-    cap: float,
-    default: float = DEFAULT_RETRY_AFTER,
-    now: Optional[float] = None,
-) -> float:
-    """Seconds to wait: integer seconds or an HTTP date; missing/malformed/negative → default."""
-    wait = default
-    if value is not None and str(value).strip():
-        text = str(value).strip()
-        try:
-            seconds = float(text)
-            wait = seconds if seconds >= 0 and seconds == seconds else default
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(text)
-            except (TypeError, ValueError, IndexError):
-                when = None
-            if when is not None:
-                if when.tzinfo is None:
-                    when = when.replace(tzinfo=timezone.utc)
-                base = now if now is not None else time.time()
-                wait = max(0.0, when.timestamp() - base)
-    return min(max(wait, MIN_RETRY_AFTER), cap)
-
-
-def error_details(resp: requests.Response) -> Tuple[Optional[str], str, dict]:
-    """(exception_id, description, data) from any of the error shapes the protocol allows."""
-    try:
-        body = resp.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        exc_id = body.get("exception_id") or body.get("exceptionId")
-        if exc_id or "description" in body:
-            data = body.get("data")
-            return (
-                str(exc_id) if exc_id else None,
-                str(body.get("description", "")),
-                data if isinstance(data, dict) else {},
-            )
-        if "msg" in body:
-            return None, str(body["msg"]), {}
-        if "detail" in body:
-            detail = body["detail"]
-            if isinstance(detail, list):
-                detail = "; ".join(
-                    str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail
-                )
-            return None, str(detail), {}
-    text = (resp.text or "").strip().replace("\n", " ")
-    return None, text[:200], {}
-
-
-def is_http_url(url: str) -> bool:
-    """True for an http(s) URL with a host: the only URLs the client sends requests to."""
-    try:
-        parts = urlsplit(url)
-        return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        return False
-
-
-_calls = threading.local()  # the CallDeadline of the API call this thread is making
-
-
-class CallDeadline:
-    """Ends an API call when its time is up by shutting down the sockets it uses.
-
-    A read timeout bounds each wait for the next bytes: a server that sends one byte a
-    second never trips it. This bounds the whole answer: status line, headers, body and
-    redirects."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.expired = False
-        self._sockets: list = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def __enter__(self) -> "CallDeadline":
-        _calls.deadline = self
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._timer.cancel()
-        _calls.deadline = None
-
-    def watch(self, sock: Any) -> None:
-        with self._lock:
-            self._sockets.append(sock)
-            expired = self.expired
-        if expired:
-            _shutdown(sock)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shutdown(sock)
-
-
-def _shutdown(sock: Any) -> None:
-    """Wake a read blocked on `sock` in another thread: it sees the end of the stream."""
-    if isinstance(sock, socket.socket):
-        try:
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the TCP socket, also under TLS
-        except OSError:
-            pass
-
-
-class _Watched:
-    """A connection that hands its socket to the deadline of the call awaiting the answer."""
-
-    def getresponse(self, *args, **kwargs):
-        deadline = getattr(_calls, "deadline", None)
-        if deadline is not None and self.sock is not None:
-            deadline.watch(self.sock)
-        return super().getresponse(*args, **kwargs)
-
-
-class _WatchedHTTPConnection(_Watched, urllib3.connection.HTTPConnection):
-    pass
-
-
-class _WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-
-
-class _WatchedAdapter(HTTPAdapter):
-    """An adapter whose connections a CallDeadline can end."""
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = WATCHED_POOLS
-
-    def proxy_manager_for(self, proxy, **proxy_kwargs):
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if isinstance(manager, urllib3.ProxyManager):  # SOCKS managers keep their own pools
-            manager.pool_classes_by_scheme = WATCHED_POOLS
-        return manager
-
-
-class _RedirectRefused(requests.RequestException):
-    def __init__(self, target: str):
-        super().__init__(target)
-        self.target = target
-
-
-class ApiSession(requests.Session):
-    """Follows at most MAX_REDIRECTS redirects in a row, and only to http(s) URLs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.max_redirects = MAX_REDIRECTS
-        adapter = _WatchedAdapter()
-        self.mount("http://", adapter)
-        self.mount("https://", adapter)
-
-    def get_redirect_target(self, resp: requests.Response) -> Optional[str]:
-        target = super().get_redirect_target(resp)
-        if target is not None and not is_http_url(urljoin(resp.url, target)):
-            resp.close()
-            raise _RedirectRefused(redact(urljoin(resp.url, target)))
-        return target
-
-
-def check_api_url(api_url: str) -> str:
-    """The API URL without a trailing slash; UsageError unless it is http(s)://host[:port]."""
-    base = api_url.strip().rstrip("/")
-    try:
-        parts = urlsplit(base)
-        if parts.port == 0:  # the property raises ValueError for a bad port
-            raise ValueError("port 0")
-    except ValueError as exc:
-        raise UsageError(f"not a valid API URL: {api_url!r} ({exc})") from None
-    if parts.scheme.lower() not in ("http", "https"):
-        raise UsageError(f"API URL must start with http:// or https://: {api_url!r}")
-    if not parts.hostname:
-        raise UsageError(f"API URL has no host: {api_url!r}")
-    return base
 
 
 class ApiClient:
@@ -324,7 +125,7 @@ class ApiClient:
         """Why a call failed when trying again may help; raises when it cannot."""
         if deadline.expired:
             return f"no complete answer within {deadline.seconds:g} s"
-        if isinstance(exc, _RedirectRefused):
+        if isinstance(exc, RedirectRefused):
             raise ApiRefused(
                 f"the API at {redact(self.base)} redirected to a URL that is not "
                 f"http(s): {exc.target}"
@@ -336,13 +137,13 @@ class ApiClient:
             ) from None
         if isinstance(exc, requests.exceptions.SSLError):
             raise ConfigError(
-                f"TLS verification failed for {redact(url)}: {_reason(exc)} (see --ca-bundle)"
+                f"TLS verification failed for {redact(url)}: {reason_of(exc)} (see --ca-bundle)"
             ) from None
         if isinstance(
             exc,
             (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError),
         ):
-            return _reason(exc)
+            return reason_of(exc)
         if isinstance(
             exc,
             (
@@ -353,12 +154,12 @@ class ApiClient:
         ):
             # the API URL itself was checked: a redirect led here
             raise ApiRefused(
-                f"the API at {redact(self.base)} redirected to an unusable URL: {_reason(exc)}"
+                f"the API at {redact(self.base)} redirected to an unusable URL: {reason_of(exc)}"
             ) from None
         if isinstance(exc, requests.exceptions.ContentDecodingError):
             raise ApiRefused(
                 f"the API at {redact(self.base)} sent an answer that cannot be "
-                f"decoded: {_reason(exc)}"
+                f"decoded: {reason_of(exc)}"
             ) from None
         raise exc
 
@@ -392,201 +193,8 @@ class ApiClient:
         return data
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc)
-    # requests puts the whole URL into its messages; keep them free of query strings
-    for word in text.split():
-        if "?" in word and "://" in word:
-            text = text.replace(word, redact(word.strip("'\"(),")))
-    if "CERTIFICATE_VERIFY_FAILED" in text:
-        match = re.search(r"certificate verify failed: ([^(')\]]+)", text)
-        return "certificate verify failed" + (f": {match.group(1).strip()}" if match else "")
-    if "Connection refused" in text:
-        return "connection refused"
-    if "timed out" in text.lower():
-        return "timed out"
-    if "Name or service not known" in text or "nodename nor servname" in text:
-        return "unknown host"
-    return text[:200]
-
-
 def _segment(value: str) -> str:
     return quote(value, safe="")
-
-
-class FileMetadata(TypedDict):
-    """PROTOCOL.md § 1; only file_id and size are required."""
-
-    file_id: str
-    size: int
-    file_name: Optional[str]
-    sha256: Optional[str]
-    latest_upload_id: Optional[str]
-
-
-class UploadAttempt(TypedDict):
-    """PROTOCOL.md § 1."""
-
-    upload_id: str
-    file_id: str
-    part_size: int
-    status: str
-
-
-class Checksum(TypedDict):
-    type: str
-    checksum: str
-
-
-class AccessUrl(TypedDict):
-    url: str
-
-
-class AccessMethod(TypedDict, total=False):
-    type: str  # always there
-    access_url: AccessUrl  # http(s) for the types s3 and https
-
-
-class DrsObject(TypedDict):
-    """PROTOCOL.md § 2; checksums and access_methods are lists, empty when not sent."""
-
-    id: str
-    size: int
-    checksums: List[Checksum]
-    access_methods: List[AccessMethod]
-    name: Optional[str]
-    created_time: Optional[str]
-    self_uri: Optional[str]
-
-
-ATTEMPT_KEYS = ("upload_id", "file_id", "part_size", "status")
-ATTEMPT_STATUSES = ("pending", "uploaded", "cancelled", "failed", "accepted", "rejected")
-HEX_DIGITS = {"sha256": 64, "md5": 32}
-_ABSENT = object()
-
-
-def _json_kind(value: Any) -> str:
-    if value is _ABSENT:
-        return "missing"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return {str: "a string", list: "a list", dict: "an object"}.get(type(value), "unknown")
-
-
-class AnswerCheck:
-    """Checks the fields of one JSON answer; the first that does not fit refuses the answer.
-
-    Messages name the field and what was wrong with it, never a value that could be a
-    pre-signed URL."""
-
-    def __init__(self, what: str, base: str):
-        self.what = what
-        self.base = base
-
-    def refuse(self, problem: str) -> ApiRefused:
-        return ApiRefused(
-            f"{self.what}: the answer of the API at {redact(self.base)} is not "
-            f"the protocol: {problem}"
-        )
-
-    def _field(self, where: str, key: str) -> str:
-        return f"{where}.{key}" if where else key
-
-    def object(self, value: Any, field: str) -> dict:
-        if not isinstance(value, dict):
-            raise self.refuse(f"{field} is {_json_kind(value)}, not an object")
-        return value
-
-    def string(
-        self, data: dict, key: str, where: str = "", optional: bool = False
-    ) -> Optional[str]:
-        value = data.get(key, _ABSENT)
-        if optional and (value is None or value is _ABSENT):
-            return None
-        if not isinstance(value, str):
-            raise self.refuse(f"{self._field(where, key)} is {_json_kind(value)}, not a string")
-        if not value and not optional:
-            raise self.refuse(f"{self._field(where, key)} is an empty string")
-        return value
-
-    def integer(self, data: dict, key: str, minimum: int) -> int:
-        value = data.get(key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise self.refuse(
-                f"invalid {key} {repr(value)[:40]} (an integer >= {minimum} expected)"
-            )
-        return value
-
-    def items(self, data: dict, key: str) -> list:
-        """A list; missing or null is an empty one."""
-        value = data.get(key)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.refuse(f"{key} is {_json_kind(value)}, not a list")
-        return value
-
-    def http_url(self, url: str, field: str) -> str:
-        if not is_http_url(url):
-            raise self.refuse(f"{field} is not an http(s) URL: {redact(url)}")
-        return url
-
-
-def file_metadata(data: dict, check: AnswerCheck) -> FileMetadata:
-    check.string(data, "file_id")
-    check.integer(data, "size", 0)
-    check.string(data, "file_name", optional=True)
-    check.string(data, "latest_upload_id", optional=True)
-    sha256 = check.string(data, "sha256", optional=True)
-    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
-        raise check.refuse("sha256 is not 64 hex digits")
-    return cast(FileMetadata, data)
-
-
-def upload_attempt(data: dict, check: AnswerCheck) -> UploadAttempt:
-    check.string(data, "upload_id")
-    check.string(data, "file_id")
-    check.integer(data, "part_size", 1)
-    status = check.string(data, "status")
-    if status not in ATTEMPT_STATUSES:
-        raise check.refuse(f"status {status[:40]!r} is none of {', '.join(ATTEMPT_STATUSES)}")
-    return cast(UploadAttempt, data)
-
-
-def signed_url(data: dict, check: AnswerCheck) -> str:
-    return check.http_url(check.string(data, "url"), "url")
-
-
-def drs_object(data: dict, check: AnswerCheck) -> DrsObject:
-    check.string(data, "id")
-    check.integer(data, "size", 0)
-    for key in ("name", "created_time", "self_uri"):
-        check.string(data, key, optional=True)
-    checksums = check.items(data, "checksums")
-    for i, item in enumerate(checksums):
-        where = f"checksums[{i}]"
-        check.object(item, where)
-        kind = check.string(item, "type", where)
-        value = check.string(item, "checksum", where)
-        digits = HEX_DIGITS.get(kind.lower().replace("-", ""))
-        if digits and not re.fullmatch(f"[0-9a-fA-F]{{{digits}}}", value):
-            raise check.refuse(f"{where}.checksum is not {digits} hex digits")
-    methods = check.items(data, "access_methods")
-    for i, item in enumerate(methods):
-        where = f"access_methods[{i}]"
-        check.object(item, where)
-        kind = check.string(item, "type", where)
-        if item.get("access_url") is None:
-            continue  # e.g. an access_id, which this client does not use
-        check.object(item["access_url"], f"{where}.access_url")
-        url = check.string(item["access_url"], "url", f"{where}.access_url")
-        if kind in ("s3", "https"):
-            check.http_url(url, f"{where}.access_url.url")
-    return cast(DrsObject, {**data, "checksums": checksums, "access_methods": methods})
 
 
 def _check_attempt(attempt: dict, base: str) -> UploadAttempt:
@@ -710,26 +318,3 @@ class DrsClient(ApiClient):
             if on_wait:
                 on_wait(wait)
             self.sleep(wait)
-
-
-def access_url(obj: DrsObject) -> str:
-    """The first access method of type s3, else https (PROTOCOL.md § 2); drs_object() has
-    checked that its URL is http(s)."""
-    for kind in ("s3", "https"):
-        for method in obj["access_methods"]:
-            if method["type"] == kind and method.get("access_url"):
-                return method["access_url"]["url"]
-    raise ApiRefused(f"object {obj['id']!r} has no s3 or https access URL")
-
-
-def expected_checksum(obj: dict) -> Tuple[Optional[str], Optional[str]]:
-    """('sha256' | 'md5', hex) from the DRS checksums, preferring SHA-256."""
-    found = {}
-    for item in obj.get("checksums") or []:
-        if isinstance(item, dict) and item.get("checksum"):
-            kind = str(item.get("type", "")).lower().replace("-", "")
-            found.setdefault(kind, str(item["checksum"]).lower())
-    for kind in ("sha256", "md5"):
-        if kind in found:
-            return kind, found[kind]
-    return None, None

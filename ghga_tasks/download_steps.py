@@ -14,7 +14,8 @@ from typing import Optional, Tuple
 
 from . import parts as planning
 from . import state
-from .clients import DrsClient, access_url, expected_checksum
+from .answers import access_url, expected_checksum
+from .clients import DrsClient
 from .errors import IntegrityError, OutputError
 from .hashing import PrefixHasher
 from .partial import (

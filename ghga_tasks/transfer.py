@@ -23,7 +23,7 @@ from typing import Callable, Deque, List, Optional, Tuple
 
 import pycurl
 
-from .clients import redact
+from .api_calls import redact
 from .curl_compat import SIZE_DOWNLOAD_T, SIZE_UPLOAD_T, UPLOAD_BUFFERSIZE
 from .errors import (
     ApiRefused,

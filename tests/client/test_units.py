@@ -7,7 +7,8 @@ import json
 import pytest
 
 from ghga_tasks import parts, settings, state
-from ghga_tasks.clients import expected_checksum, parse_retry_after, redact
+from ghga_tasks.answers import expected_checksum
+from ghga_tasks.api_calls import parse_retry_after, redact
 from ghga_tasks.errors import ConfigError
 from ghga_tasks.units import MiB
 
