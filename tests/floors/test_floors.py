@@ -34,6 +34,7 @@ FLOORS_BIN = os.environ.get("GHGA_FLOORS_BIN", "")
 ROOT = Path(__file__).resolve().parents[2]
 PART = 16 * MiB  # the server's part size for files up to 160 GiB
 
+
 def _bin(name: str) -> str:
     if not FLOORS_BIN:
         pytest.fail("GHGA_FLOORS_BIN is not set (.ci/run's floors job sets it)")
