@@ -28,7 +28,8 @@ from .partial import (
     trusted_ranges,
 )
 from .settings import Settings
-from .transfer import DownloadStrategy, Engine
+from .strategies import DownloadStrategy
+from .transfer import Engine
 from .transfer_dir import DONE, OBJECT, PARTIAL, RANGES_LEDGER, TransferDir
 from .upload_steps import Progress, no_progress
 

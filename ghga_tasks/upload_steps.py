@@ -26,7 +26,8 @@ from .fileio import O_BINARY
 from .hashing import Md5Feeder, PrefixHasher
 from .prefetch import UrlPrefetcher
 from .settings import Settings
-from .transfer import Engine, Job, UploadStrategy
+from .strategies import UploadStrategy
+from .transfer import Engine, Job
 from .transfer_dir import ATTEMPT, CONFIRMED, PARTS, PARTS_LEDGER, TransferDir
 
 log = logging.getLogger("ghga_tasks")
