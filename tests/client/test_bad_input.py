@@ -9,9 +9,19 @@ import os
 import boto3
 import pytest
 from botocore.config import Config
-from helpers import MiB, cli, json_line, make_file, new_id, one_line_error, sha256_of
-
-from ghga_tasks.server.stub import JSON, drs_object, serve_range
+from helpers import (
+    MiB,
+    api_error,
+    cli,
+    cli_download,
+    cli_upload,
+    json_line,
+    make_file,
+    new_id,
+    one_line_error,
+    stub_object,
+    upload_api,
+)
 
 
 def test_unknown_file_id(client, tmp_path):
@@ -26,20 +36,9 @@ def test_unknown_file_id(client, tmp_path):
 def test_unreachable_api(tmp_path):
     src = tmp_path / "src"
     make_file(src, 10)
-    proc = cli(
-        "upload-by-id",
-        "--api-url",
-        "http://127.0.0.1:9/upload",
-        "--file-id",
-        "x",
-        "--file-path",
-        str(src),
-        "--state-dir",
-        str(tmp_path / "s"),
-        "--retries",
-        "0",
-        env={"GHGA_TASKS_TASK_RETRIES": "0"},
-    )  # retries and their notices: test_papercuts
+    api = "http://127.0.0.1:9/upload"
+    no_retries = {"GHGA_TASKS_TASK_RETRIES": "0"}  # retries and their notices: test_papercuts
+    proc = cli_upload(api, "x", src, tmp_path / "s", "--retries", "0", env=no_retries)
     one_line_error(proc, 75, "cannot reach the API", "connection refused")
 
 
@@ -47,44 +46,16 @@ def test_api_answering_junk(stub, tmp_path):
     junk = stub(lambda m, p, h: (200, {"Content-Type": "text/html"}, b"<html>proxy login</html>"))
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli(
-        "download-by-id",
-        "--api-url",
-        junk.url,
-        "--file-id",
-        "x",
-        "--output-dir",
-        str(out),
-        "--state-dir",
-        str(tmp_path / "s"),
-    )
+    proc = cli_download(junk.url, "x", out, tmp_path / "s")
     one_line_error(proc, 69, "not JSON")
     assert os.listdir(out) == []
 
 
 def test_api_forbidden_is_77(stub, tmp_path):
-    api = stub(
-        lambda m, p, h: (
-            403,
-            {"Content-Type": "application/json"},
-            b'{"exception_id": "noFileAccess", "description": "denied"}',
-        )
-    )
+    api = stub(api_error(403, "noFileAccess", "denied"))
     src = tmp_path / "src"
     make_file(src, 10)
-    proc = cli(
-        "upload-by-id",
-        "--api-url",
-        api.url,
-        "--file-id",
-        "x",
-        "--file-path",
-        str(src),
-        "--state-dir",
-        str(tmp_path / "s"),
-        "--token",
-        "tok123",
-    )
+    proc = cli_upload(api.url, "x", src, tmp_path / "s", "--token", "tok123")
     one_line_error(proc, 77, "noFileAccess")
     assert api.requests[0][2].get("Authorization") == "Bearer tok123"
     assert "tok123" not in proc.stderr
@@ -128,9 +99,7 @@ def test_output_already_present(client, tmp_path):
     (other / file_id).write_bytes(b"something else")
     one_line_error(client.download(file_id, other), 73, "already exists", "--overwrite")
     assert (other / file_id).read_bytes() == b"something else"
-    replaced = client.download(file_id, other, "--overwrite")
-    assert replaced.returncode == 0, replaced.stderr
-    assert sha256_of(other / file_id) == sha
+    client.download_ok(file_id, other, sha, "--overwrite")
 
 
 def test_output_dir_missing_or_read_only(client, tmp_path, mount_tmpfs):
@@ -146,9 +115,7 @@ def test_disk_full_then_resume_after_freeing_space(client, tmp_path, mount_tmpfs
     one_line_error(client.download(file_id, small), 73, "disk full")
     assert not (small / file_id).exists()
     os.system(f"mount -o remount,size={32 * MiB} {small}")
-    again = client.download(file_id, small)
-    assert again.returncode == 0, again.stderr
-    assert sha256_of(small / file_id) == sha
+    client.download_ok(file_id, small, sha)
 
 
 def test_checksum_mismatch_keeps_bytes_aside(client, tmp_path):
@@ -177,30 +144,10 @@ def test_checksum_mismatch_keeps_bytes_aside(client, tmp_path):
 
 def test_size_mismatch_from_storage(stub, tmp_path):
     """DRS says 100 bytes, storage has 50: a size error, nothing at the final path."""
-    data = os.urandom(50)
-
-    def handler(method, path, headers):
-        if path.startswith("/objects/"):
-            obj = drs_object("x", 100, "0" * 64, f"{srv.url}/data")
-            return 200, JSON, json.dumps(obj).encode()
-        return serve_range(data, headers)
-
-    srv = stub(handler)
+    srv = stub_object(stub, os.urandom(50), "0" * 64, size=100)
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli(
-        "download-by-id",
-        "--api-url",
-        srv.url,
-        "--file-id",
-        "x",
-        "--output-dir",
-        str(out),
-        "--state-dir",
-        str(tmp_path / "s"),
-        "--retries",
-        "1",
-    )
+    proc = cli_download(srv.url, "x", out, tmp_path / "s", "--retries", "1")
     one_line_error(proc, 65, "storage has 50 bytes but the object size is 100")
     assert not (out / "x").exists()
 
@@ -209,17 +156,7 @@ def test_size_mismatch_from_storage(stub, tmp_path):
 def test_file_id_escaping_output_dir(tmp_path, bad_id):
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli(
-        "download-by-id",
-        "--api-url",
-        "http://127.0.0.1:9",
-        "--file-id",
-        bad_id,
-        "--output-dir",
-        str(out),
-        "--state-dir",
-        str(tmp_path / "s"),
-    )
+    proc = cli_download("http://127.0.0.1:9", bad_id, out, tmp_path / "s")
     one_line_error(proc, 2, "cannot be used as a file name")
     assert os.listdir(out) == []
 
@@ -229,66 +166,28 @@ def test_file_id_escaping_output_dir(tmp_path, bad_id):
 )
 def test_odd_retry_after_values(stub, tmp_path, retry_after):
     data = os.urandom(3000)
-    sha = hashlib.sha256(data).hexdigest()
     polls = []
 
-    def handler(method, path, headers):
-        if path.startswith("/objects/"):
-            polls.append(path)
-            if len(polls) < 3:
-                h = {"Retry-After": retry_after} if retry_after is not None else {}
-                return 202, h, b""
-            obj = drs_object("x", len(data), sha, f"{srv.url}/d?s=1")
-            return 200, JSON, json.dumps(obj).encode()
-        return serve_range(data, headers)
+    def staging(path):
+        polls.append(path)
+        if len(polls) < 3:
+            return 202, {"Retry-After": retry_after} if retry_after is not None else {}, b""
 
-    srv = stub(handler)
+    srv = stub_object(stub, data, path="/d?s=1", staging=staging)
     out = tmp_path / "out"
     out.mkdir()
     # the cap keeps huge or missing values short: every single wait is at most 1 s here
-    proc = cli(
-        "download-by-id",
-        "--api-url",
-        srv.url,
-        "--file-id",
-        "x",
-        "--output-dir",
-        str(out),
-        "--state-dir",
-        str(tmp_path / "s"),
-        "--json",
-        env={"GHGA_TASKS_RETRY_AFTER_CAP": "1"},
-    )
+    cap = {"GHGA_TASKS_RETRY_AFTER_CAP": "1"}
+    proc = cli_download(srv.url, "x", out, tmp_path / "s", "--json", env=cap)
     assert proc.returncode == 0, proc.stderr
     assert (out / "x").read_bytes() == data
     assert len(polls) >= 3
 
 
 def test_bad_flag_values_are_usage_errors(tmp_path):
-    proc = cli(
-        "download-by-id",
-        "--api-url",
-        "http://127.0.0.1:9",
-        "--file-id",
-        "x",
-        "--output-dir",
-        str(tmp_path),
-        "--part-size",
-        "lots",
-    )
-    assert proc.returncode == 2, proc.stderr
-    proc = cli(
-        "download-by-id",
-        "--api-url",
-        "http://127.0.0.1:9",
-        "--file-id",
-        "x",
-        "--output-dir",
-        str(tmp_path),
-        "--parallel",
-        "0",
-    )
-    assert proc.returncode == 2, proc.stderr
+    for flag, value in (("--part-size", "lots"), ("--parallel", "0")):
+        proc = cli_download("http://127.0.0.1:9", "x", tmp_path, None, flag, value)
+        assert proc.returncode == 2, (flag, proc.stderr)
     proc = cli("upload-by-id", "--api-url", "http://127.0.0.1:9")
     assert proc.returncode == 2
     assert "--file-id" in proc.stderr
@@ -297,17 +196,7 @@ def test_bad_flag_values_are_usage_errors(tmp_path):
 def test_bad_config_file_is_78(tmp_path):
     config = tmp_path / "c.toml"
     config.write_text("paralel = 3\n")
-    proc = cli(
-        "download-by-id",
-        "--api-url",
-        "http://127.0.0.1:9",
-        "--file-id",
-        "x",
-        "--output-dir",
-        str(tmp_path),
-        "--config",
-        str(config),
-    )
+    proc = cli_download("http://127.0.0.1:9", "x", tmp_path, None, "--config", str(config))
     one_line_error(proc, 78, "unknown setting 'paralel'")
 
 
@@ -317,51 +206,8 @@ def test_etag_mismatch_resends_the_part(stub, tmp_path):
     data = os.urandom(3 * MiB)
     src.write_bytes(data)
     puts = []
-
-    def handler(method, path, headers):
-        js = {"Content-Type": "application/json"}
-        attempt = {"upload_id": "u1", "file_id": "x", "part_size": 16 * MiB, "status": "pending"}
-        if method == "GET" and path == "/files/x":
-            return (
-                200,
-                js,
-                json.dumps(
-                    {
-                        "file_id": "x",
-                        "size": len(data),
-                        "sha256": None,
-                        "file_name": "x",
-                        "latest_upload_id": None,
-                    }
-                ).encode(),
-            )
-        if method == "POST" and path == "/uploads":
-            return 200, js, json.dumps(attempt).encode()
-        if method == "GET" and path == "/uploads/u1":
-            return 200, js, json.dumps(attempt).encode()
-        if method == "POST" and path == "/uploads/u1/parts/1/signed_urls":
-            return 200, js, json.dumps({"url": f"{srv.url}/bucket/x?partNumber=1&sig=s"}).encode()
-        if method == "PUT":
-            puts.append(headers)
-            etag = "0" * 32 if len(puts) == 1 else hashlib.md5(data).hexdigest()
-            return 200, {"ETag": f'"{etag}"'}, b""
-        if method == "PATCH" and path == "/uploads/u1":
-            return 204, {}, b""
-        return 404, js, b'{"exception_id": "notFound", "description": "no"}'
-
-    srv = stub(handler)
-    proc = cli(
-        "upload-by-id",
-        "--api-url",
-        srv.url,
-        "--file-id",
-        "x",
-        "--file-path",
-        str(src),
-        "--state-dir",
-        str(tmp_path / "s"),
-        "--json",
-    )
+    srv = stub(upload_api(lambda: srv.url, data, puts=puts, etags=["0" * 32]))
+    proc = cli_upload(srv.url, "x", src, tmp_path / "s", "--json")
     assert proc.returncode == 0, proc.stderr
     assert len(puts) == 2
     assert all(h.get("Content-Length") == str(len(data)) for h in puts)
@@ -380,10 +226,8 @@ def test_move_across_filesystems(client, tmp_path, mount_tmpfs):
     assert os.listdir(tiny) == []  # no temp file left behind
     assert (partials / f".{file_id}.ghga-part").stat().st_size == 6 * MiB
     roomy = mount_tmpfs("roomy", 16 * MiB)
-    again = client.download(file_id, roomy)  # resumes from the verified partial
-    assert again.returncode == 0, again.stderr
+    again = client.download_ok(file_id, roomy, sha)  # resumes from the verified partial
     assert json_line(again)["bytes_transferred"] == 0
-    assert sha256_of(roomy / file_id) == sha
     assert os.listdir(partials) == []
     # the copy keeps the partial's mtime, so done.json vouches for it without a re-hash
     done = json.loads(next(client.state_dir.glob("downloads/*/done.json")).read_text())
@@ -393,17 +237,7 @@ def test_move_across_filesystems(client, tmp_path, mount_tmpfs):
 def test_unusable_state_dir_is_73(tmp_path):
     blocker = tmp_path / "afile"
     blocker.write_text("x")
-    proc = cli(
-        "download-by-id",
-        "--api-url",
-        "http://127.0.0.1:9",
-        "--file-id",
-        "x",
-        "--output-dir",
-        str(tmp_path),
-        "--state-dir",
-        str(blocker / "sub"),
-    )
+    proc = cli_download("http://127.0.0.1:9", "x", tmp_path, blocker / "sub")
     one_line_error(proc, 73, "cannot create state dir")
 
 
@@ -452,15 +286,5 @@ def test_invalid_part_size_from_api_is_69(stub, tmp_path):
     srv = stub(handler)
     src = tmp_path / "src"
     src.write_bytes(b"0123456789")
-    proc = cli(
-        "upload-by-id",
-        "--api-url",
-        srv.url,
-        "--file-id",
-        "x",
-        "--file-path",
-        str(src),
-        "--state-dir",
-        str(tmp_path / "s"),
-    )
+    proc = cli_upload(srv.url, "x", src, tmp_path / "s")
     one_line_error(proc, 69, "invalid part_size 0")

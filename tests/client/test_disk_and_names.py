@@ -8,7 +8,15 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers import MiB, cli, json_line, make_file, new_id, one_line_error, sha256_of
+from helpers import (
+    MiB,
+    cli_download,
+    cli_upload,
+    json_line,
+    make_file,
+    new_id,
+    one_line_error,
+)
 
 from ghga_tasks import state
 from ghga_tasks.errors import LockedError, OutputError
@@ -50,9 +58,7 @@ def test_file_id_of_255_characters_round_trip(client, tmp_path):
     assert up.returncode == 0, up.stderr
     out = tmp_path / "out"
     out.mkdir()
-    down = client.download(file_id, out)
-    assert down.returncode == 0, down.stderr
-    assert sha256_of(out / file_id) == sha
+    client.download_ok(file_id, out, sha)
     assert sorted(p.name for p in out.iterdir()) == [file_id]
 
 
@@ -69,31 +75,9 @@ def test_state_dir_on_a_full_file_system_is_73(client, tmp_path, mount_tmpfs):
     fill(full)
     out = tmp_path / "out"
     out.mkdir()
-    down = cli(
-        "download-by-id",
-        "--api-url",
-        client.stack.drs_api,
-        "--file-id",
-        file_id,
-        "--output-dir",
-        str(out),
-        "--state-dir",
-        str(full / "state"),
-        "--quiet",
-    )
+    down = cli_download(client.stack.drs_api, file_id, out, full / "state", "--quiet")
     one_line_error(down, 73, "disk full")
-    up = cli(
-        "upload-by-id",
-        "--api-url",
-        client.stack.upload_api,
-        "--file-id",
-        file_id,
-        "--file-path",
-        str(src),
-        "--state-dir",
-        str(full / "state"),
-        "--quiet",
-    )
+    up = cli_upload(client.stack.upload_api, file_id, src, full / "state", "--quiet")
     one_line_error(up, 73, "disk full")
 
 

@@ -11,11 +11,10 @@ import os
 import socket
 
 import pytest
-from helpers import cli, one_line_error
+from helpers import cli_download, cli_upload, one_line_error, stub_object, upload_api
 from test_papercuts import retry_notices_then_error
 
-from ghga_tasks.server.stub import JSON, Drip, drs_object, serve_range
-from ghga_tasks.units import MiB
+from ghga_tasks.server.stub import JSON, Drip, drs_object
 
 NO_TASK_RETRY = {"GHGA_TASKS_TASK_RETRIES": "0"}
 
@@ -50,43 +49,17 @@ def object_x(url: str, data: bytes, **changes) -> dict:
 def download(api_url: str, tmp_path, *extra: str, timeout: float = 120):
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
-    return cli(
-        "download-by-id",
-        "--api-url",
-        api_url,
-        "--file-id",
-        "x",
-        "--output-dir",
-        str(out),
-        "--state-dir",
-        str(tmp_path / "s"),
-        "--retries",
-        "1",
-        *extra,
-        env=NO_TASK_RETRY,
-        timeout=timeout,
+    extra = ("--retries", "1", *extra)
+    return cli_download(
+        api_url, "x", out, tmp_path / "s", *extra, env=NO_TASK_RETRY, timeout=timeout
     )
 
 
 def upload(api_url: str, tmp_path, data: bytes, *extra: str, timeout: float = 120):
     src = tmp_path / "src"
     src.write_bytes(data)
-    return cli(
-        "upload-by-id",
-        "--api-url",
-        api_url,
-        "--file-id",
-        "x",
-        "--file-path",
-        str(src),
-        "--state-dir",
-        str(tmp_path / "s"),
-        "--retries",
-        "1",
-        *extra,
-        env=NO_TASK_RETRY,
-        timeout=timeout,
-    )
+    extra = ("--retries", "1", *extra)
+    return cli_upload(api_url, "x", src, tmp_path / "s", *extra, env=NO_TASK_RETRY, timeout=timeout)
 
 
 DATA = os.urandom(3000)
@@ -109,61 +82,11 @@ BAD_DRS_FIELDS = [
 
 @pytest.mark.parametrize("changes,field", BAD_DRS_FIELDS, ids=[f for _, f in BAD_DRS_FIELDS])
 def test_drs_object_of_the_wrong_shape_is_69(stub, tmp_path, changes, field):
-    def handler(method, path, headers):
-        if path.startswith("/objects/"):
-            obj = object_x(f"{srv.url}/data", DATA, **changes)
-            return 200, JSON, json.dumps(obj).encode()
-        return serve_range(DATA, headers)
-
-    srv = stub(handler)
+    srv = stub_object(stub, DATA, **changes)
     proc = download(srv.url, tmp_path)
     one_line_error(proc, 69, "object 'x'", "not the protocol", field)
     assert all(path.startswith("/objects/") for _, path, _ in srv.requests)  # storage untouched
     assert os.listdir(tmp_path / "out") == []
-
-
-def upload_api(
-    srv_url: str,
-    data: bytes,
-    file_meta: dict = None,
-    attempt: dict = None,
-    signed: dict = None,
-    puts: list = None,
-):
-    """A handler for the Upload API and storage, with any answer replaced."""
-    meta = {
-        "file_id": "x",
-        "file_name": "x",
-        "size": len(data),
-        "sha256": None,
-        "latest_upload_id": None,
-        **(file_meta or {}),
-    }
-    attempt = {
-        "upload_id": "u1",
-        "file_id": "x",
-        "part_size": 16 * MiB,
-        "status": "pending",
-        **(attempt or {}),
-    }
-
-    def handler(method, path, headers):
-        if method == "GET" and path == "/files/x":
-            return 200, JSON, json.dumps(meta).encode()
-        if (method, path) in (("POST", "/uploads"), ("GET", "/uploads/u1")):
-            return 200, JSON, json.dumps(attempt).encode()
-        if method == "POST" and path == "/uploads/u1/parts/1/signed_urls":
-            url = signed if signed is not None else {"url": f"{srv_url()}/b/x?partNumber=1&s=1"}
-            return 200, JSON, json.dumps(url).encode()
-        if method == "PUT":
-            if puts is not None:
-                puts.append(path)
-            return 200, {"ETag": f'"{hashlib.md5(data).hexdigest()}"'}, b""
-        if method == "PATCH" and path == "/uploads/u1":
-            return 204, {}, b""
-        return 404, JSON, b'{"exception_id": "notFound", "description": "no"}'
-
-    return handler
 
 
 BAD_UPLOAD_ANSWERS = [
@@ -261,15 +184,11 @@ def test_api_dripping_its_answer_is_transient(stub, tmp_path, headers_too):
 
 def test_storage_dripping_its_answer_is_a_stall(stub, tmp_path):
     """Storage sends one byte every 0.5 s: a stall, retried, then transient."""
-    data = os.urandom(100_000)
 
-    def handler(method, path, headers):
-        if path.startswith("/objects/"):
-            return 200, JSON, json.dumps(object_x(f"{srv.url}/data?sig=s3cr3t", data)).encode()
-        status, head, body = serve_range(data, headers)
+    def drip(status, head, body):
         return status, head, Drip(body, interval=0.5)
 
-    srv = stub(handler)
+    srv = stub_object(stub, os.urandom(100_000), path="/data?sig=s3cr3t", storage=drip)
     proc = download(srv.url, tmp_path, "--timeout", "2")
     notices = retry_notices_then_error(proc, 75, "failed after 2 attempts", "too slow")
     assert len(notices) == 1 and "too slow" in notices[0], notices

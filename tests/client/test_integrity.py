@@ -6,23 +6,19 @@ Each test drives the real CLI against the live stack twice: on the default backe
 
 from __future__ import annotations
 
-import os
-import signal
-import time
-
 import pytest
 from helpers import (
     Client,
     MiB,
-    cli_popen,
     json_line,
+    kill,
     make_file,
     new_id,
     one_line_error,
-    sha256_of,
+    parts_logged,
     upload_with_a_part_corrupted_once,
+    wait_until,
 )
-from test_resume import ledger_entries
 
 PART = 16 * MiB
 
@@ -46,10 +42,7 @@ def test_part_corrupted_in_transit_is_sent_again_and_completion_uses_the_good_co
     and the server completes with the copy whose MD5 the client confirmed (no SHA-256 is
     registered, so nothing else would notice)."""
     size = 2 * PART + 10
-    file_id = new_id()
-    src = tmp_path / "src"
-    sha = make_file(src, size)
-    client.stack.register(file_id, size)
+    file_id, src, sha = client.new_file(tmp_path, size, register_sha=False)
     proc, proxy = upload_with_a_part_corrupted_once(client, file_id, src, 2, "--wait")
     assert proc.returncode == 0, proc.stderr
     assert len(proxy.corrupted) == 1, proxy.requests
@@ -60,9 +53,7 @@ def test_part_corrupted_in_transit_is_sent_again_and_completion_uses_the_good_co
     assert _attempt(client.stack, result["upload_id"])["sha256"] == sha
     out = tmp_path / "out"
     out.mkdir()
-    down = client.download(file_id, out)
-    assert down.returncode == 0, down.stderr
-    assert sha256_of(out / file_id) == sha
+    client.download_ok(file_id, out, sha)
 
 
 @pytest.mark.parametrize("registered", [True, False], ids=["sha-registered", "no-sha"])
@@ -97,9 +88,7 @@ def test_download_after_the_object_changed_on_the_server(client, tmp_path, new_s
     assert up.returncode == 0, up.stderr
     second = tmp_path / "out2"
     second.mkdir()
-    proc = client.download(file_id, second)
-    assert proc.returncode == 0, proc.stderr
-    assert sha256_of(second / file_id) == new_sha
+    proc = client.download_ok(file_id, second, new_sha)
     assert json_line(proc)["size"] == new_size
 
 
@@ -119,37 +108,14 @@ def test_upload_starts_a_new_attempt_when_the_server_forgot_the_old_one(client, 
 
 
 def test_second_uploader_from_another_state_dir_is_refused_at_once(client, tmp_path):
-    size = 6 * PART
-    file_id = new_id()
-    src = tmp_path / "src"
-    sha = make_file(src, size)
-    client.stack.register(file_id, size, sha256=sha)
-    first = cli_popen(
-        "upload-by-id",
-        "--api-url",
-        client.stack.upload_api,
-        "--file-id",
-        file_id,
-        "--file-path",
-        str(src),
-        "--state-dir",
-        str(client.state_dir),
-        "--max-rate",
-        "8MiB",
-        "--parallel",
-        "1",
-        "--quiet",
-    )
+    file_id, src, sha = client.new_file(tmp_path, 6 * PART)
+    first = client.start_upload(file_id, src, "--max-rate", "8MiB", "--parallel", "1")
     try:
-        deadline = time.monotonic() + 120
-        while not ledger_entries(client.state_dir, "uploads", "parts.jsonl"):
-            assert time.monotonic() < deadline and first.poll() is None, "no part stored"
-            time.sleep(0.05)
+        wait_until(lambda: parts_logged(client.state_dir), "a part stored", 120, first)
         second = Client(client.stack, tmp_path / "state2").upload(file_id, src)
         one_line_error(second, 75, "another client is uploading")
     finally:
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(timeout=30)
+        kill(first)
     third = client.upload(file_id, src, "--wait")
     assert third.returncode == 0, third.stderr
     assert json_line(third)["sha256"] == sha

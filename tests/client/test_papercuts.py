@@ -14,7 +14,7 @@ import threading
 
 import pycurl
 import pytest
-from helpers import cli, one_line_error
+from helpers import cli, cli_download, cli_upload, one_line_error
 
 from ghga_tasks.parts import Part
 from ghga_tasks.progress import BarLogHandler, ProgressBar
@@ -57,21 +57,8 @@ def test_unreachable_api_says_each_wait(tmp_path, quiet):
     src = tmp_path / "src"
     src.write_bytes(b"0123456789")
     port = closed_port()
-    proc = cli(
-        "upload-by-id",
-        "--api-url",
-        f"http://127.0.0.1:{port}/upload",
-        "--file-id",
-        "F1",
-        "--file-path",
-        str(src),
-        "--state-dir",
-        str(tmp_path / "s"),
-        "--retries",
-        "2",
-        *quiet,
-        env=NO_TASK_RETRY,
-    )
+    api = f"http://127.0.0.1:{port}/upload"
+    proc = cli_upload(api, "F1", src, tmp_path / "s", "--retries", "2", *quiet, env=NO_TASK_RETRY)
     notices = retry_notices_then_error(proc, 75, "cannot reach the API", "(after 3 attempts)")
     assert len(notices) == 2, proc.stderr
     for number, line in enumerate(notices, 1):
@@ -107,20 +94,7 @@ def test_storage_and_api_retries_say_each_wait_without_the_signature(stub, tmp_p
     srv = stub(handler)
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli(
-        "download-by-id",
-        "--api-url",
-        srv.url,
-        "--file-id",
-        "x",
-        "--output-dir",
-        str(out),
-        "--state-dir",
-        str(tmp_path / "s"),
-        "--retries",
-        "1",
-        env=NO_TASK_RETRY,
-    )
+    proc = cli_download(srv.url, "x", out, tmp_path / "s", "--retries", "1", env=NO_TASK_RETRY)
     notices = retry_notices_then_error(proc, 75)
     assert any(
         re.fullmatch(

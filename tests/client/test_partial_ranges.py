@@ -6,28 +6,26 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 
 import pycurl
 from helpers import (
     MiB,
-    cli,
-    cli_popen,
+    cli_download,
     json_line,
-    make_file,
-    new_id,
+    kill_when,
+    ranges_logged,
     sha256_of,
+    stub_object,
     upload_with_a_part_corrupted_once,
 )
-from test_resume import kill_when, ledger_entries
 
 from ghga_tasks import parts as planning
 from ghga_tasks import transfer
 from ghga_tasks.parts import Part
-from ghga_tasks.server.stub import JSON, Cut, drs_object, serve_range
-from ghga_tasks.transfer import DownloadStrategy, Job, Outcome
+from ghga_tasks.server.stub import Cut
+from ghga_tasks.strategies import DownloadStrategy
+from ghga_tasks.transfer import Job, Outcome
 
 RANGE = 64 * MiB  # --part-size of the download
 SERVER_PART = 16 * MiB  # the part size the reference server picks for these uploads
@@ -142,11 +140,11 @@ def test_pieces_are_logged_past_each_threshold_and_only_once_written(tmp_path):
     again.fh.write(data[:piece])
     strategy.poll({FakeCurl(piece): again})
     again.fh.write(data[piece : piece + MiB])
-    transfer._close_quietly(again.fh)  # cut: the unlogged MiB is not kept
+    transfer.close_quietly(again.fh)  # cut: the unlogged MiB is not kept
     again.reset()
     strategy.begin(curl, again)
     assert again.fh.tell() == offset + piece and again.kept_before == piece
-    transfer._close_quietly(again.fh)
+    transfer.close_quietly(again.fh)
     curl.close()
 
 
@@ -155,34 +153,16 @@ def test_pieces_are_logged_past_each_threshold_and_only_once_written(tmp_path):
 
 def test_killed_download_keeps_partial_ranges(client, tmp_path):
     size = 4 * RANGE
-    file_id, _, sha = client.put(tmp_path, size)
-    out = tmp_path / "out"
-    out.mkdir()
-    proc = cli_popen(
-        "download-by-id",
-        "--api-url",
-        client.stack.drs_api,
-        "--file-id",
-        file_id,
-        "--output-dir",
-        str(out),
-        "--state-dir",
-        str(client.state_dir),
-        "--parallel",
-        "2",
-        "--part-size",
-        "64MiB",
-        "--max-rate",
-        "16MiB",
-        "--quiet",
+    file_id, sha, out, proc = client.put_and_start_download(
+        tmp_path, size, "--parallel", "2", "--part-size", "64MiB", "--max-rate", "16MiB"
     )
 
     def partial_piece_logged() -> bool:
-        entries = ledger_entries(client.state_dir, "downloads", "ranges.jsonl")
+        entries = ranges_logged(client.state_dir)
         return any("offset" in e and e["size"] < RANGE for e in entries)
 
     kill_when(proc, partial_piece_logged, timeout=WAIT)
-    kept = recorded(ledger_entries(client.state_dir, "downloads", "ranges.jsonl"))
+    kept = recorded(ranges_logged(client.state_dir))
     kept_bytes = sum(n for _, n in kept)
     assert kept_bytes > whole_ranges_bytes(kept, size, RANGE)
 
@@ -201,10 +181,7 @@ def test_killed_download_keeps_partial_ranges(client, tmp_path):
 
 def test_upload_part_corrupted_once_is_resent_and_counted(client, tmp_path):
     size = 2 * SERVER_PART + 10
-    file_id = new_id()
-    src = tmp_path / "src"
-    sha = make_file(src, size)
-    client.stack.register(file_id, size)
+    file_id, src, sha = client.new_file(tmp_path, size, register_sha=False)
     proc, proxy = upload_with_a_part_corrupted_once(client, file_id, src, 2)
     assert proc.returncode == 0, proc.stderr
     assert len(proxy.corrupted) == 1, proxy.requests
@@ -213,10 +190,7 @@ def test_upload_part_corrupted_once_is_resent_and_counted(client, tmp_path):
     assert result["bytes_resent"] == SERVER_PART
     assert result["bytes_transferred"] == size
 
-    clean_id = new_id()
-    clean = tmp_path / "clean"
-    make_file(clean, size)
-    client.stack.register(clean_id, size)
+    clean_id, clean, _ = client.new_file(tmp_path, size, register_sha=False)
     proc = client.upload(clean_id, clean, "--wait")
     assert proc.returncode == 0, proc.stderr
     assert json_line(proc)["bytes_resent"] == 0
@@ -235,43 +209,25 @@ def test_range_cut_off_is_continued_from_its_last_piece_and_the_rest_counted(stu
     ranges, cuts = [], []
 
     def piece_logged() -> bool:
-        return bool(recorded(ledger_entries(state_dir, "downloads", "ranges.jsonl")))
+        return bool(recorded(ranges_logged(state_dir)))
 
-    def answer(method, path, headers):
-        if path.startswith("/objects/"):
-            obj = drs_object("x", size, hashlib.sha256(data).hexdigest(), f"{srv.url}/data")
-            return 200, JSON, json.dumps(obj).encode()
-        status, head, body = serve_range(data, headers)
+    def cut_the_first(status, head, body):
         ranges.append(head["Content-Range"])
         if len(ranges) > 1:
             return status, head, body
         cuts.append(Cut(body, cut, until=piece_logged, wait=WAIT))
         return status, head, cuts[0]
 
-    srv = stub(answer)
+    srv = stub_object(stub, data, storage=cut_the_first)
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli(
-        "download-by-id",
-        "--api-url",
-        srv.url,
-        "--file-id",
-        "x",
-        "--output-dir",
-        str(out),
-        "--state-dir",
-        str(state_dir),
-        "--part-size",
-        "32MiB",
-        "--parallel",
-        "1",
-        "--json",
-        "--quiet",
+    proc = cli_download(
+        srv.url, "x", out, state_dir, "--part-size", "32MiB", "--parallel", "1", "--json", "--quiet"
     )
     assert proc.returncode == 0, proc.stderr
     assert cuts[0].until_met, "no piece was logged before the cut"
     assert (out / "x").read_bytes() == data
-    first_piece = ledger_entries(state_dir, "downloads", "ranges.jsonl")[0]
+    first_piece = ranges_logged(state_dir)[0]
     resumed_at = first_piece["offset"] + first_piece["size"]
     assert first_piece["offset"] == 0 and transfer.PIECE_SIZE <= resumed_at <= cut
     assert ranges == [f"bytes 0-{size - 1}/{size}", f"bytes {resumed_at}-{size - 1}/{size}"]

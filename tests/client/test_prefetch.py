@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from helpers import wait_until
 
 from ghga_tasks.errors import ApiRefused
 from ghga_tasks.prefetch import UrlPrefetcher, url_lifetime
@@ -32,13 +33,6 @@ class Api:
         )
 
 
-def wait_for(cond, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
-
-
 def test_lifetime_parsed_from_sigv4_query():
     assert url_lifetime("http://h/b/k?X-Amz-Expires=900&X-Amz-Signature=x") == 900
     assert url_lifetime("http://h/b/k?partNumber=1") is None
@@ -48,11 +42,11 @@ def test_fetches_ahead_in_order_and_no_further():
     api = Api()
     urls = UrlPrefetcher(api, [3, 1, 2, 5, 4], ahead=2)
     try:
-        wait_for(lambda: len(api.asked) == 2)
+        wait_until(lambda: len(api.asked) == 2, "two asks", 5, interval=0.01)
         time.sleep(0.1)
         assert api.asked == [3, 1]  # bounded: nothing beyond `ahead` before a get()
         assert "partNumber=3" in urls.get(3)
-        wait_for(lambda: len(api.asked) == 3)
+        wait_until(lambda: len(api.asked) == 3, "a third ask", 5, interval=0.01)
         assert api.asked == [3, 1, 2]
         for n in (1, 2, 5, 4):
             assert f"partNumber={n}&" in urls.get(n)
@@ -78,7 +72,7 @@ def test_stale_prefetched_url_is_replaced():
     api = Api(lifetime=10)
     urls = UrlPrefetcher(api, [1, 2], ahead=2, clock=lambda: now[0])
     try:
-        wait_for(lambda: len(api.asked) == 2)
+        wait_until(lambda: len(api.asked) == 2, "two asks", 5, interval=0.01)
         now[0] = 4.9  # less than half of the 10 s lifetime gone: still used
         assert urls.get(1).endswith("s1")
         now[0] = 5.1  # more than half gone: asked for again
@@ -92,7 +86,7 @@ def test_failed_prefetch_is_asked_again_and_a_failed_ask_raises():
     api = Api(fail={2})
     urls = UrlPrefetcher(api, [1, 2, 3], ahead=3)
     try:
-        wait_for(lambda: len(api.asked) == 3)
+        wait_until(lambda: len(api.asked) == 3, "three asks", 5, interval=0.01)
         assert "partNumber=2&" in urls.get(2)  # the prefetch failed; get() asked again
         api.fail.add(3)
         urls.get(1)

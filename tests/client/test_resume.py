@@ -5,64 +5,29 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
-from pathlib import Path
 
 import pytest
-from helpers import MiB, cli_popen, json_line, make_file, new_id, sha256_of
+from helpers import (
+    MiB,
+    bytes_logged,
+    json_line,
+    kill,
+    kill_when,
+    parts_logged,
+    ranges_logged,
+    sha256_of,
+    wait_until,
+)
 
 PART = 16 * MiB
 
 
-def ledger_entries(state_dir: Path, direction: str, name: str) -> list:
-    files = list((state_dir / direction).glob(f"*/{name}"))
-    if not files:
-        return []
-    lines = files[0].read_text().splitlines()
-    entries = []
-    for line in lines[1:]:
-        try:
-            entries.append(json.loads(line))
-        except ValueError:
-            break
-    return entries
-
-
-def kill_when(proc, predicate, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert proc.poll() is None, f"finished before it could be killed: {proc.stderr.read()}"
-        assert time.monotonic() < deadline, "no progress to kill at"
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-
-
 def test_upload_killed_then_resumed(client, tmp_path):
     size = 8 * PART + 3
-    file_id = new_id()
-    src = tmp_path / "src"
-    sha = make_file(src, size)
-    client.stack.register(file_id, size, sha256=sha)
-    proc = cli_popen(
-        "upload-by-id",
-        "--api-url",
-        client.stack.upload_api,
-        "--file-id",
-        file_id,
-        "--file-path",
-        str(src),
-        "--state-dir",
-        str(client.state_dir),
-        "--max-rate",
-        "24MiB",
-        "--parallel",
-        "2",
-        "--quiet",
-    )
-    kill_when(proc, lambda: len(ledger_entries(client.state_dir, "uploads", "parts.jsonl")) >= 2)
-    stored = ledger_entries(client.state_dir, "uploads", "parts.jsonl")
+    file_id, src, sha = client.new_file(tmp_path, size)
+    proc = client.start_upload(file_id, src, "--max-rate", "24MiB", "--parallel", "2")
+    kill_when(proc, lambda: len(parts_logged(client.state_dir)) >= 2)
+    stored = parts_logged(client.state_dir)
     stored_bytes = sum(e["size"] for e in stored)
     assert 2 <= len(stored) < 9
 
@@ -77,87 +42,38 @@ def test_upload_killed_then_resumed(client, tmp_path):
 
     out = tmp_path / "out"
     out.mkdir()
-    down = client.download(file_id, out)
-    assert down.returncode == 0, down.stderr
-    assert sha256_of(out / file_id) == sha
+    client.download_ok(file_id, out, sha)
 
 
 def test_download_killed_then_resumed(client, tmp_path):
     size = 6 * PART + 11
-    file_id, src, sha = client.put(tmp_path, size)
-    out = tmp_path / "out"
-    out.mkdir()
-    proc = cli_popen(
-        "download-by-id",
-        "--api-url",
-        client.stack.drs_api,
-        "--file-id",
-        file_id,
-        "--output-dir",
-        str(out),
-        "--state-dir",
-        str(client.state_dir),
-        "--max-rate",
-        "24MiB",
-        "--parallel",
-        "2",
-        "--part-size",
-        "4MiB",
-        "--quiet",
+    file_id, sha, out, proc = client.put_and_start_download(
+        tmp_path, size, "--max-rate", "24MiB", "--parallel", "2", "--part-size", "4MiB"
     )
-    kill_when(proc, lambda: len(ledger_entries(client.state_dir, "downloads", "ranges.jsonl")) >= 3)
-    done = [
-        e for e in ledger_entries(client.state_dir, "downloads", "ranges.jsonl") if "offset" in e
-    ]
-    done_bytes = sum(e["size"] for e in done)
+    kill_when(proc, lambda: len(ranges_logged(client.state_dir)) >= 3)
+    done_bytes = bytes_logged(client.state_dir)
     assert not (out / file_id).exists(), "a partial download must never sit at the final path"
     assert (out / f".{file_id}.ghga-part").exists()
 
-    again = client.download(file_id, out)
-    assert again.returncode == 0, again.stderr
-    result = json_line(again)
+    result = json_line(client.download_ok(file_id, out, sha))
     assert result["bytes_resumed"] == done_bytes
     assert result["bytes_transferred"] == size - done_bytes
-    assert sha256_of(out / file_id) == sha
     assert not (out / f".{file_id}.ghga-part").exists()
 
 
 def test_second_process_on_same_file_is_refused(client, tmp_path):
-    size = 4 * PART
-    file_id, src, sha = client.put(tmp_path, size)
-    out = tmp_path / "out"
-    out.mkdir()
-    first = cli_popen(
-        "download-by-id",
-        "--api-url",
-        client.stack.drs_api,
-        "--file-id",
-        file_id,
-        "--output-dir",
-        str(out),
-        "--state-dir",
-        str(client.state_dir),
-        "--max-rate",
-        "8MiB",
-        "--part-size",
-        "4MiB",
-        "--quiet",
+    file_id, sha, out, first = client.put_and_start_download(
+        tmp_path, 4 * PART, "--max-rate", "8MiB", "--part-size", "4MiB"
     )
     try:
-        deadline = time.monotonic() + 60
-        while not ledger_entries(client.state_dir, "downloads", "ranges.jsonl"):
-            assert time.monotonic() < deadline and first.poll() is None
-            time.sleep(0.05)
+        wait_until(lambda: ranges_logged(client.state_dir), "a range logged", 60, first)
         second = client.download(file_id, out)
         assert second.returncode == 75, second.stderr
         assert "another ghga-cli process" in second.stderr
         assert len(second.stderr.strip().splitlines()) == 1
     finally:
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(timeout=30)
-    third = client.download(file_id, out)
-    assert third.returncode == 0, third.stderr
-    assert sha256_of(out / file_id) == sha
+        kill(first)
+    client.download_ok(file_id, out, sha)
 
 
 def test_power_loss_keeps_only_checkpointed_ranges():
@@ -176,44 +92,18 @@ def test_power_loss_keeps_only_checkpointed_ranges():
 
 
 def test_sigterm_exits_130_and_keeps_state(client, tmp_path):
-    size = 4 * PART
-    file_id, src, sha = client.put(tmp_path, size)
-    out = tmp_path / "out"
-    out.mkdir()
-    proc = cli_popen(
-        "download-by-id",
-        "--api-url",
-        client.stack.drs_api,
-        "--file-id",
-        file_id,
-        "--output-dir",
-        str(out),
-        "--state-dir",
-        str(client.state_dir),
-        "--max-rate",
-        "16MiB",
-        "--part-size",
-        "4MiB",
-        "--quiet",
+    file_id, sha, out, proc = client.put_and_start_download(
+        tmp_path, 4 * PART, "--max-rate", "16MiB", "--part-size", "4MiB"
     )
-    deadline = time.monotonic() + 60
-    while len(ledger_entries(client.state_dir, "downloads", "ranges.jsonl")) < 2:
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
+    wait_until(lambda: len(ranges_logged(client.state_dir)) >= 2, "two ranges logged", 60, proc)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "resume" in stderr
     assert not (out / file_id).exists()
-    kept = sum(
-        e["size"]
-        for e in ledger_entries(client.state_dir, "downloads", "ranges.jsonl")
-        if "offset" in e
-    )
-    again = client.download(file_id, out)
-    assert again.returncode == 0, again.stderr
+    kept = bytes_logged(client.state_dir)
+    again = client.download_ok(file_id, out, sha)
     assert json_line(again)["bytes_resumed"] == kept > 0
-    assert sha256_of(out / file_id) == sha
 
 
 def test_resume_into_another_output_dir_and_partial_dir(client, tmp_path):
@@ -223,36 +113,22 @@ def test_resume_into_another_output_dir_and_partial_dir(client, tmp_path):
     first_out, second_out, parts_dir = tmp_path / "a", tmp_path / "b", tmp_path / "partials"
     for d in (first_out, second_out, parts_dir):
         d.mkdir()
-    proc = cli_popen(
-        "download-by-id",
-        "--api-url",
-        client.stack.drs_api,
-        "--file-id",
+    proc = client.start_download(
         file_id,
-        "--output-dir",
-        str(first_out),
+        first_out,
         "--partial-dir",
         str(parts_dir),
-        "--state-dir",
-        str(client.state_dir),
         "--max-rate",
         "16MiB",
         "--part-size",
         "4MiB",
-        "--quiet",
     )
-    kill_when(proc, lambda: len(ledger_entries(client.state_dir, "downloads", "ranges.jsonl")) >= 2)
+    kill_when(proc, lambda: len(ranges_logged(client.state_dir)) >= 2)
     assert (parts_dir / f".{file_id}.ghga-part").exists()
     assert os.listdir(first_out) == []
-    kept = sum(
-        e["size"]
-        for e in ledger_entries(client.state_dir, "downloads", "ranges.jsonl")
-        if "offset" in e
-    )
-    again = client.download(file_id, second_out)
-    assert again.returncode == 0, again.stderr
+    kept = bytes_logged(client.state_dir)
+    again = client.download_ok(file_id, second_out, sha)
     assert json_line(again)["bytes_resumed"] == kept > 0
-    assert sha256_of(second_out / file_id) == sha
     assert os.listdir(parts_dir) == [] and os.listdir(first_out) == []
 
 
@@ -349,19 +225,13 @@ def test_finished_download_ledger_never_vouches_for_a_new_download(client, tmp_p
     out.mkdir()
     first = client.download(file_id, out, "--part-size", "8MiB")
     assert first.returncode == 0, first.stderr
-    assert len(ledger_entries(client.state_dir, "downloads", "ranges.jsonl")) >= 4
+    assert len(ranges_logged(client.state_dir)) >= 4
 
     (out / file_id).unlink()
-    again = client.download(file_id, out, "--part-size", "8MiB")
-    assert again.returncode == 0, again.stderr
-    result = json_line(again)
+    result = json_line(client.download_ok(file_id, out, sha, "--part-size", "8MiB"))
     assert (result["bytes_transferred"], result["bytes_resumed"]) == (size, 0)
-    assert sha256_of(out / file_id) == sha
 
     (out / file_id).write_bytes(b"x" * size)  # same size, other bytes
-    forced = client.download(file_id, out, "--part-size", "8MiB", "--overwrite")
-    assert forced.returncode == 0, forced.stderr
-    result = json_line(forced)
+    result = json_line(client.download_ok(file_id, out, sha, "--part-size", "8MiB", "--overwrite"))
     assert (result["bytes_transferred"], result["bytes_resumed"]) == (size, 0)
-    assert sha256_of(out / file_id) == sha
     assert not list(out.glob(".*")), "no partial or temp files left behind"

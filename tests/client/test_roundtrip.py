@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import MiB, json_line, sha256_of
+from helpers import MiB, cli_download, json_line
 
 PART = 16 * MiB  # the server's part size for files up to 160 GiB
 
@@ -31,10 +31,8 @@ def test_large_file_many_ranges_and_json_fields(client, tmp_path):
     file_id, src, sha = client.put(tmp_path, size)
     out = tmp_path / "out"
     out.mkdir()
-    proc = client.download(file_id, out, "--part-size", "8MiB", "--parallel", "3")
-    assert proc.returncode == 0, proc.stderr
+    proc = client.download_ok(file_id, out, sha, "--part-size", "8MiB", "--parallel", "3")
     result = json_line(proc)
-    assert sha256_of(out / file_id) == sha
     for key in (
         "file_id",
         "path",
@@ -53,12 +51,7 @@ def test_large_file_many_ranges_and_json_fields(client, tmp_path):
 
 
 def test_upload_json_and_rerun_is_noop(client, tmp_path):
-    from helpers import make_file, new_id
-
-    file_id = new_id()
-    src = tmp_path / "src"
-    sha = make_file(src, 2 * PART + 5)
-    client.stack.register(file_id, 2 * PART + 5, sha256=sha)
+    file_id, src, sha = client.new_file(tmp_path, 2 * PART + 5)
     proc = client.upload(file_id, src, "--wait")
     assert proc.returncode == 0, proc.stderr
     first = json_line(proc)
@@ -98,29 +91,16 @@ def test_api_errors_are_retried(client, tmp_path):
     file_id, src, sha = client.put(tmp_path, PART + 7)
     out = tmp_path / "out"
     out.mkdir()
-    proc = client.download(file_id, out, "--retries", "8")
-    assert proc.returncode == 0, proc.stderr
-    assert sha256_of(out / file_id) == sha
+    client.download_ok(file_id, out, sha, "--retries", "8")
 
 
 def test_both_flag_spellings_and_env_settings(client, tmp_path):
-    from helpers import cli
-
+    """client.download spells the options --api_url ...; here --api-url ..."""
     file_id, src, sha = client.put(tmp_path, MiB)
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli(
-        "download-by-id",
-        "--api-url",
-        client.stack.drs_api,
-        "--file-id",
-        file_id,
-        "--output-dir",
-        str(out),
-        "--json",
-        "--quiet",
-        env={"GHGA_TASKS_STATE_DIR": str(tmp_path / "envstate"), "GHGA_TASKS_PARALLEL": "2"},
-    )
+    env = {"GHGA_TASKS_STATE_DIR": str(tmp_path / "envstate"), "GHGA_TASKS_PARALLEL": "2"}
+    proc = cli_download(client.stack.drs_api, file_id, out, None, "--json", "--quiet", env=env)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["sha256"] == sha
     assert (tmp_path / "envstate" / "downloads").is_dir()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from helpers import MiB, json_line, sha256_of
+from helpers import MiB, json_line
 
 
 def test_waits_for_staging(client, tmp_path):
@@ -12,10 +12,8 @@ def test_waits_for_staging(client, tmp_path):
     client.stack.configure(staging_delay=3, retry_after=1)
     out = tmp_path / "out"
     out.mkdir()
-    proc = client.download(file_id, out)
-    assert proc.returncode == 0, proc.stderr
+    proc = client.download_ok(file_id, out, sha)
     assert json_line(proc)["seconds"] >= 2.5
-    assert sha256_of(out / file_id) == sha
 
 
 def test_max_wait_deadline_then_resume(client, tmp_path):
@@ -29,9 +27,7 @@ def test_max_wait_deadline_then_resume(client, tmp_path):
     # the deadline is the user's: the runner's DAG-level retry must not stretch it
     assert "running the transfer again" not in proc.stderr
     assert not (out / file_id).exists()
-    again = client.download(file_id, out, "--max-wait", "30")
-    assert again.returncode == 0, again.stderr
-    assert sha256_of(out / file_id) == sha
+    client.download_ok(file_id, out, sha, "--max-wait", "30")
 
 
 def test_download_urls_expire_mid_transfer(client, tmp_path):
@@ -40,12 +36,19 @@ def test_download_urls_expire_mid_transfer(client, tmp_path):
     client.stack.configure(url_lifetime=1)
     out = tmp_path / "out"
     out.mkdir()
-    proc = client.download(
-        file_id, out, "--max-rate", "6MiB", "--part-size", "2MiB", "--parallel", "2", "--verbose"
+    proc = client.download_ok(
+        file_id,
+        out,
+        sha,
+        "--max-rate",
+        "6MiB",
+        "--part-size",
+        "2MiB",
+        "--parallel",
+        "2",
+        "--verbose",
     )
-    assert proc.returncode == 0, proc.stderr
     assert "fresh URL" in proc.stderr, "expiry never happened; the test proves nothing"
-    assert sha256_of(out / file_id) == sha
     assert_no_signatures(proc.stderr + proc.stdout, client.state_dir)
 
 
@@ -54,8 +57,7 @@ def test_upload_with_short_lived_urls(client, tmp_path):
     file_id, src, sha = client.put(tmp_path, 3 * 16 * MiB)
     out = tmp_path / "out"
     out.mkdir()
-    assert client.download(file_id, out).returncode == 0
-    assert sha256_of(out / file_id) == sha
+    client.download_ok(file_id, out, sha)
 
 
 def assert_no_signatures(text: str, state_dir) -> None:

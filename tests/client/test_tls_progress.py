@@ -3,17 +3,15 @@ The progress bar draws only on a terminal."""
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
 import subprocess
 
 import pytest
-from helpers import cli
+from helpers import cli_download, stub_object
 
 from ghga_tasks.progress import ProgressBar
-from ghga_tasks.server.stub import JSON, StubServer, drs_object, serve_range
+from ghga_tasks.server.stub import StubServer
 
 
 @pytest.fixture
@@ -44,15 +42,10 @@ def tls_stub(tmp_path):
     assert proc.returncode == 0, proc.stderr
     data = os.urandom(300_000)
 
-    def handler(method, path, headers):
-        if path.startswith("/objects/"):
-            obj = drs_object(
-                "x", len(data), hashlib.sha256(data).hexdigest(), f"{server.url}/blob?sig=1"
-            )
-            return 200, JSON, json.dumps(obj).encode()
-        return serve_range(data, headers)
+    def tls_server(handler) -> StubServer:
+        return StubServer(handler, tls=(str(cert), str(key)))
 
-    server = StubServer(handler, tls=(str(cert), str(key)))
+    server = stub_object(tls_server, data, path="/blob?sig=1")
     yield server, cert, data
     server.close()
 
@@ -61,17 +54,7 @@ def test_tls_verified_by_default(tls_stub, tmp_path):
     server, cert, data = tls_stub
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli(
-        "download-by-id",
-        "--api-url",
-        server.url,
-        "--file-id",
-        "x",
-        "--output-dir",
-        str(out),
-        "--state-dir",
-        str(tmp_path / "s"),
-    )
+    proc = cli_download(server.url, "x", out, tmp_path / "s")
     assert proc.returncode == 78, proc.stderr
     assert "TLS verification failed" in proc.stderr
     assert not (out / "x").exists()
@@ -81,20 +64,8 @@ def test_ca_bundle_trusts_private_ca_for_api_and_storage(tls_stub, tmp_path):
     server, cert, data = tls_stub
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli(
-        "download-by-id",
-        "--api-url",
-        server.url,
-        "--file-id",
-        "x",
-        "--output-dir",
-        str(out),
-        "--state-dir",
-        str(tmp_path / "s"),
-        "--ca-bundle",
-        str(cert),
-        "--part-size",
-        "1MiB",
+    proc = cli_download(
+        server.url, "x", out, tmp_path / "s", "--ca-bundle", str(cert), "--part-size", "1MiB"
     )
     assert proc.returncode == 0, proc.stderr
     assert (out / "x").read_bytes() == data

@@ -11,14 +11,13 @@ import pathlib
 
 import pytest
 from click.testing import CliRunner
-from helpers import cli, one_line_error
+from helpers import api_error, cli, cli_download, cli_upload, download_args, one_line_error
 from test_tls_progress import tls_stub  # noqa: F401 - the fixture
 
 from ghga_tasks import cli as cli_module
 from ghga_tasks import settings, transfer
 from ghga_tasks.clients import ApiClient, DrsClient
 from ghga_tasks.errors import ConfigError, UsageError
-from ghga_tasks.server.stub import StubServer
 
 MAX_BYTES = 2**63 - 1
 
@@ -51,22 +50,8 @@ def download(tmp_path, *extra: str, api_url: str = "http://127.0.0.1:9", env: di
     given = [
         pair for flag, value in defaults.items() if flag not in extra for pair in (flag, value)
     ]
-    return cli(
-        "download-by-id",
-        "--api-url",
-        api_url,
-        "--file-id",
-        "x",
-        "--output-dir",
-        str(out),
-        *given,
-        *extra,
-        env={
-            "GHGA_TASKS_TASK_RETRIES": "0",
-            "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
-            **(env or {}),
-        },
-    )
+    env = {"GHGA_TASKS_TASK_RETRIES": "0", "XDG_CONFIG_HOME": str(tmp_path / "xdg"), **(env or {})}
+    return cli_download(api_url, "x", out, None, *given, *extra, env=env)
 
 
 # 1. API URLs that are no http(s)://host[:port] URL
@@ -89,17 +74,7 @@ def test_api_url_without_valid_host_or_port_is_usage_error(tmp_path, url):
 def test_upload_api_url_without_host_is_usage_error(tmp_path):
     src = tmp_path / "src"
     src.write_bytes(b"x")
-    proc = cli(
-        "upload-by-id",
-        "--api-url",
-        "http://",
-        "--file-id",
-        "x",
-        "--file-path",
-        str(src),
-        "--state-dir",
-        str(tmp_path / "s"),
-    )
+    proc = cli_upload("http://", "x", src, tmp_path / "s")
     one_line_error(proc, 2, "API URL", "no host")
 
 
@@ -200,16 +175,8 @@ def test_unreadable_default_config_is_78(tmp_path, monkeypatch):
 
     monkeypatch.setattr(pathlib.Path, "stat", stat)
     monkeypatch.setattr(settings, "open", fake_open, raising=False)
-    proc = run_in_process(
-        "download-by-id",
-        "--api-url",
-        "http://127.0.0.1:9",
-        "--file-id",
-        "x",
-        "--output-dir",
-        str(tmp_path),
-        env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")},
-    )
+    args = download_args("http://127.0.0.1:9", "x", tmp_path)
+    proc = run_in_process(*args, env={"XDG_CONFIG_HOME": str(tmp_path / "xdg")})
     one_line_error(proc, 78, "config file", "Permission denied")
 
 
@@ -283,16 +250,8 @@ def test_rate_share_never_becomes_unlimited():
 
 
 @pytest.fixture
-def forbidding_api():
-    api = StubServer(
-        lambda m, p, h: (
-            403,
-            {"Content-Type": "application/json"},
-            b'{"exception_id": "noFileAccess", "description": "no"}',
-        )
-    )
-    yield api
-    api.close()
+def forbidding_api(stub):
+    return stub(api_error(403, "noFileAccess", "no"))
 
 
 @pytest.mark.parametrize("how", ["flag", "env", "config"])
@@ -374,20 +333,8 @@ def test_requests_ca_bundle_alone_trusts_api_and_storage(tls_stub, tmp_path):  #
     server, cert, data = tls_stub
     out = tmp_path / "out"
     out.mkdir()
-    proc = cli(
-        "download-by-id",
-        "--api-url",
-        server.url,
-        "--file-id",
-        "x",
-        "--output-dir",
-        str(out),
-        "--state-dir",
-        str(tmp_path / "s"),
-        "--part-size",
-        "1MiB",
-        env={"REQUESTS_CA_BUNDLE": str(cert)},
-    )
+    trust = {"REQUESTS_CA_BUNDLE": str(cert)}
+    proc = cli_download(server.url, "x", out, tmp_path / "s", "--part-size", "1MiB", env=trust)
     assert proc.returncode == 0, proc.stderr
     assert (out / "x").read_bytes() == data
     assert any(p.startswith("/blob") for _, p, _ in server.requests)
