@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import download_args, json_line, upload_args
 from packaging.requirements import Requirement
 from packaging.version import Version
 
@@ -59,12 +60,6 @@ def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         stdin=subprocess.DEVNULL,
         check=False,
     )
-
-
-def _json_line(proc: subprocess.CompletedProcess) -> dict:
-    lines = [line for line in proc.stdout.splitlines() if line.strip()]
-    assert len(lines) == 1, (proc.stdout, proc.stderr)
-    return json.loads(lines[0])
 
 
 def _floors() -> dict:
@@ -120,25 +115,10 @@ def test_upload_and_download_with_the_floors(stack, tmp_path):
     stack.register(file_id, size, sha256=sha)
     state = tmp_path / "state"
 
-    up = _run(
-        cli,
-        "upload-by-id",
-        "--api-url",
-        stack.upload_api,
-        "--file-id",
-        file_id,
-        "--file-path",
-        str(src),
-        "--state-dir",
-        str(state),
-        "--wait",
-        "--json",
-        "--quiet",
-        "--parallel",
-        "2",
-    )
+    flags = ("--wait", "--json", "--quiet", "--parallel", "2")
+    up = _run(cli, *upload_args(stack.upload_api, file_id, src, state, *flags))
     assert up.returncode == 0, up.stderr
-    result = _json_line(up)
+    result = json_line(up)
     assert result["status"] == "accepted"
     assert result["sha256"] == sha
     assert result["bytes_transferred"] == size
@@ -149,44 +129,23 @@ def test_upload_and_download_with_the_floors(stack, tmp_path):
     # which a range's written prefix is logged (the SIZE_DOWNLOAD_T poll of the engine)
     config = tmp_path / "config.toml"
     config.write_text('parallel = 2\npart_size = "20MiB"\n')
-    down = _run(
-        cli,
-        "download-by-id",
-        "--api_url",
-        stack.drs_api,
-        "--file_id",
-        file_id,
-        "--output_dir",
-        str(out),
-        "--state_dir",
-        str(state),
-        "--json",
-        "--quiet",
-        "--config",
-        str(config),
-    )
+
+    def download(*extra: str) -> subprocess.CompletedProcess:  # the --option_name spelling
+        args = download_args(
+            stack.drs_api, file_id, out, state, "--json", "--quiet", *extra, sep="_"
+        )
+        return _run(cli, *args)
+
+    down = download("--config", str(config))
     assert down.returncode == 0, down.stderr
-    result = _json_line(down)
+    result = json_line(down)
     assert result["status"] == "downloaded"
     assert result["bytes_transferred"] == size
     assert (out / file_id).read_bytes() == data
 
-    again = _run(
-        cli,
-        "download-by-id",
-        "--api_url",
-        stack.drs_api,
-        "--file_id",
-        file_id,
-        "--output_dir",
-        str(out),
-        "--state_dir",
-        str(state),
-        "--json",
-        "--quiet",
-    )
+    again = download()
     assert again.returncode == 0, again.stderr
-    assert _json_line(again)["bytes_transferred"] == 0
+    assert json_line(again)["bytes_transferred"] == 0
 
 
 def test_usage_errors_and_help_with_the_floors(tmp_path):

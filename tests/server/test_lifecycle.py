@@ -36,6 +36,15 @@ embedded_only = pytest.mark.skipif(
 )
 
 
+def _serve_until_exit(data_dir, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`ghga-cli serve --data-dir DATA_DIR *args` for a server that must not start."""
+    return subprocess.run(
+        [sys.executable, "-m", "ghga_tasks", "serve", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
 def _status(stack, upload_id):
     return requests.get(f"{stack.upload_api}/uploads/{upload_id}", timeout=T).json()["status"]
 
@@ -144,11 +153,7 @@ def test_sigint_stops_everything_cleanly(tmp_path):
 
 
 def test_data_dir_in_use(stack):
-    r = subprocess.run(
-        [sys.executable, "-m", "ghga_tasks", "serve", "--data-dir", str(stack.data_dir)],
-        capture_output=True,
-        timeout=60,
-    )
+    r = _serve_until_exit(stack.data_dir)
     assert r.returncode == 78
     assert b"another server" in r.stderr
     assert r.stdout == b""
@@ -166,43 +171,15 @@ def test_register_flag(special_stack):
 
 
 def test_register_flag_conflict_exits_78(tmp_path):
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ghga_tasks",
-            "serve",
-            "--data-dir",
-            str(tmp_path),
-            "--register",
-            "same=10",
-            "--register",
-            "same=11",
-            *_backend_flags(),
-        ],
-        capture_output=True,
-        timeout=120,
-    )
+    registers = ("--register", "same=10", "--register", "same=11")
+    r = _serve_until_exit(tmp_path, *registers, *_backend_flags(), timeout=120)
     assert r.returncode == 78, r.stderr.decode()
     assert b"--register same" in r.stderr
 
 
 @pytest.mark.parametrize("arg", ["noequals", "x=1:nothex"])
 def test_register_flag_invalid(arg, tmp_path):
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ghga_tasks",
-            "serve",
-            "--data-dir",
-            str(tmp_path),
-            "--register",
-            arg,
-        ],
-        capture_output=True,
-        timeout=60,
-    )
+    r = _serve_until_exit(tmp_path, "--register", arg)
     assert r.returncode == 2, r.stderr.decode()
     assert b"--register" in r.stderr
 

@@ -29,6 +29,7 @@ from types import SimpleNamespace
 from typing import Callable
 
 import pytest
+from helpers import upload_args
 
 from ghga_tasks.units import MiB
 
@@ -174,29 +175,16 @@ def shared(server_stack, tmp_path_factory):
     source = root / "source.bin"
     sha = make_file(source, 2 * MiB)
     server_stack.register(file_id, source.stat().st_size, sha256=sha)
-    proc = run(
-        [
-            sys.executable,
-            "-m",
-            "ghga_tasks",
-            "upload-by-id",
-            "--api-url",
-            server_stack.upload_api,
-            "--file-id",
-            file_id,
-            "--file-path",
-            source,
-            "--state-dir",
-            root / "upload-state",
-            "--wait",
-            "--json",
-            "--quiet",
-        ],
-        engine_env(),
-    )
+    proc = ghga_cli_upload(server_stack, file_id, source, root / "upload-state", "--json")
     assert proc.returncode == 0, explain(proc)
     assert json.loads(proc.stdout)["status"] == "accepted"
     return SimpleNamespace(stack=server_stack, file_id=file_id, source=source, sha=sha)
+
+
+def ghga_cli_upload(stack, file_id: str, path: Path, state_dir: Path, *extra: str):
+    """`ghga-cli upload-by-id ... --wait --quiet *extra`, as a user would upload a file."""
+    args = upload_args(stack.upload_api, file_id, path, state_dir, "--wait", "--quiet", *extra)
+    return run([sys.executable, "-m", "ghga_tasks", *args], engine_env())
 
 
 def register_new(stack, tmp_path: Path, prefix: str, size: int) -> SimpleNamespace:
@@ -212,22 +200,13 @@ def register_new(stack, tmp_path: Path, prefix: str, size: int) -> SimpleNamespa
 
 def test_luigi_example(shared, tmp_path):
     out, state = tmp_path / "out", tmp_path / "state"
-    example = WORKFLOWS / "luigi" / "example.py"
-    proc = run(
-        [
-            sys.executable,
-            example,
-            "--api-url",
-            shared.stack.drs_api,
-            "--file-id",
-            shared.file_id,
-            "--output-dir",
-            out,
-            "--state-dir",
-            state,
-        ],
-        engine_env(),
-    )
+
+    def example(*file_ids: str) -> subprocess.CompletedProcess:
+        ids = [arg for file_id in file_ids for arg in ("--file-id", file_id)]
+        args = ["--api-url", shared.stack.drs_api, *ids, "--output-dir", out, "--state-dir", state]
+        return run([sys.executable, WORKFLOWS / "luigi" / "example.py", *args], engine_env())
+
+    proc = example(shared.file_id)
     assert proc.returncode == 0, explain(proc)
     assert (out / shared.file_id).read_bytes() == shared.source.read_bytes()
     summary = Path(proc.stdout.strip())
@@ -236,23 +215,7 @@ def test_luigi_example(shared, tmp_path):
     assert rows[1] == [shared.file_id, str(len(data)), str(data.count(b"\n")), shared.sha]
 
     # an unknown id: the API refuses (69), as the CLI would say
-    proc = run(
-        [
-            sys.executable,
-            example,
-            "--api-url",
-            shared.stack.drs_api,
-            "--file-id",
-            shared.file_id,
-            "--file-id",
-            new_id("missing"),
-            "--output-dir",
-            out,
-            "--state-dir",
-            state,
-        ],
-        engine_env(),
-    )
+    proc = example(shared.file_id, new_id("missing"))
     assert proc.returncode == 69, explain(proc)
 
 
@@ -337,25 +300,7 @@ def test_snakemake_exit_codes_decide_retries(shared, stack, tmp_path):
     """75 (staging outlasts --max-wait) is retried until it works; 69 is not retried."""
     tool("snakemake")
     fresh = register_new(stack, tmp_path, "wf-sm-staged", 1 * MiB)
-    proc = run(
-        [
-            sys.executable,
-            "-m",
-            "ghga_tasks",
-            "upload-by-id",
-            "--api-url",
-            stack.upload_api,
-            "--file-id",
-            fresh.file_id,
-            "--file-path",
-            fresh.path,
-            "--state-dir",
-            tmp_path / "up-state",
-            "--wait",
-            "--quiet",
-        ],
-        engine_env(),
-    )
+    proc = ghga_cli_upload(stack, fresh.file_id, fresh.path, tmp_path / "up-state")
     assert proc.returncode == 0, explain(proc)
     missing = new_id("wf-missing")
     work, state = tmp_path / "work", tmp_path / "ghga-state"
