@@ -27,6 +27,7 @@ from .partial import (
     side_path,
     trusted_ranges,
 )
+from .progress import WaitNotice
 from .settings import Settings
 from .strategies import DownloadStrategy
 from .transfer import Engine
@@ -93,8 +94,15 @@ class Download:
     settings: Settings
     report: Progress = no_progress
 
+    def __post_init__(self) -> None:
+        self._notice = WaitNotice(log)
+
     def _staging(self, seconds: float) -> None:
         self.report(0, 0, f"staging, next ask in {seconds:.0f} s")
+        self._notice(
+            f"{self.file_id}: DRS is staging the object; asking again in {seconds:.0f} s "
+            f"(for at most --max-wait {self.settings.max_wait:g} s in all)"
+        )
 
     # PollOutbox
 

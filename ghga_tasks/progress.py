@@ -16,6 +16,26 @@ import time
 from typing import Callable, Optional, TextIO
 
 
+class WaitNotice:
+    """Says on stderr (the `ghga_tasks` logger) what a long wait is for: at its first round,
+    then at most once every `every` seconds, so a log shows it too, not only the bar."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.logger, self.every, self.clock = logger, every, clock
+        self._last: Optional[float] = None
+
+    def __call__(self, message: str) -> None:
+        now = self.clock()
+        if self._last is None or now - self._last >= self.every:
+            self._last = now
+            self.logger.warning("ghga-cli: %s", message)
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":

@@ -25,6 +25,7 @@ from .errors import (
 from .fileio import O_BINARY
 from .hashing import Md5Feeder, PrefixHasher
 from .prefetch import UrlPrefetcher
+from .progress import WaitNotice
 from .settings import Settings
 from .strategies import UploadStrategy
 from .transfer import Engine, Job
@@ -319,6 +320,7 @@ class Upload:
 
     def _wait_accepted(self, upload_id: str) -> str:
         deadline = time.monotonic() + self.settings.max_wait
+        notice = WaitNotice(log)
         delay = 0.5
         while True:
             status = self.client.get_upload(upload_id)["status"]
@@ -331,5 +333,9 @@ class Upload:
                     f"{self.settings.max_wait:g} s (--max-wait); it is {status}"
                 )
             self.report(0, 0, f"waiting for acceptance ({status})")
+            notice(
+                f"{self.file_id}: waiting for the server to accept upload {upload_id} (it is "
+                f"{status}; for at most --max-wait {self.settings.max_wait:g} s in all)"
+            )
             time.sleep(delay)
             delay = min(delay * 1.5, 5.0)

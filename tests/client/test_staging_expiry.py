@@ -14,6 +14,8 @@ def test_waits_for_staging(client, tmp_path):
     out.mkdir()
     proc = client.download_ok(file_id, out, sha)
     assert json_line(proc)["seconds"] >= 2.5
+    # said on stderr (a log has no progress bar), once for a wait shorter than a minute
+    assert proc.stderr.count("DRS is staging the object; asking again in") == 1, proc.stderr
 
 
 def test_max_wait_deadline_then_resume(client, tmp_path):
