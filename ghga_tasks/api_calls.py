@@ -98,6 +98,11 @@ def error_details(resp: requests.Response) -> Tuple[Optional[str], str, dict]:
     return None, text[:200], {}
 
 
+def redact_urls(text: str) -> str:
+    """`text` with every URL in it redacted (messages that may quote a pre-signed URL)."""
+    return re.sub(r"https?://\S+", lambda m: redact(m.group(0)), text or "")
+
+
 def is_http_url(url: str) -> bool:
     """True for an http(s) URL with a host: the only URLs the client sends requests to."""
     try:

@@ -36,6 +36,7 @@ from .api_calls import (
     parse_retry_after,
     reason_of,
     redact,
+    redact_urls,
 )
 from .errors import (
     ApiRefused,
@@ -177,7 +178,7 @@ class ApiClient:
         try:
             return resp.json()
         except ValueError:
-            snippet = (resp.text or "").strip().replace("\n", " ")[:80]
+            snippet = redact_urls((resp.text or "").strip().replace("\n", " "))[:80]
             raise ApiRefused(
                 f"{what}: the API at {redact(self.base)} answered HTTP "
                 f"{resp.status_code} with something that is not JSON: {snippet!r}"

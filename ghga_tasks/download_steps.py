@@ -5,12 +5,13 @@ PollOutbox → FetchFile.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import time
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Iterator, Optional, Tuple
 
 from . import parts as planning
 from . import state
@@ -58,6 +59,15 @@ class Fetched:
         return {
             k: getattr(self, k) for k in ("path", "size", "sha256", "verified", "boot", "mtime_ns")
         }
+
+
+@contextlib.contextmanager
+def unreadable_is_output_error(path: Path) -> Iterator[None]:
+    """An OSError on a file of ours in the output (unreadable, gone, truncated) is 73."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"cannot read or move {path}: {exc.strerror or exc}") from None
 
 
 def object_facts(obj: dict) -> dict:
@@ -152,17 +162,20 @@ class Download:
         ok = False
         try:
             moved, resent = self._download(fd, part, size, done, ledger, hasher, resumed, url)
-            digests = hasher.finish(size)
+            with unreadable_is_output_error(part):
+                digests = hasher.finish(size)
             ok = True
         finally:
             if not ok:
                 hasher.close(abort=True)
             ledger.close()
             os.close(fd)
-        actual = os.stat(part).st_size
+        with unreadable_is_output_error(part):
+            actual = os.stat(part).st_size
         if actual != size or (expected and digests[kind] != expected):
             bad = side_path(str(part.parent), self.file_id, "ghga-corrupt")
-            os.replace(part, bad)
+            with unreadable_is_output_error(part):
+                os.replace(part, bad)
             self.tdir.remove(RANGES_LEDGER, PARTIAL, OBJECT)  # OBJECT: asked again next run
             what = (
                 f"size {actual} != {size}"
@@ -226,7 +239,8 @@ class Download:
 
         Our own download is not fsynced before the rename; done.json knows its boot."""
         if final.is_file() and final.stat().st_size == size:
-            digests = PrefixHasher(str(final), kind or "sha256").finish(size)
+            with unreadable_is_output_error(final):
+                digests = PrefixHasher(str(final), kind or "sha256").finish(size)
             if expected is None or digests[kind] == expected:
                 fetched = self._record(final, size, digests["sha256"], kind, final)
                 fetched.status, fetched.bytes_resumed = "present", size

@@ -17,6 +17,7 @@ from . import state
 from .errors import OutputError, UsageError
 from .fileio import O_BINARY, fsync_dir, is_disk_full, preallocate
 
+NAME_MAX = 255  # bytes of one file name on every file system we run on
 WINDOWS_RESERVED = {
     "CON",
     "PRN",
@@ -35,13 +36,11 @@ def check_file_id(file_id: str) -> str:
         or file_id != file_id.strip()
         or any(c in '/\\:<>|?*"' or ord(c) < 32 for c in file_id)
         or file_id.split(".")[0].upper() in WINDOWS_RESERVED
+        or len(file_id.encode()) > NAME_MAX
     )
     if bad:
         raise UsageError(f"file id {file_id!r} cannot be used as a file name in the output dir")
     return file_id
-
-
-NAME_MAX = 255  # bytes of one file name on every file system we run on
 
 
 def side_path(directory: str, file_id: str, suffix: str) -> Path:
@@ -75,6 +74,8 @@ def open_partial(part: Path, size: int) -> int:
         os.close(fd)
         raise
     try:
+        if os.fstat(fd).st_size > size:  # a stale partial of a larger object (ledger reset)
+            os.ftruncate(fd, size)
         preallocate(fd, size)
     except OSError as exc:
         os.close(fd)

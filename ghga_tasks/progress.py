@@ -33,7 +33,7 @@ class WaitNotice:
         now = self.clock()
         if self._last is None or now - self._last >= self.every:
             self._last = now
-            self.logger.warning("ghga-cli: %s", message)
+            self.logger.warning("%s", message)
 
 
 def human_bytes(n: float) -> str:

@@ -37,6 +37,7 @@ PINNED_WORKER_OPTIONS = {
     "check_unfulfilled_deps": "true",
     "force_multiprocessing": "false",
     "timeout": "0",
+    "no_install_shutdown_handler": "true",  # a SIGUSR1 handler is process-wide
 }
 
 

@@ -95,7 +95,7 @@ class UploadStrategy(Strategy):
         status = job.status
         if status in (403, 404):
             return Outcome.REFRESH
-        if status == 429 or status >= 500:
+        if status in (408, 429) or status >= 500:
             job.problem = f"HTTP {status} from storage"
             return Outcome.RETRY
         if status != 200:
@@ -237,7 +237,7 @@ def _check_range(job: Job, size: int, whole: bool) -> Optional[GhgaError]:
     by the status, not by this error."""
     part, status, headers = job.part, job.status, job.headers
     start, length_expected = part.offset + job.kept_before, part.length - job.kept_before
-    if status in (403, 404, 429) or status >= 500:
+    if status in (403, 404, 408, 429) or status >= 500:
         return TransientError(f"HTTP {status}")
     length = headers.get("content-length")
     if status == 206:

@@ -6,7 +6,7 @@ the range, so body bytes go from libcurl to the file without Python code per chu
 header callback checks status, Content-Range and Content-Length before any byte is written.
 The loop logs a range's written prefix every PIECE_SIZE bytes; a retry asks for the rest.
 
-Retry policy: network errors, 5xx and 429 retry the job with backoff, up to settings.retries
+Retry policy: network errors, 5xx, 408 and 429 retry the job with backoff, up to settings.retries
 times; 403/404 from storage refresh the URL (bounded); other 4xx are fatal.
 """
 
@@ -15,14 +15,13 @@ from __future__ import annotations
 import enum
 import logging
 import random
-import re
 import time
 from collections import deque
 from typing import Callable, Deque, List, Optional, Tuple
 
 import pycurl
 
-from .api_calls import redact
+from .api_calls import redact_urls
 from .errors import (
     ApiRefused,
     ConfigError,
@@ -375,11 +374,11 @@ class Engine:
             if isinstance(captured, OSError):
                 raise OutputError(f"I/O error: {captured.strerror or captured}")
             raise captured
-        message = _clean(message)
+        message = redact_urls(message)  # libcurl may quote the URL
         if job.bad_header:
             if job.status in (403, 404):
                 return Outcome.REFRESH
-            if job.status in (429,) or job.status >= 500:
+            if job.status in (408, 429) or job.status >= 500:
                 job.problem = f"HTTP {job.status}"
                 return Outcome.RETRY
             raise job.bad_header
@@ -398,8 +397,3 @@ def close_quietly(fh) -> None:
         fh.close()
     except OSError:
         pass
-
-
-def _clean(message: str) -> str:
-    """libcurl messages may quote the URL; never let a signature through."""
-    return re.sub(r"https?://\S+", lambda m: redact(m.group(0)), message or "")

@@ -73,16 +73,16 @@ class TransferDir:
         self.write(WRITER, {"writer": writer})
         return writer
 
-    def parts_ledger(self, attempt: dict, mtime_ns: int) -> state.Ledger:
+    def parts_ledger(self, attempt: dict, source: dict) -> state.Ledger:
         """The parts stored in this attempt, each with the MD5 S3 confirmed; a ledger of
-        another attempt or of a changed source starts over."""
+        another attempt or of another source file (path, size, mtime, inode) starts over."""
         return state.Ledger(
             self.file(PARTS_LEDGER),
             {
                 "upload_id": attempt["upload_id"],
                 "part_size": attempt["part_size"],
                 "size": attempt["size"],
-                "mtime_ns": mtime_ns,
+                "source": source,
             },
         )
 

@@ -51,6 +51,7 @@ class PartsStored:
     sha256: str
     status: str  # pending, or uploaded/accepted for an adopted attempt
     parts_md5: Optional[List[str]]  # what the confirmation names; None when finished
+    source: Optional[dict]  # the local file they are of (source_facts)
     bytes_transferred: int = 0
     bytes_resumed: int = 0
     bytes_resent: int = 0
@@ -64,6 +65,7 @@ class Confirmation:
     upload_id: str
     status: str
     sha256: Optional[str]
+    source: Optional[dict] = None  # the local file it was for (source_facts)
 
 
 def source_facts(file_path: str) -> dict:
@@ -82,7 +84,12 @@ def source_facts(file_path: str) -> dict:
         raise InputError(f"input file not found: {file_path}") from None
     except OSError as exc:
         raise InputError(f"cannot read input file {file_path}: {exc.strerror or exc}") from None
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {
+        "path": os.path.abspath(file_path),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "inode": st.st_ino,
+    }
 
 
 def check_registered_size(size: int, source: dict, file_id: str, file_path: str) -> None:
@@ -149,6 +156,7 @@ class Upload:
                 digest,
                 current["status"],
                 None,
+                source,
                 bytes_resumed=attempt["size"],
                 seconds=time.monotonic() - started,
             )
@@ -159,7 +167,7 @@ class Upload:
     def _send(self, attempt: dict, source: dict) -> PartsStored:
         size, part_size = attempt["size"], attempt["part_size"]
         plan = planning.upload_parts(size, part_size)
-        ledger = self.tdir.parts_ledger(attempt, source["mtime_ns"])
+        ledger = self.tdir.parts_ledger(attempt, source)
         done = {e["n"]: e["md5"] for e in ledger.entries if "n" in e and "md5" in e}
         resumed = sum(p.length for p in plan if p.number in done)
         todo = [p for p in plan if p.number not in done]
@@ -197,14 +205,21 @@ class Upload:
             finally:
                 urls.close()
                 md5.close()
-            digest = hasher.finish(size)["sha256"]
+            try:
+                digest = hasher.finish(size)["sha256"]
+            except OSError:  # it shrank or vanished: the check below says so
+                digest = ""
             finished = True
         finally:
             os.close(fd)
             ledger.close()
             if not finished:
                 hasher.close(abort=True)
-        if os.stat(self.file_path).st_mtime_ns != source["mtime_ns"]:
+        try:
+            changed = not digest or source_facts(self.file_path) != source
+        except InputError:
+            changed = True
+        if changed:
             self.tdir.remove(PARTS_LEDGER)
             raise TransientError(
                 f"{self.file_path} changed while it was being uploaded; run again to upload it anew"
@@ -221,6 +236,7 @@ class Upload:
             digest,
             "pending",
             [done[p.number] for p in plan],
+            source,
             bytes_transferred=size - resumed,
             bytes_resumed=resumed,
             bytes_resent=engine.bytes_resent,
@@ -266,17 +282,29 @@ class Upload:
         `wait`, poll until the server accepted it."""
         upload_id, sha256 = stored["upload_id"], stored.get("sha256")
         confirmed = self.tdir.read(CONFIRMED)
-        if confirmed is None:
+        if confirmed is None or confirmed.get("source") != stored.get("source"):
             status = stored.get("status", "pending")
             if status == "pending":
-                status = self._confirm_parts(upload_id, stored) or "uploaded"
+                status = self._confirm_parts(upload_id, stored)
+                if status is None:
+                    status = "uploaded"
+                else:  # already confirmed: by us (an answer lost), or by another writer
+                    self._check_holds(upload_id, self.client.get_upload(upload_id), sha256)
             self._check_status(upload_id, status)
-            self.tdir.write(CONFIRMED, {"upload_id": upload_id, "status": status, "sha256": sha256})
+            self.tdir.write(
+                CONFIRMED,
+                {
+                    "upload_id": upload_id,
+                    "status": status,
+                    "sha256": sha256,
+                    "source": stored.get("source"),
+                },
+            )
         else:
             status = confirmed["status"]
         if wait:
-            status = self._wait_accepted(upload_id)
-        return Confirmation(upload_id, status, sha256)
+            status = self._wait_accepted(upload_id, sha256)
+        return Confirmation(upload_id, status, sha256, source_facts(self.file_path))
 
     def _confirm_parts(self, upload_id: str, stored: dict) -> Optional[str]:
         """Confirm with the verified part MD5s; parts the server lacks go back to
@@ -300,17 +328,28 @@ class Upload:
     def _send_again(self, numbers: List[int]) -> None:
         attempt = self.tdir.read(ATTEMPT)
         if attempt:
-            ledger = self.tdir.parts_ledger(attempt, source_facts(self.file_path)["mtime_ns"])
+            ledger = self.tdir.parts_ledger(attempt, source_facts(self.file_path))
             ledger.replace([e for e in ledger.entries if e.get("n") not in set(numbers)])
             ledger.close()
         self.tdir.remove(PARTS)
 
+    def _check_holds(self, upload_id: str, attempt: dict, sha256: Optional[str]) -> None:
+        """The attempt was confirmed with this file's SHA-256, or it holds other bytes."""
+        held = attempt.get("sha256")
+        if held and sha256 and held.lower() != sha256:
+            raise IntegrityError(
+                f"upload {upload_id} of {self.file_id!r} was confirmed with other bytes "
+                f"(SHA-256 {held}) than {self.file_path} (SHA-256 {sha256}); another client "
+                "completed it"
+            )
+
     def _check_status(self, upload_id: str, status: str) -> None:
         if status == "rejected":
+            self.tdir.forget_attempt()  # a new attempt may send the file again
             raise IntegrityError(
                 f"the server rejected upload {upload_id} of {self.file_id!r} "
                 "(the object's SHA-256 is not the registered or the confirmed "
-                "one)"
+                "one); run again to upload it anew"
             )
         if status in DEAD:
             self.tdir.forget_attempt()
@@ -318,12 +357,14 @@ class Upload:
                 f"upload {upload_id} is {status} at the server; run again to start a new attempt"
             )
 
-    def _wait_accepted(self, upload_id: str) -> str:
+    def _wait_accepted(self, upload_id: str, sha256: Optional[str]) -> str:
         deadline = time.monotonic() + self.settings.max_wait
         notice = WaitNotice(log)
         delay = 0.5
         while True:
-            status = self.client.get_upload(upload_id)["status"]
+            attempt = self.client.get_upload(upload_id)
+            self._check_holds(upload_id, attempt, sha256)
+            status = attempt["status"]
             if status == "accepted":
                 return status
             self._check_status(upload_id, status)

@@ -10,8 +10,9 @@ from typing import Iterator
 import luigi
 
 from ..clients import UploadClient
+from ..errors import GhgaError
 from ..transfer_dir import ACCEPTED, ATTEMPT, CONFIRMED, PARTS
-from ..upload_steps import Upload
+from ..upload_steps import Upload, source_facts
 from .base import GhgaTask, Marker
 
 
@@ -27,6 +28,15 @@ class UploadTask(GhgaTask):
             yield Upload(client, self.tdir, self.file_id, self.file_path, self.cfg, self.report)
         finally:
             client.close()
+
+    def of_this_file(self, name: str) -> bool:
+        """The target `name` exists and was made from the file at file_path as it is now
+        (the same path, size, mtime and inode): another file is not complete."""
+        recorded = (self.tdir.read(name) or {}).get("source")
+        try:
+            return recorded == source_facts(self.file_path)
+        except GhgaError:
+            return False
 
     def upstream(self, cls, **extra):
         return cls(
@@ -61,6 +71,9 @@ class TransferParts(UploadTask):
     def output(self) -> Marker:
         return Marker(self.tdir, PARTS)
 
+    def complete(self) -> bool:
+        return self.of_this_file(PARTS)
+
     def run(self) -> None:
         with self.tdir.lock(), self.step() as upload:
             if not self.complete():
@@ -79,6 +92,9 @@ class ConfirmUpload(UploadTask):
 
     def output(self) -> Marker:
         return Marker(self.tdir, ACCEPTED if self.wait else CONFIRMED)
+
+    def complete(self) -> bool:
+        return self.of_this_file(ACCEPTED if self.wait else CONFIRMED)
 
     def run(self) -> None:
         with self.tdir.lock(), self.step() as upload:

@@ -13,10 +13,10 @@ import pytest
 
 from ghga_tasks.clients import DrsClient
 from ghga_tasks.download_steps import Download, is_in_place
-from ghga_tasks.errors import ApiRefused, IntegrityError, PartsNotStored
+from ghga_tasks.errors import ApiRefused, IntegrityError, OutputError, PartsNotStored
 from ghga_tasks.server.stub import StubServer, drs_object, serve_range
 from ghga_tasks.settings import Settings
-from ghga_tasks.transfer_dir import CONFIRMED, PARTS, TransferDir
+from ghga_tasks.transfer_dir import ATTEMPT, CONFIRMED, PARTS, TransferDir
 from ghga_tasks.upload_steps import Upload
 
 KiB = 1024
@@ -208,3 +208,75 @@ def test_the_steps_need_no_luigi():
         "sys.exit('luigi' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_confirmation_someone_else_made_with_other_bytes_is_refused(tmp_path, storage):
+    data = os.urandom(PART)
+    upload, fake = upload_of(tmp_path, storage, data)
+    stored = upload.send_parts()
+    # another writer completed the attempt with other bytes before our confirmation
+    fake.attempts["u1"].update(status="uploaded", sha256="1" * 64)
+    fake.confirm = lambda *args: "uploaded"  # the server answers uploadNotPending
+    with pytest.raises(IntegrityError, match="confirmed with other bytes"):
+        upload.confirm(vars(stored), wait=False)
+    fake.attempts["u1"]["sha256"] = stored.sha256  # our own answer was lost: fine
+    assert upload.confirm(vars(stored), wait=False).status == "uploaded"
+
+
+def test_a_rejected_attempt_is_forgotten_so_a_run_uploads_anew(tmp_path, storage):
+    data = os.urandom(PART)
+    upload, fake = upload_of(tmp_path, storage, data)
+    stored = upload.send_parts()
+    upload.confirm(vars(stored), wait=False)
+    fake.attempts["u1"]["status"] = "rejected"
+    with pytest.raises(IntegrityError, match="run again to upload it anew"):
+        upload.confirm(vars(stored), wait=True)
+    assert upload.tdir.read(ATTEMPT) is None and upload.tdir.read(CONFIRMED) is None
+    assert upload.send_parts().upload_id == "u2"
+
+
+def test_targets_of_another_file_are_not_complete(tmp_path, storage):
+    """parts.json made from one file does not make another (same size) complete."""
+    from ghga_tasks.tasks.upload import TransferParts
+
+    data = os.urandom(PART)
+    upload, fake = upload_of(tmp_path, storage, data)
+    stored = upload.send_parts()
+    upload.tdir.write(PARTS, vars(stored))
+    settings = upload.settings
+    same = TransferParts(
+        api_url="http://api",
+        file_id="F1",
+        file_path=upload.file_path,
+        state_dir=str(tmp_path / "state"),
+        settings=settings,
+    )
+    assert same.tdir.path == upload.tdir.path and same.complete()
+    other_path = tmp_path / "other"
+    other_path.write_bytes(os.urandom(PART))
+    other = TransferParts(
+        api_url="http://api",
+        file_id="F1",
+        file_path=str(other_path),
+        state_dir=str(tmp_path / "state"),
+        settings=settings,
+    )
+    assert not other.complete()
+    Path(upload.file_path).write_bytes(os.urandom(PART))  # the same path, rewritten
+    assert not same.complete()
+
+
+def test_an_unreadable_file_at_the_final_path_is_an_output_error(tmp_path, monkeypatch):
+    data = os.urandom(PART)
+    settings = Settings(parallel=1, part_size=PART, retries=0)
+    sha = hashlib.sha256(data).hexdigest()
+    client = FakeDrs({"F1": drs_object("F1", len(data), sha, "http://127.0.0.1:9/F1")}, settings)
+    tdir = TransferDir(tmp_path / "state", "downloads", "http://drs", "F1")
+    (tmp_path / "F1").write_bytes(data)
+
+    def unreadable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("ghga_tasks.hashing.os.open", unreadable)
+    with pytest.raises(OutputError, match="Permission denied"):
+        Download(client, tdir, "F1", settings).fetch(str(tmp_path))

@@ -15,7 +15,7 @@ def test_said_first_then_at_most_every_interval(caplog):
             now[0] += step
             notice(f"waiting at {now[0]:.0f}")
     assert [r.getMessage() for r in caplog.records] == [
-        "ghga-cli: waiting at 100",
-        "ghga-cli: waiting at 160",
-        "ghga-cli: waiting at 250",
+        "waiting at 100",
+        "waiting at 160",
+        "waiting at 250",
     ]
