@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from .download_steps import Fetched
+from .download_steps import Fetched, check_output_dir
 from .partial import check_file_id
 from .runner import dag, run_dag
 from .settings import Settings, load
@@ -121,6 +121,7 @@ def download_by_id(
     cfg = _settings(settings, overrides)
     check_file_id(file_id)
     output_dir = os.path.abspath(output_dir)
+    check_output_dir(output_dir)
     task = FetchFile(
         api_url=api_url,
         file_id=file_id,

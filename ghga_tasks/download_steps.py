@@ -75,6 +75,15 @@ def object_facts(obj: dict) -> dict:
     return {k: obj.get(k) for k in ("id", "size", "checksums", "name", "created_time", "self_uri")}
 
 
+def check_output_dir(output_dir: str) -> None:
+    """The output dir exists and can be written (before any wait for staging)."""
+    out_dir = Path(output_dir)
+    if not out_dir.is_dir():
+        raise OutputError(f"output dir does not exist: {out_dir}")
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise OutputError(f"output dir is not writable: {out_dir}")
+
+
 def final_path(output_dir: str, file_id: str) -> Path:
     return Path(output_dir) / check_file_id(file_id)
 
@@ -127,14 +136,10 @@ class Download:
         """Ranged GETs into a preallocated partial file, verified, then moved into place."""
         started = time.monotonic()
         final = final_path(output_dir, self.file_id)
+        check_output_dir(output_dir)
         obj, url = self._current_object()
         size = int(obj["size"])
         kind, expected = expected_checksum(obj)
-        out_dir = Path(output_dir)
-        if not out_dir.is_dir():
-            raise OutputError(f"output dir does not exist: {out_dir}")
-        if not os.access(out_dir, os.W_OK | os.X_OK):
-            raise OutputError(f"output dir is not writable: {out_dir}")
         if final.exists() and not overwrite:
             present = self._present(final, size, kind, expected)
             if present is not None:

@@ -17,20 +17,27 @@ from typing import Callable, Optional, TextIO
 
 
 class WaitNotice:
-    """Says on stderr (the `ghga_tasks` logger) what a long wait is for: at its first round,
-    then at most once every `every` seconds, so a log shows it too, not only the bar."""
+    """Says on stderr (the `ghga_tasks` logger) what a long wait is for: once it has lasted
+    `after` seconds, then at most once every `every` seconds, so a log shows it too, not only
+    the bar. Short waits stay quiet: an error after one still ends in one line."""
 
     def __init__(
         self,
         logger: logging.Logger,
+        after: float = 10.0,
         every: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.logger, self.every, self.clock = logger, every, clock
+        self.logger, self.after, self.every, self.clock = logger, after, every, clock
+        self._start: Optional[float] = None
         self._last: Optional[float] = None
 
     def __call__(self, message: str) -> None:
         now = self.clock()
+        if self._start is None:
+            self._start = now
+        if now - self._start < self.after:
+            return
         if self._last is None or now - self._last >= self.every:
             self._last = now
             self.logger.warning("%s", message)

@@ -14,7 +14,16 @@ def test_waits_for_staging(client, tmp_path):
     out.mkdir()
     proc = client.download_ok(file_id, out, sha)
     assert json_line(proc)["seconds"] >= 2.5
-    # said on stderr (a log has no progress bar), once for a wait shorter than a minute
+    assert "DRS is staging" not in proc.stderr  # a short wait stays quiet
+
+
+def test_a_long_staging_is_said_on_stderr(client, tmp_path):
+    """A log has no progress bar: a wait past 10 s is said, once within its first minute."""
+    file_id, src, sha = client.put(tmp_path, MiB)
+    client.stack.configure(staging_delay=14, retry_after=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = client.download_ok(file_id, out, sha)
     assert proc.stderr.count("DRS is staging the object; asking again in") == 1, proc.stderr
 
 
