@@ -40,6 +40,8 @@ RANGES = {
     "retry_after_cap": (0, DAY, False, " seconds"),
     "task_retries": (0, 100, True, ""),
     "task_retry_delay": (0, DAY, True, " seconds"),
+    "workers": (1, 64, True, ""),
+    "connections": (1, 1024, True, ""),
 }
 
 
@@ -60,6 +62,9 @@ class Settings:
     token: Optional[str] = dataclasses.field(default=None, repr=False)  # never printed
     json: bool = False
     quiet: bool = False
+    workers: int = 4  # batch commands: files at once (luigi workers)
+    connections: int = 16  # batch commands: connections of all files together
+    scheduler_url: Optional[str] = None  # batch commands: luigid's URL (None: in-process)
 
     def __post_init__(self):
         for name in RANGES:

@@ -1,0 +1,510 @@
+"""Many files in one luigi build: upload_batch() and download_batch().
+
+Every file's final task (ConfirmUpload / FetchFile) goes into one luigi.build with luigi's own
+`workers`; with more than one worker luigi runs each task in a child process, so nothing a
+task keeps in memory comes back. Each file's result is therefore read from disk after the
+build: its targets, failure.json (GhgaTask.on_failure) and, for the bytes moved by this run, a
+small run file that a luigi PROCESSING_TIME handler writes next to the targets in the child
+(tagged with this batch's run id, so an earlier run's or another process's file never counts).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import luigi
+from luigi.event import Event
+
+from .api import Progress, Result, _settings
+from .download_steps import check_output_dir
+from .errors import (
+    ExitCode,
+    GhgaError,
+    InputError,
+    LockedError,
+    TransientError,
+    UsageError,
+    WaitTimeout,
+    error_from_dict,
+)
+from .partial import check_file_id
+from .runner import luigi_for_one_build
+from .settings import Settings
+from .tasks.base import GhgaTask
+from .tasks.download import FetchFile
+from .tasks.upload import ConfirmUpload
+from .transfer_dir import DONE, FAILURE
+from .upload_steps import source_facts
+
+log = logging.getLogger("ghga_tasks")
+
+# Most severe first: the batch exits with the first of these that any file has. Problems
+# that no re-run can fix and that likely hit every file (a bug, bad flags, configuration,
+# permissions, the output) outrank one file's problem (input, integrity, refusal), which
+# outranks what a re-run may fix (transient). An interrupt ends the batch as 130 whatever
+# else happened, as shells expect.
+SEVERITY = (
+    ExitCode.INTERRUPTED,
+    ExitCode.INTERNAL,
+    ExitCode.USAGE,
+    ExitCode.CONFIG,
+    ExitCode.NOT_ALLOWED,
+    ExitCode.CANNOT_WRITE,
+    ExitCode.NO_INPUT,
+    ExitCode.INTEGRITY,
+    ExitCode.REFUSED,
+    ExitCode.TRANSIENT,
+    ExitCode.OK,
+)
+
+RUN_FILE = "batch-run-{family}.json"  # a task's outcome in a batch run, with the run id
+MANIFEST_COLUMNS = ("file_id", "file_path")
+
+
+def most_severe(codes: Iterable[int]) -> ExitCode:
+    """The most severe exit code of `codes` by SEVERITY (0 for none)."""
+    rank = {code: i for i, code in enumerate(SEVERITY)}
+    worst = ExitCode.OK
+    for code in codes:
+        code = ExitCode(int(code)) if int(code) in rank else ExitCode.INTERNAL
+        if rank[code] < rank[worst]:
+            worst = code
+    return worst
+
+
+def connections_per_file(parallel: int, workers: int, connections: int) -> Tuple[int, int]:
+    """(workers, parallel per file) so that workers × parallel ≤ connections."""
+    workers = max(1, min(workers, connections))
+    return workers, max(1, min(parallel, connections // workers))
+
+
+def read_manifest(path: str, need_path: bool) -> List[Tuple[str, Optional[str]]]:
+    """A TSV manifest with a header naming `file_id` (and `file_path` for uploads): the rows
+    as (file_id, file_path or None), paths relative to the manifest's dir made absolute.
+    Blank lines and lines starting with # are skipped. Raises InputError (66) when the
+    manifest can't be read, UsageError (2) when it is malformed."""
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            lines = [
+                line
+                for line in fh.read().splitlines()
+                if line.strip() and not line.lstrip().startswith("#")
+            ]
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise InputError(f"cannot read manifest {path}: {reason}") from None
+    if not lines:
+        raise UsageError(f"manifest {path} is empty (expected a header: file_id<TAB>file_path)")
+    rows = list(csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
+    header = [name.strip() for name in rows[0]]
+    wanted = MANIFEST_COLUMNS if need_path else MANIFEST_COLUMNS[:1]
+    missing = [name for name in wanted if name not in header]
+    if missing:
+        raise UsageError(
+            f"manifest {path}: the header lacks column {', '.join(missing)} "
+            f"(expected tab-separated: {chr(9).join(wanted)}; found {header!r})"
+        )
+    if len(rows) < 2:
+        raise UsageError(f"manifest {path} lists no files")
+    id_col = header.index("file_id")
+    path_col = header.index("file_path") if "file_path" in header else None
+    base = Path(os.path.abspath(path)).parent
+    entries = []
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise UsageError(
+                f"manifest {path}, row {number}: {len(row)} columns, the header has {len(header)}"
+            )
+        file_path = None
+        if path_col is not None and need_path:
+            file_path = row[path_col]
+            if not file_path:
+                raise UsageError(f"manifest {path}, row {number}: empty file_path")
+            file_path = str(base / file_path)  # an absolute path stays as it is
+        entries.append((row[id_col], file_path))
+    return entries
+
+
+def check_entries(entries: Sequence[Tuple[str, Optional[str]]]) -> None:
+    """Every id a valid file name and listed once; every upload source readable."""
+    if not entries:
+        raise UsageError("no files given")
+    seen = set()
+    for file_id, file_path in entries:
+        try:
+            check_file_id(file_id)
+        except UsageError as exc:
+            raise UsageError(f"{exc.message} (in the batch)") from None
+        if file_id in seen:
+            raise UsageError(f"file id {file_id!r} is listed more than once")
+        seen.add(file_id)
+        if file_path is not None:
+            source_facts(file_path)
+
+
+@dataclasses.dataclass
+class FileOutcome:
+    """One file of a batch: its Result, or the typed error it failed with."""
+
+    file_id: str
+    result: Optional[Result] = None
+    error: Optional[GhgaError] = None
+
+    @property
+    def exit_code(self) -> int:
+        return int(self.error.exit_code) if self.error else 0
+
+    def as_dict(self) -> dict:
+        if self.result is not None:
+            return self.result.as_dict()
+        return {"file_id": self.file_id, "error": str(self.error), "exit_code": self.exit_code}
+
+
+@dataclasses.dataclass
+class BatchResult:
+    direction: str
+    files: List[FileOutcome]
+    seconds: float
+
+    @property
+    def exit_code(self) -> int:
+        return int(most_severe(f.exit_code for f in self.files))
+
+    @property
+    def summary(self) -> dict:
+        done = [f.result for f in self.files if f.result is not None]
+        return {
+            "summary": True,
+            "direction": self.direction,
+            "files": len(self.files),
+            "done": len(done),
+            "failed": len(self.files) - len(done),
+            "size": sum(r.size for r in done),
+            "bytes_transferred": sum(r.bytes_transferred for r in done),
+            "bytes_resumed": sum(r.bytes_resumed for r in done),
+            "bytes_resent": sum(r.bytes_resent for r in done),
+            "seconds": round(self.seconds, 3),
+            "exit_code": self.exit_code,
+        }
+
+
+# ---- the build ------------------------------------------------------------------------
+
+_RUN: Dict[str, Any] = {"id": None}
+
+
+def _record_run(task: GhgaTask, seconds: float) -> None:
+    """luigi's PROCESSING_TIME handler, in the process that ran the task: its outcome and
+    run time, tagged with the batch's run id."""
+    if _RUN["id"] is None or not isinstance(task, GhgaTask):
+        return
+    outcome = task.outcome
+    data = dataclasses.asdict(outcome) if dataclasses.is_dataclass(outcome) else {}
+    data = {k: v for k, v in data.items() if k != "source"}
+    try:
+        task.tdir.write(
+            RUN_FILE.format(family=task.task_family),
+            {"run": _RUN["id"], "seconds": seconds, "outcome": data},
+            sync=False,
+        )
+    except GhgaError as exc:  # the result then says 0 bytes moved; the file is done
+        log.warning("cannot record the outcome of %s: %s", task, exc)
+
+
+def _run_file(task: GhgaTask, family: str, run_id: str) -> Optional[dict]:
+    data = task.tdir.read(RUN_FILE.format(family=family))
+    return data if data and data.get("run") == run_id else None
+
+
+def _failure(task: GhgaTask, since: float) -> Optional[GhgaError]:
+    """The failure a task of this file's DAG wrote in this batch (failure.json newer than
+    its start), typed."""
+    path = task.tdir.file(FAILURE)
+    try:
+        if path.stat().st_mtime < since:
+            return None
+    except OSError:
+        return None
+    details = task.tdir.read(FAILURE)
+    return error_from_dict(details) if details else None
+
+
+def _build(tasks: List[GhgaTask], workers: int, scheduler_url: Optional[str]) -> None:
+    kwargs: Dict[str, Any] = {"local_scheduler": True}
+    if scheduler_url:
+        kwargs = {"local_scheduler": False, "scheduler_url": scheduler_url}
+    with luigi_for_one_build(logging.getLogger("ghga_tasks").isEnabledFor(logging.DEBUG)):
+        luigi.build(tasks, workers=workers, detailed_summary=True, no_lock=True, **kwargs)
+
+
+class _Watch:
+    """Progress from the parent: files finished (complete or failed) and their bytes, asked
+    of the disk twice a second while luigi's workers run."""
+
+    def __init__(self, tasks, sizes: Callable[[GhgaTask], int], since: float, progress):
+        self.tasks, self.sizes, self.since, self.progress = tasks, sizes, since, progress
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self):
+        if self.progress is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+            self._tick()
+
+    def _tick(self) -> None:
+        done = moved = total = 0
+        for task in self.tasks:
+            size = self.sizes(task)
+            total += size
+            try:
+                finished = task.complete()
+            except Exception:  # noqa: BLE001 - progress only
+                finished = False
+            if finished:
+                moved += size
+            if finished or _failure(task, self.since) is not None:
+                done += 1
+        self.progress(moved, max(total, moved), f"{done}/{len(self.tasks)} files")
+
+    def _loop(self) -> None:
+        while not self.stop.wait(0.5):
+            self._tick()
+
+
+def _run_batch(
+    direction: str,
+    tasks: List[GhgaTask],
+    cfg: Settings,
+    result_of: Callable[[GhgaTask, Dict[str, Any], str], Result],
+    sizes: Callable[[GhgaTask], int],
+    progress: Optional[Progress],
+    workers: int,
+    sleep: Callable[[float], None] = time.sleep,
+) -> BatchResult:
+    start, since = time.monotonic(), time.time() - 1.0  # mtime granularity
+    run_id = uuid.uuid4().hex
+    before = {id(task): task.complete() for task in tasks}
+    for task in tasks:
+        task.tdir.ensure()  # an unusable state dir fails here, clearly (73)
+    errors: Dict[int, GhgaError] = {}
+    todo = [task for task in tasks if not before[id(task)]]
+    _RUN["id"] = run_id
+    GhgaTask.event_handler(Event.PROCESSING_TIME)(_record_run)
+    try:
+        with _Watch(tasks, sizes, since, progress):
+            for attempt in range(cfg.task_retries + 1):
+                if not todo:
+                    break
+                errors.update(_build_until_settled(todo, workers, cfg, since, sleep))
+                retry = [
+                    task
+                    for task in todo
+                    if isinstance(errors.get(id(task)), TransientError)
+                    and not isinstance(errors[id(task)], (LockedError, WaitTimeout))
+                ]
+                if not retry or attempt == cfg.task_retries:
+                    break
+                log.info(
+                    "%d file(s) failed for now; running them again in %.0f s",
+                    len(retry),
+                    cfg.task_retry_delay,
+                )
+                sleep(cfg.task_retry_delay)
+                since = time.time() - 1.0
+                for task in retry:
+                    errors.pop(id(task))
+                todo = retry
+    finally:
+        GhgaTask._event_callbacks.get(GhgaTask, {}).get(Event.PROCESSING_TIME, set()).discard(
+            _record_run
+        )
+        _RUN["id"] = None
+    outcomes = []
+    for task in tasks:
+        if id(task) in errors:
+            outcomes.append(FileOutcome(task.file_id, error=errors[id(task)]))
+            continue
+        info = {"seconds": time.monotonic() - start, "ran": not before[id(task)]}
+        outcomes.append(FileOutcome(task.file_id, result=result_of(task, info, run_id)))
+    return BatchResult(direction, outcomes, time.monotonic() - start)
+
+
+def _build_until_settled(
+    tasks: List[GhgaTask], workers: int, cfg: Settings, since: float, sleep
+) -> Dict[int, GhgaError]:
+    """Build until every task is complete or failed. With a central scheduler another
+    process may be running some of them: luigi's worker then ends without them, and the
+    build is repeated (a no-op for finished files) until they are done or failed."""
+    deadline = time.monotonic() + cfg.max_wait
+    pending = list(tasks)
+    errors: Dict[int, GhgaError] = {}
+    while True:
+        _build(pending, workers, cfg.scheduler_url)
+        waiting = []
+        for task in pending:
+            if task.complete():
+                continue
+            error = _failure(task, since)
+            if error is not None:
+                errors[id(task)] = error
+            else:
+                waiting.append(task)
+        if not waiting:
+            return errors
+        if not cfg.scheduler_url or time.monotonic() > deadline:
+            for task in waiting:
+                errors[id(task)] = GhgaError(
+                    f"the transfer of {task.file_id!r} did not finish (luigi did not run it); "
+                    "run with --verbose for details"
+                )
+            return errors
+        sleep(1.0)
+        pending = waiting
+
+
+# ---- the two entry points -------------------------------------------------------------
+
+
+def _batch_settings(cfg: Settings, workers: Optional[int]) -> Tuple[Settings, int]:
+    workers = cfg.workers if workers is None else workers
+    if workers < 1:
+        raise UsageError(f"workers must be at least 1, not {workers}")
+    workers, parallel = connections_per_file(cfg.parallel, workers, cfg.connections)
+    return dataclasses.replace(cfg, parallel=parallel), workers
+
+
+Manifest = Union[str, os.PathLike, Sequence[Tuple[str, str]]]
+
+
+def upload_batch(
+    api_url: str,
+    manifest: Manifest,
+    *,
+    wait: bool = False,
+    workers: Optional[int] = None,
+    settings: Optional[Settings] = None,
+    progress: Optional[Progress] = None,
+    **overrides: Any,
+) -> BatchResult:
+    """Upload every (file_id, file_path) of `manifest` (a TSV path, or the pairs) in one
+    luigi build with `workers` files at once. A bad manifest raises (UsageError, InputError)
+    before any request; one file's failure is in its FileOutcome, not raised."""
+    cfg, workers = _batch_settings(_settings(settings, overrides), workers)
+    if isinstance(manifest, (str, os.PathLike)):
+        entries = read_manifest(os.fspath(manifest), need_path=True)
+    else:
+        entries = [(fid, os.path.abspath(p)) for fid, p in manifest]
+    check_entries(entries)
+    tasks = [
+        ConfirmUpload(
+            api_url=api_url,
+            file_id=file_id,
+            file_path=file_path,
+            state_dir=str(cfg.state_root),
+            wait=wait,
+            settings=cfg,
+        )
+        for file_id, file_path in entries
+    ]
+    size_of = {task.file_id: source_facts(task.file_path)["size"] for task in tasks}
+
+    def result_of(task: ConfirmUpload, info: dict, run_id: str) -> Result:
+        size = size_of[task.file_id]
+        confirmed = task.output().read() or {}
+        parts = _run_file(task, "ghga.TransferParts", run_id) if info["ran"] else None
+        stored = parts["outcome"] if parts else {}
+        ran = [_run_file(task, f, run_id) for f in ("ghga.RequestURL", "ghga.ConfirmUpload")]
+        return Result(
+            direction="upload",
+            file_id=task.file_id,
+            path=task.file_path,
+            size=size,
+            sha256=stored.get("sha256") or confirmed.get("sha256"),
+            bytes_transferred=stored.get("bytes_transferred", 0),
+            bytes_resumed=stored.get("bytes_resumed", size) if parts else size,
+            bytes_resent=stored.get("bytes_resent", 0),
+            seconds=sum(r["seconds"] for r in [parts, *ran] if r) if info["ran"] else 0.0,
+            status=confirmed.get("status", "uploaded"),
+            transfer_seconds=stored.get("seconds", 0.0),
+            upload_id=confirmed.get("upload_id"),
+        )
+
+    return _run_batch(
+        "upload", tasks, cfg, result_of, lambda t: size_of[t.file_id], progress, workers
+    )
+
+
+def download_batch(
+    api_url: str,
+    file_ids: Union[str, os.PathLike, Sequence[str]],
+    output_dir: str,
+    *,
+    overwrite: bool = False,
+    workers: Optional[int] = None,
+    settings: Optional[Settings] = None,
+    progress: Optional[Progress] = None,
+    **overrides: Any,
+) -> BatchResult:
+    """Download every DRS object of `file_ids` (a list, or a TSV manifest path with a
+    `file_id` column) into `output_dir`, `workers` files at once: each file is fetched as
+    soon as it is staged. A bad list raises before any request; one file's failure is in
+    its FileOutcome, not raised."""
+    cfg, workers = _batch_settings(_settings(settings, overrides), workers)
+    if isinstance(file_ids, (str, os.PathLike)):
+        entries = read_manifest(os.fspath(file_ids), need_path=False)
+    else:
+        entries = [(fid, None) for fid in file_ids]
+    check_entries(entries)
+    output_dir = os.path.abspath(output_dir)
+    check_output_dir(output_dir)
+    tasks = [
+        FetchFile(
+            api_url=api_url,
+            file_id=file_id,
+            output_dir=output_dir,
+            state_dir=str(cfg.state_root),
+            overwrite=overwrite,
+            settings=cfg,
+        )
+        for file_id, _ in entries
+    ]
+
+    def size_of(task: FetchFile) -> int:
+        known = task.tdir.read(DONE) or task.requires().output().read() or {}
+        return int(known.get("size", 0) or 0)
+
+    def result_of(task: FetchFile, info: dict, run_id: str) -> Result:
+        done = task.output().read() or {}
+        size = int(done.get("size", 0))
+        fetched = _run_file(task, "ghga.FetchFile", run_id) if info["ran"] else None
+        polled = _run_file(task, "ghga.PollOutbox", run_id) if info["ran"] else None
+        outcome = fetched["outcome"] if fetched else {}
+        return Result(
+            direction="download",
+            file_id=task.file_id,
+            path=done.get("path", str(Path(output_dir) / task.file_id)),
+            size=size,
+            sha256=done.get("sha256"),
+            bytes_transferred=outcome.get("bytes_transferred", 0),
+            bytes_resumed=outcome.get("bytes_resumed", size) if fetched else size,
+            bytes_resent=outcome.get("bytes_resent", 0),
+            seconds=sum(r["seconds"] for r in (fetched, polled) if r),
+            status=outcome.get("status", "complete"),
+            transfer_seconds=outcome.get("seconds", 0.0),
+        )
+
+    return _run_batch("download", tasks, cfg, result_of, size_of, progress, workers)

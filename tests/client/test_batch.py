@@ -1,0 +1,174 @@
+"""upload-batch and download-batch against the live stack: many files in one luigi build."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import cli, make_file, new_id, one_line_error, sha256_of
+
+from ghga_tasks.units import MiB
+
+
+def lines_of(proc) -> list:
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+def upload_batch(client, manifest, *extra, sep="-"):
+    names = {"api-url": client.stack.upload_api, "manifest": str(manifest)}
+    args = ["upload-batch"]
+    for name, value in names.items():
+        args += ["--" + name.replace("-", sep), value]
+    args += ["--state" + sep + "dir", str(client.state_dir)]
+    return cli(*args, "--json", "--quiet", *extra)
+
+
+def download_batch(client, out, *extra, sep="-"):
+    args = ["download-batch", "--api" + sep + "url", client.stack.drs_api]
+    args += ["--output" + sep + "dir", str(out), "--state" + sep + "dir", str(client.state_dir)]
+    return cli(*args, "--json", "--quiet", *extra)
+
+
+def registered_files(client, tmp_path, sizes) -> list:
+    """Register random files in tmp_path/src: [(id, path, sha)] (paths relative in the
+    manifest)."""
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    files = []
+    for size in sizes:
+        file_id = new_id()
+        path = src / f"{file_id}.dat"
+        sha = make_file(path, size)
+        client.stack.register(file_id, size, sha256=sha)
+        files.append((file_id, path, sha))
+    return files
+
+
+def write_manifest(path, rows, header="file_id\tfile_path") -> None:
+    path.write_text(header + "\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows))
+
+
+def uploaded(client, tmp_path, sizes) -> list:
+    files = registered_files(client, tmp_path, sizes)
+    manifest = tmp_path / "up.tsv"
+    write_manifest(manifest, [(f, p.relative_to(tmp_path)) for f, p, _ in files])
+    proc = upload_batch(client, manifest, "--wait")
+    assert proc.returncode == 0, proc.stderr
+    return files
+
+
+def test_upload_batch_then_download_batch_and_rerun(client, tmp_path):
+    sizes = [3 * MiB, 1 * MiB + 7, 17 * MiB, 5]
+    files = registered_files(client, tmp_path, sizes)
+    manifest = tmp_path / "up.tsv"
+    write_manifest(manifest, [(f, p.relative_to(tmp_path)) for f, p, _ in files])
+
+    proc = upload_batch(client, manifest, "--wait", "--workers", "3", sep="_")
+    assert proc.returncode == 0, proc.stderr
+    *per_file, summary = lines_of(proc)
+    assert [d["file_id"] for d in per_file] == [f for f, _, _ in files]
+    for d, (_, _, sha), size in zip(per_file, files, sizes):
+        assert (d["status"], d["sha256"], d["size"]) == ("accepted", sha, size)
+        assert d["bytes_transferred"] == size and d["bytes_resumed"] == 0
+    assert summary["summary"] is True
+    assert (summary["files"], summary["done"], summary["failed"]) == (4, 4, 0)
+    assert summary["bytes_transferred"] == sum(sizes) and summary["exit_code"] == 0
+
+    again = upload_batch(client, manifest, "--wait")
+    assert again.returncode == 0, again.stderr
+    assert lines_of(again)[-1]["bytes_transferred"] == 0
+
+    out = tmp_path / "out"
+    out.mkdir()
+    down_manifest = tmp_path / "down.tsv"
+    write_manifest(down_manifest, [(f,) for f, _, _ in files], header="file_id")
+    proc = download_batch(client, out, "--manifest", str(down_manifest), "--workers", "4")
+    assert proc.returncode == 0, proc.stderr
+    *per_file, summary = lines_of(proc)
+    for d, (file_id, _, sha), size in zip(per_file, files, sizes):
+        assert d["file_id"] == file_id and d["status"] == "downloaded"
+        assert d["bytes_transferred"] == size and d["sha256"] == sha
+        assert sha256_of(out / file_id) == sha
+    assert summary["bytes_transferred"] == sum(sizes) == summary["size"]
+
+    rerun = download_batch(client, out, "--manifest", str(down_manifest), sep="_")
+    assert rerun.returncode == 0, rerun.stderr
+    *per_file, summary = lines_of(rerun)
+    assert {d["status"] for d in per_file} == {"complete"}
+    assert summary["bytes_transferred"] == 0 and summary["bytes_resumed"] == sum(sizes)
+
+
+def test_one_bad_file_among_good_ones(client, tmp_path):
+    files = uploaded(client, tmp_path, [2 * MiB, 3 * MiB])
+    unknown = new_id("unknown")
+    out = tmp_path / "out"
+    out.mkdir()
+    ids = [files[0][0], unknown, files[1][0]]
+    args = [a for file_id in ids for a in ("--file-id", file_id)]
+    proc = download_batch(client, out, *args, "--workers", "2")
+    assert proc.returncode == 69, proc.stderr
+    per_file = {d.get("file_id"): d for d in lines_of(proc)[:-1]}
+    assert per_file[unknown]["exit_code"] == 69 and per_file[unknown]["error"]
+    for file_id, _, sha in files:
+        assert per_file[file_id]["status"] == "downloaded"
+        assert sha256_of(out / file_id) == sha
+    summary = lines_of(proc)[-1]
+    assert (summary["done"], summary["failed"], summary["exit_code"]) == (2, 1, 69)
+    assert f"{unknown}: failed (69)" in proc.stderr
+
+
+def test_progress_says_files_and_bytes(client, tmp_path):
+    files = uploaded(client, tmp_path, [1 * MiB, 2 * MiB])
+    out = tmp_path / "out"
+    out.mkdir()
+    args = [a for file_id, _, _ in files for a in ("--file-id", file_id)]
+    proc = cli(
+        "download-batch",
+        "--api-url",
+        client.stack.drs_api,
+        "--output-dir",
+        str(out),
+        "--state-dir",
+        str(client.state_dir),
+        *args,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "2 of 2 files done, 0 failed; moved 3.0 MiB" in proc.stderr.replace("MB", "MiB")
+
+
+def test_bad_manifests_before_any_request(client, tmp_path):
+    good = tmp_path / "good.dat"
+    good.write_bytes(b"x" * 10)
+    cases = {
+        "missing column": ("file_id\n" + "a\n", 2, "file_path"),
+        "duplicate id": ("file_id\tfile_path\na\tgood.dat\na\tgood.dat\n", 2, "more than once"),
+        "unreadable path": ("file_id\tfile_path\na\tnothere.dat\n", 66, "nothere.dat"),
+        "empty": ("", 2, "empty"),
+        "no rows": ("file_id\tfile_path\n", 2, "no files"),
+        "bad id": ("file_id\tfile_path\na/b\tgood.dat\n", 2, "file name"),
+    }
+    # a server that is not there: any request would end in another exit code (75)
+    dead = "http://127.0.0.1:9/upload"
+    for name, (text, code, word) in cases.items():
+        manifest = tmp_path / f"{name.replace(' ', '-')}.tsv"
+        manifest.write_text(text)
+        proc = cli("upload-batch", "--api-url", dead, "--manifest", str(manifest), "--retries", "0")
+        one_line_error(proc, code, word)
+    proc = cli("upload-batch", "--api-url", dead, "--manifest", str(tmp_path / "none.tsv"))
+    one_line_error(proc, 66, "none.tsv")
+    out = tmp_path / "out"
+    out.mkdir()
+    dead_drs = "http://127.0.0.1:9/ga4gh/drs/v1"
+    proc = cli("download-batch", "--api-url", dead_drs, "--output-dir", str(out))
+    one_line_error(proc, 2, "--manifest")
+    proc = cli("download-batch", "--api_url", dead_drs, "--output_dir", str(out), "--file-id", "..")
+    one_line_error(proc, 2, "file name")
+    proc = cli(
+        "download-batch",
+        "--api-url",
+        dead_drs,
+        "--output-dir",
+        str(out),
+        *("--file-id", "a", "--file_id", "a"),
+    )
+    one_line_error(proc, 2, "more than once")
+    assert not list(out.iterdir())
