@@ -1,0 +1,136 @@
+"""snakemake-storage-plugin-ghga (workflows/snakemake/plugin) against the live reference server.
+
+Snakemake and the plugin live in the workflow venv (see test_workflows.py: $GHGA_WORKFLOW_BIN,
+installed by tests/run), so both tests run there in subprocesses:
+- the interface's own TestStorageBase (storage_plugin_suite.py) under that venv's pytest;
+- the plugin's example Snakefile, whose inputs and outputs are storage.ghga("ghga://ID"),
+  run by that venv's snakemake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from test_workflows import (
+    WORKFLOWS,
+    engine_env,
+    explain,
+    register_new,
+    run,
+    shared,  # noqa: F401 (fixture)
+    tool,
+)
+
+from ghga_tasks.units import MiB
+
+HERE = Path(__file__).resolve().parent
+EXAMPLE = WORKFLOWS / "snakemake" / "plugin" / "example" / "Snakefile"
+
+
+def wf_python() -> Path:
+    """The Python of the venv that holds snakemake (and the plugin)."""
+    snakemake = Path(tool("snakemake"))
+    python = snakemake.parent / "python"
+    assert python.exists(), f"no python next to {snakemake}"
+    return python
+
+
+def test_interface_test_suite(shared, stack, tmp_path):  # noqa: F811
+    """snakemake_interface_storage_plugins.tests.TestStorageBase, plus staging, in the venv."""
+    python = wf_python()
+    env = engine_env(
+        GHGA_PLUGIN_DRS_API=stack.drs_api,
+        GHGA_PLUGIN_UPLOAD_API=stack.upload_api,
+        GHGA_PLUGIN_ADMIN_API=stack.admin_api,
+        GHGA_PLUGIN_STATE_DIR=str(tmp_path / "state"),
+        GHGA_PLUGIN_FILE_ID=shared.file_id,
+        GHGA_PLUGIN_FILE_SHA256=shared.sha,
+    )
+    ini = tmp_path / "pytest.ini"
+    ini.write_text("[pytest]\n")
+    cmd = [
+        python,
+        "-m",
+        "pytest",
+        "-q",
+        "-rA",
+        "-p",
+        "no:cacheprovider",
+        "--noconftest",
+        "-c",
+        ini,
+        "--rootdir",
+        tmp_path,
+        "--basetemp",
+        tmp_path / "inner",
+        HERE / "storage_plugin_suite.py",
+    ]
+    proc = run(cmd, env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, explain(proc)
+    # every test of the interface ran (none skipped or deselected)
+    for name in ("test_storage", "test_storage_not_existing", "test_query_validation"):
+        assert f"TestStoreAndRetrieve::{name}" in proc.stdout, explain(proc)
+        assert f"TestRetrieveOnly::{name}" in proc.stdout, explain(proc)
+    assert " passed" in proc.stdout and "skipped" not in proc.stdout, explain(proc)
+
+
+def sha256_line(path: Path) -> str:
+    return path.read_text().split()[0]
+
+
+def test_snakefile_with_storage_ghga(shared, stack, tmp_path):  # noqa: F811
+    """The example Snakefile downloads (storage.ghga input) and uploads (storage.ghga output)."""
+    snakemake = tool("snakemake")
+    upload = register_new(stack, tmp_path, "wf-plugin-up", 1 * MiB)
+    work, state = tmp_path / "work", tmp_path / "ghga-state"
+    work.mkdir()
+    config = work / "config.yaml"
+    config.write_text(
+        json.dumps({"download": [shared.file_id], "upload": {upload.file_id: str(upload.path)}})
+    )
+    # the URLs as flags, the state dir as the plugin's environment variable
+    cmd = [
+        snakemake,
+        "--snakefile",
+        EXAMPLE,
+        "--directory",
+        work,
+        "--configfile",
+        config,
+        "--cores",
+        "2",
+        "--storage-ghga-drs-api",
+        stack.drs_api,
+        "--storage-ghga-upload-api",
+        stack.upload_api,
+        "--storage-ghga-parallel",
+        "2",
+    ]
+    env = engine_env(SNAKEMAKE_STORAGE_GHGA_STATE_DIR=str(state))
+    proc = run(cmd, env)
+    assert proc.returncode == 0, explain(proc)
+
+    result = work / "results" / f"{shared.file_id}.sha256"
+    assert sha256_line(result) == shared.sha
+    # the client's resumable state is in the state dir, not in .snakemake/ or the outputs
+    assert list(state.glob("downloads/*")), sorted(p.name for p in state.rglob("*"))
+    assert not list(work.rglob(".*.ghga-part"))
+    # the output was uploaded and accepted: DRS serves it with the source's checksum
+    info = stack.file_info(upload.file_id)
+    assert info["accepted_time"], info
+
+    # a second run has nothing to do
+    proc = run(cmd, env)
+    assert proc.returncode == 0, explain(proc)
+    assert "Nothing to be done" in proc.stdout + proc.stderr, explain(proc)
+
+    # the uploaded file comes back through the plugin with the right bytes
+    config.write_text(json.dumps({"download": [upload.file_id]}))
+    proc = run(cmd, env)
+    assert proc.returncode == 0, explain(proc)
+    assert sha256_line(work / "results" / f"{upload.file_id}.sha256") == upload.sha
+    assert hashlib.sha256(upload.path.read_bytes()).hexdigest() == upload.sha
+    assert os.path.getsize(upload.path) == 1 * MiB
