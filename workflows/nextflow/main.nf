@@ -16,6 +16,10 @@
  * Retry policy (nextflow.config, label 'ghga'): exit 75 (transient), 130 (interrupted) and
  * 143 (killed with SIGTERM) are retried, with a growing pause; the retry runs in a new work
  * dir but resumes from --ghga_state_dir. Any other exit code terminates the run.
+ *
+ * GHGA files are fetched by a process running ghga-cli, not given as drs:// paths: the
+ * DRS code of the nf-ga4gh plugin does not wait while GHGA stages a file (202 +
+ * Retry-After); see ../README.md, "Nextflow's nf-ga4gh plugin and DRS staging".
  */
 
 nextflow.enable.dsl = 2
@@ -64,10 +68,15 @@ process GHGA_UPLOAD {
     path "${file_id}.upload.json"
 
     script:
-    // the part ledger is keyed by API and file id, so the staged path may change per attempt
+    // ghga-cli ties its ledger of stored parts to the source's path as given (symlinks not
+    // resolved), size, mtime and inode. Each attempt runs in a new work dir with a new
+    // symlink to the file, so pass the symlink's target: then a retry resumes instead of
+    // sending every part again. (With stageInMode 'copy' each attempt has a new copy and
+    // the upload starts over.)
     """
+    src=\$(readlink -f '${source}') || exit 66
     ghga-cli upload-by-id --api-url '${params.upload_api}' --file-id '${file_id}' \\
-        --file-path '${source}' --state-dir '${params.ghga_state_dir}' \\
+        --file-path "\$src" --state-dir '${params.ghga_state_dir}' \\
         --wait --json --quiet ${params.ghga_args} > '${file_id}.upload.json'
     """
 }
