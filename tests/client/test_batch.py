@@ -172,3 +172,75 @@ def test_bad_manifests_before_any_request(client, tmp_path):
     )
     one_line_error(proc, 2, "more than once")
     assert not list(out.iterdir())
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_processes_share_a_batch_through_luigid(client, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from helpers import cli_popen, kill, wait_until
+
+    luigid = shutil.which("luigid") or os.path.join(os.path.dirname(sys.executable), "luigid")
+    sizes = [4 * MiB, 6 * MiB, 1 * MiB, 9 * MiB, 2 * MiB, 5 * MiB]
+    files = uploaded(client, tmp_path, sizes)
+    port = free_port()
+    sched_dir = tmp_path / "luigid"
+    sched_dir.mkdir()
+    scheduler = subprocess.Popen(
+        [
+            luigid,
+            *("--port", str(port), "--address", "127.0.0.1"),
+            *("--pidfile", str(sched_dir / "pid"), "--logdir", str(sched_dir)),
+            *("--state-path", str(sched_dir / "state.pickle")),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def answers() -> bool:
+            import requests
+
+            try:
+                return requests.get(f"{url}/api/task_list", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_until(answers, "luigid to answer", timeout=60, proc=scheduler)
+        out = tmp_path / "out"
+        out.mkdir()
+        manifest = tmp_path / "down.tsv"
+        write_manifest(manifest, [(f,) for f, _, _ in files], header="file_id")
+        args = [
+            "download-batch",
+            *("--api-url", client.stack.drs_api, "--output-dir", str(out)),
+            *("--state-dir", str(client.state_dir), "--manifest", str(manifest)),
+            *("--workers", "2", "--scheduler_url", url, "--json", "--quiet"),
+        ]
+        procs = [cli_popen(*args) for _ in range(2)]
+        outputs = [proc.communicate(timeout=300) for proc in procs]
+        for proc, (_, stderr) in zip(procs, outputs):
+            assert proc.returncode == 0, stderr
+        moved = {file_id: 0 for file_id, _, _ in files}
+        for stdout, _ in outputs:
+            *per_file, summary = [json.loads(line) for line in stdout.splitlines()]
+            assert summary["done"] == len(files) and summary["failed"] == 0
+            for d in per_file:
+                assert d["bytes_transferred"] in (0, d["size"]), d
+                moved[d["file_id"]] += d["bytes_transferred"]
+        for (file_id, _, sha), size in zip(files, sizes):
+            assert sha256_of(out / file_id) == sha
+            assert moved[file_id] == size, (file_id, moved)  # exactly once
+    finally:
+        kill(scheduler)
