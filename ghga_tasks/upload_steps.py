@@ -85,7 +85,7 @@ def source_facts(file_path: str) -> dict:
     except OSError as exc:
         raise InputError(f"cannot read input file {file_path}: {exc.strerror or exc}") from None
     return {
-        "path": os.path.abspath(file_path),
+        "path": os.path.realpath(file_path),  # engines stage inputs as fresh symlinks
         "size": st.st_size,
         "mtime_ns": st.st_mtime_ns,
         "inode": st.st_ino,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ghga_tasks import upload_steps
 from ghga_tasks.clients import DrsClient
 from ghga_tasks.download_steps import Download, is_in_place
 from ghga_tasks.errors import ApiRefused, IntegrityError, OutputError, PartsNotStored
@@ -280,3 +281,21 @@ def test_an_unreadable_file_at_the_final_path_is_an_output_error(tmp_path, monke
     monkeypatch.setattr("ghga_tasks.hashing.os.open", unreadable)
     with pytest.raises(OutputError, match="Permission denied"):
         Download(client, tdir, "F1", settings).fetch(str(tmp_path))
+
+
+def test_a_fresh_symlink_to_the_same_file_resumes(tmp_path, storage):
+    """Nextflow and cwltool stage an input as a new symlink on every attempt."""
+    data = os.urandom(2 * PART)
+    upload, fake = upload_of(tmp_path, storage, data)
+    upload.start_attempt()
+    first = tmp_path / "attempt1"
+    first.mkdir()
+    (first / "reads.bam").symlink_to(upload.file_path)
+    upload.file_path = str(first / "reads.bam")
+    upload._send(upload.tdir.read(ATTEMPT), upload_steps.source_facts(upload.file_path))
+    second = tmp_path / "attempt2"
+    second.mkdir()
+    (second / "reads.bam").symlink_to(tmp_path / "src")
+    upload.file_path = str(second / "reads.bam")
+    again = upload.send_parts()
+    assert (again.bytes_transferred, again.bytes_resumed) == (0, len(data))
