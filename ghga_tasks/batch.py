@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import luigi
-from luigi.event import Event
 
 from .api import Progress, Result, _settings
 from .download_steps import check_output_dir
@@ -38,7 +37,7 @@ from .errors import (
 from .partial import check_file_id
 from .runner import luigi_for_one_build
 from .settings import Settings
-from .tasks.base import GhgaTask
+from .tasks.base import RUN_FILE, GhgaTask
 from .tasks.download import FetchFile
 from .tasks.upload import ConfirmUpload
 from .transfer_dir import DONE, FAILURE
@@ -65,7 +64,6 @@ SEVERITY = (
     ExitCode.OK,
 )
 
-RUN_FILE = "batch-run-{family}.json"  # a task's outcome in a batch run, with the run id
 MANIFEST_COLUMNS = ("file_id", "file_path")
 
 
@@ -198,26 +196,6 @@ class BatchResult:
 
 # ---- the build ------------------------------------------------------------------------
 
-_RUN: Dict[str, Any] = {"id": None}
-
-
-def _record_run(task: GhgaTask, seconds: float) -> None:
-    """luigi's PROCESSING_TIME handler, in the process that ran the task: its outcome and
-    run time, tagged with the batch's run id."""
-    if _RUN["id"] is None or not isinstance(task, GhgaTask):
-        return
-    outcome = task.outcome
-    data = dataclasses.asdict(outcome) if dataclasses.is_dataclass(outcome) else {}
-    data = {k: v for k, v in data.items() if k != "source"}
-    try:
-        task.tdir.write(
-            RUN_FILE.format(family=task.task_family),
-            {"run": _RUN["id"], "seconds": seconds, "outcome": data},
-            sync=False,
-        )
-    except GhgaError as exc:  # the result then says 0 bytes moved; the file is done
-        log.warning("cannot record the outcome of %s: %s", task, exc)
-
 
 def _run_file(task: GhgaTask, family: str, run_id: str) -> Optional[dict]:
     data = task.tdir.read(RUN_FILE.format(family=family))
@@ -302,8 +280,8 @@ def _run_batch(
         task.tdir.ensure()  # an unusable state dir fails here, clearly (73)
     errors: Dict[int, GhgaError] = {}
     todo = [task for task in tasks if not before[id(task)]]
-    _RUN["id"] = run_id
-    GhgaTask.event_handler(Event.PROCESSING_TIME)(_record_run)
+    for task in tasks:
+        task.run_id = run_id  # insignificant: the same task, now leaving its run file
     try:
         with _Watch(tasks, sizes, since, progress):
             for attempt in range(cfg.task_retries + 1):
@@ -329,10 +307,8 @@ def _run_batch(
                     errors.pop(id(task))
                 todo = retry
     finally:
-        GhgaTask._event_callbacks.get(GhgaTask, {}).get(Event.PROCESSING_TIME, set()).discard(
-            _record_run
-        )
-        _RUN["id"] = None
+        for task in tasks:
+            task.run_id = ""
     outcomes = []
     for task in tasks:
         if id(task) in errors:

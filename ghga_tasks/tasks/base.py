@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from pathlib import Path
 from typing import Any, Optional
 
@@ -11,6 +13,8 @@ from luigi.parameter import ParameterVisibility
 from ..errors import GhgaError, error_from_dict, error_to_dict
 from ..settings import Settings, load
 from ..transfer_dir import FAILURE, TransferDir
+
+log = logging.getLogger("ghga_tasks")
 
 
 class ObjectParameter(luigi.Parameter):
@@ -35,6 +39,12 @@ class GhgaTask(luigi.Task):
     state_dir = luigi.Parameter(default="", description="state dir (default: user cache dir)")
     settings = ObjectParameter(
         default=None, significant=False, visibility=ParameterVisibility.PRIVATE
+    )
+    run_id = luigi.Parameter(
+        default="",
+        significant=False,
+        visibility=ParameterVisibility.PRIVATE,
+        description="with a run id, a task that ran leaves its outcome in RUN_FILE",
     )
     progress = ObjectParameter(
         default=None, significant=False, visibility=ParameterVisibility.PRIVATE
@@ -67,6 +77,28 @@ class GhgaTask(luigi.Task):
         except GhgaError:  # the original error matters more
             pass
         return details["message"]
+
+
+RUN_FILE = "run-{family}.json"  # a task's outcome in a run with a run id (batches: any process)
+
+
+@GhgaTask.event_handler(luigi.Event.PROCESSING_TIME)
+def record_run(task: GhgaTask, seconds: float) -> None:
+    """In the process that ran the task: its outcome and run time, tagged with the run id, so
+    a batch reads what each of its tasks did, whichever worker process ran it."""
+    if not isinstance(task, GhgaTask) or not task.run_id:
+        return
+    outcome = task.outcome
+    data = dataclasses.asdict(outcome) if dataclasses.is_dataclass(outcome) else {}
+    data.pop("source", None)
+    try:
+        task.tdir.write(
+            RUN_FILE.format(family=task.task_family),
+            {"run": task.run_id, "seconds": seconds, "outcome": data},
+            sync=False,
+        )
+    except GhgaError as exc:  # the run then says 0 bytes moved; the file itself is done
+        log.warning("cannot record the outcome of %s: %s", task, exc)
 
 
 class Marker(luigi.LocalTarget):

@@ -51,6 +51,7 @@ class FetchFile(DownloadTask):
             file_id=self.file_id,
             state_dir=self.state_dir,
             settings=self.settings,
+            run_id=self.run_id,
             progress=self.progress,
         )
 

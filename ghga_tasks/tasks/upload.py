@@ -45,6 +45,7 @@ class UploadTask(GhgaTask):
             state_dir=self.state_dir,
             file_path=self.file_path,
             settings=self.settings,
+            run_id=self.run_id,
             progress=self.progress,
             **extra,
         )
