@@ -52,6 +52,48 @@ def _settings(settings: Optional[Settings], overrides: dict) -> Settings:
     return dataclasses.replace(settings, **clean) if clean else settings
 
 
+def upload_task(
+    api_url: str,
+    file_id: str,
+    file_path: str,
+    cfg: Settings,
+    *,
+    wait: bool = False,
+    progress: Optional[Progress] = None,
+) -> ConfirmUpload:
+    """The final task of one file's upload DAG."""
+    return ConfirmUpload(
+        api_url=api_url,
+        file_id=file_id,
+        file_path=file_path,
+        state_dir=str(cfg.state_root),
+        wait=wait,
+        settings=cfg,
+        progress=progress,
+    )
+
+
+def download_task(
+    api_url: str,
+    file_id: str,
+    output_dir: str,
+    cfg: Settings,
+    *,
+    overwrite: bool = False,
+    progress: Optional[Progress] = None,
+) -> FetchFile:
+    """The final task of one file's download DAG."""
+    return FetchFile(
+        api_url=api_url,
+        file_id=file_id,
+        output_dir=output_dir,
+        state_dir=str(cfg.state_root),
+        overwrite=overwrite,
+        settings=cfg,
+        progress=progress,
+    )
+
+
 def _outcome(task, family: str):
     """What the DAG's task of this family did in this run (None: it had nothing to do)."""
     return next((t.outcome for t in dag(task) if t.task_family == family), None)
@@ -74,15 +116,7 @@ def upload_by_id(
     cfg = _settings(settings, overrides)
     file_path = os.path.abspath(file_path)
     size = source_facts(file_path)["size"]
-    task = ConfirmUpload(
-        api_url=api_url,
-        file_id=file_id,
-        file_path=file_path,
-        state_dir=str(cfg.state_root),
-        wait=wait,
-        settings=cfg,
-        progress=progress,
-    )
+    task = upload_task(api_url, file_id, file_path, cfg, wait=wait, progress=progress)
     start = time.monotonic()
     run_dag(task, cfg)
     stored = _outcome(task, "ghga.TransferParts")
@@ -122,15 +156,7 @@ def download_by_id(
     check_file_id(file_id)
     output_dir = os.path.abspath(output_dir)
     check_output_dir(output_dir)
-    task = FetchFile(
-        api_url=api_url,
-        file_id=file_id,
-        output_dir=output_dir,
-        state_dir=str(cfg.state_root),
-        overwrite=overwrite,
-        settings=cfg,
-        progress=progress,
-    )
+    task = download_task(api_url, file_id, output_dir, cfg, overwrite=overwrite, progress=progress)
     start = time.monotonic()
     run_dag(task, cfg)
     fetched: Optional[Fetched] = task.outcome

@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import luigi
 
-from .api import Progress, Result, _settings
+from .api import Progress, Result, _settings, download_task, upload_task
 from .download_steps import check_output_dir
 from .errors import (
     ExitCode,
@@ -386,15 +386,7 @@ def upload_batch(
         entries = [(fid, os.path.abspath(p)) for fid, p in manifest]
     check_entries(entries)
     tasks = [
-        ConfirmUpload(
-            api_url=api_url,
-            file_id=file_id,
-            file_path=file_path,
-            state_dir=str(cfg.state_root),
-            wait=wait,
-            settings=cfg,
-        )
-        for file_id, file_path in entries
+        upload_task(api_url, file_id, file_path, cfg, wait=wait) for file_id, file_path in entries
     ]
     size_of = {task.file_id: source_facts(task.file_path)["size"] for task in tasks}
 
@@ -448,14 +440,7 @@ def download_batch(
     output_dir = os.path.abspath(output_dir)
     check_output_dir(output_dir)
     tasks = [
-        FetchFile(
-            api_url=api_url,
-            file_id=file_id,
-            output_dir=output_dir,
-            state_dir=str(cfg.state_root),
-            overwrite=overwrite,
-            settings=cfg,
-        )
+        download_task(api_url, file_id, output_dir, cfg, overwrite=overwrite)
         for file_id, _ in entries
     ]
 
