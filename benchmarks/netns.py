@@ -12,6 +12,9 @@ unchanged and no traffic ever uses another range:
   entries replace ARP, and ``tbf`` on both ends caps each direction (netem delay is not
   in this kernel).
 
+Several namespaces may exist at once, each with its own ``addr`` (127.0.0.2 by default):
+each adds its own route and ``to ADDR`` rule, and the last one down restores ``local``.
+
 Needs root. Clients run as ``ip netns exec NAME argv`` (exec: same PID, so wait4's
 rusage is still the client's own).
 """
@@ -37,8 +40,10 @@ def _rate_bits(rate) -> int:
 
 
 class Netns:
-    def __init__(self, name: str = "ghgab", rate: str = "1gbit", mtu: int = 1500):
-        self.name, self.rate, self.mtu = name, rate, int(mtu)
+    def __init__(
+        self, name: str = "ghgab", rate: str = "1gbit", mtu: int = 1500, addr: str = CLIENT_ADDR
+    ):
+        self.name, self.rate, self.mtu, self.addr = name, rate, int(mtu), addr
         self.host, self.peer = f"{name}-h", f"{name}-c"
 
     def prefix(self) -> list[str]:
@@ -79,7 +84,7 @@ class Netns:
             "ip",
             "route",
             "replace",
-            f"{CLIENT_ADDR}/32",
+            f"{self.addr}/32",
             "dev",
             h,
             "src",
@@ -87,10 +92,11 @@ class Netns:
             "table",
             TABLE,
         )
-        _ip("ip", "rule", "add", "pref", "100", "lookup", "local")
-        _ip("ip", "rule", "del", "pref", "0")
-        _ip("ip", "rule", "add", "pref", "10", "to", CLIENT_ADDR, "lookup", TABLE)
-        _ip("ip", "neigh", "replace", CLIENT_ADDR, "lladdr", mac_c, "dev", h, "nud", "permanent")
+        if _local_at(0):  # the first namespace up moves ``local`` behind the client rules
+            _ip("ip", "rule", "add", "pref", "100", "lookup", "local")
+            _ip("ip", "rule", "del", "pref", "0")
+        _ip("ip", "rule", "add", "pref", "10", "to", self.addr, "lookup", TABLE)
+        _ip("ip", "neigh", "replace", self.addr, "lladdr", mac_c, "dev", h, "nud", "permanent")
         _ip("ip", "link", "set", c, "up", ns=ns)
         _ip(
             "sysctl",
@@ -100,8 +106,8 @@ class Netns:
             f"net.ipv4.conf.{c}.rp_filter=0",
             ns=ns,
         )
-        _ip("ip", "addr", "add", f"{CLIENT_ADDR}/32", "dev", c, ns=ns)
-        _ip("ip", "route", "add", "127.0.0.1/32", "dev", c, "src", CLIENT_ADDR, ns=ns)
+        _ip("ip", "addr", "add", f"{self.addr}/32", "dev", c, ns=ns)
+        _ip("ip", "route", "add", "127.0.0.1/32", "dev", c, "src", self.addr, ns=ns)
         _ip(
             "ip",
             "neigh",
@@ -136,11 +142,19 @@ class Netns:
     def down(self) -> None:
         _ip("ip", "netns", "del", self.name, check=False)
         _ip("ip", "link", "del", self.host, check=False)
+        if f"to {self.addr} lookup {TABLE}" in _ip("ip", "rule", "show", check=False).stdout:
+            _ip("ip", "rule", "del", "pref", "10", "to", self.addr, "lookup", TABLE, check=False)
+        _ip("ip", "route", "del", f"{self.addr}/32", "table", TABLE, check=False)
         rules = _ip("ip", "rule", "show", check=False).stdout
-        if f"to {CLIENT_ADDR} lookup {TABLE}" in rules:
-            _ip("ip", "rule", "del", "pref", "10", check=False)
-        if not any(line.startswith("0:") for line in rules.splitlines()):
+        if f"lookup {TABLE}" in rules:
+            return  # another namespace is still up
+        if not _local_at(0):
             _ip("ip", "rule", "add", "pref", "0", "lookup", "local", check=False)
-        if any(line.startswith("100:") and "lookup local" in line for line in rules.splitlines()):
+        if _local_at(100):
             _ip("ip", "rule", "del", "pref", "100", check=False)
         _ip("ip", "route", "flush", "table", TABLE, check=False)
+
+
+def _local_at(pref: int) -> bool:
+    rules = _ip("ip", "rule", "show", check=False).stdout.splitlines()
+    return any(line.startswith(f"{pref}:") and "lookup local" in line for line in rules)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import subprocess
+import sys
 
 from helpers import cli, make_file, new_id, one_line_error, sha256_of
 
@@ -182,17 +187,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_processes_share_a_batch_through_luigid(client, tmp_path):
-    import os
-    import shutil
-    import subprocess
-    import sys
-
-    from helpers import cli_popen, kill, wait_until
+@contextlib.contextmanager
+def running_luigid(tmp_path):
+    """luigid on 127.0.0.1 (a free port, its state in tmp_path/luigid): yields its URL; ends it
+    by its PID."""
+    import requests
+    from helpers import kill, wait_until
 
     luigid = shutil.which("luigid") or os.path.join(os.path.dirname(sys.executable), "luigid")
-    sizes = [4 * MiB, 6 * MiB, 1 * MiB, 9 * MiB, 2 * MiB, 5 * MiB]
-    files = uploaded(client, tmp_path, sizes)
     port = free_port()
     sched_dir = tmp_path / "luigid"
     sched_dir.mkdir()
@@ -210,37 +212,107 @@ def test_two_processes_share_a_batch_through_luigid(client, tmp_path):
         url = f"http://127.0.0.1:{port}"
 
         def answers() -> bool:
-            import requests
-
             try:
                 return requests.get(f"{url}/api/task_list", timeout=1).status_code == 200
             except requests.RequestException:
                 return False
 
         wait_until(answers, "luigid to answer", timeout=60, proc=scheduler)
+        yield url
+    finally:
+        kill(scheduler)
+
+
+def check_moved_once(files, sizes, out, outputs) -> dict:
+    """Every process exited 0 with all files done; every file verified and its bytes moved
+    exactly once over all processes. Returns {process index: bytes it moved}."""
+    moved = {file_id: 0 for file_id, _, _ in files}
+    by_process = {}
+    for i, (returncode, stdout, stderr) in enumerate(outputs):
+        assert returncode == 0, (i, stderr)
+        *per_file, summary = [json.loads(line) for line in stdout.splitlines()]
+        assert summary["done"] == len(files) and summary["failed"] == 0, summary
+        for d in per_file:
+            assert d["bytes_transferred"] in (0, d["size"]), d
+            moved[d["file_id"]] += d["bytes_transferred"]
+        by_process[i] = summary["bytes_transferred"]
+    for (file_id, _, sha), size in zip(files, sizes):
+        assert sha256_of(out / file_id) == sha
+        assert moved[file_id] == size, (file_id, moved)  # exactly once
+    return by_process
+
+
+def batch_args(client, out, manifest, url) -> list:
+    return [
+        "download-batch",
+        *("--api-url", client.stack.drs_api, "--output-dir", str(out)),
+        *("--state-dir", str(client.state_dir), "--manifest", str(manifest)),
+        *("--workers", "2", "--scheduler_url", url, "--json", "--quiet"),
+    ]
+
+
+def test_two_processes_share_a_batch_through_luigid(client, tmp_path):
+    from helpers import cli_popen
+
+    sizes = [4 * MiB, 6 * MiB, 1 * MiB, 9 * MiB, 2 * MiB, 5 * MiB]
+    files = uploaded(client, tmp_path, sizes)
+    with running_luigid(tmp_path) as url:
         out = tmp_path / "out"
         out.mkdir()
         manifest = tmp_path / "down.tsv"
         write_manifest(manifest, [(f,) for f, _, _ in files], header="file_id")
-        args = [
-            "download-batch",
-            *("--api-url", client.stack.drs_api, "--output-dir", str(out)),
-            *("--state-dir", str(client.state_dir), "--manifest", str(manifest)),
-            *("--workers", "2", "--scheduler_url", url, "--json", "--quiet"),
-        ]
-        procs = [cli_popen(*args) for _ in range(2)]
-        outputs = [proc.communicate(timeout=300) for proc in procs]
-        for proc, (_, stderr) in zip(procs, outputs):
-            assert proc.returncode == 0, stderr
-        moved = {file_id: 0 for file_id, _, _ in files}
-        for stdout, _ in outputs:
-            *per_file, summary = [json.loads(line) for line in stdout.splitlines()]
-            assert summary["done"] == len(files) and summary["failed"] == 0
-            for d in per_file:
-                assert d["bytes_transferred"] in (0, d["size"]), d
-                moved[d["file_id"]] += d["bytes_transferred"]
-        for (file_id, _, sha), size in zip(files, sizes):
-            assert sha256_of(out / file_id) == sha
-            assert moved[file_id] == size, (file_id, moved)  # exactly once
+        procs = [cli_popen(*batch_args(client, out, manifest, url)) for _ in range(2)]
+        outputs = [(p, *p.communicate(timeout=300)) for p in procs]
+        check_moved_once(files, sizes, out, [(p.returncode, o, e) for p, o, e in outputs])
+
+
+def test_three_hosts_share_a_batch_through_luigid(client, tmp_path):
+    """Three download-batch processes, each in its own network namespace (as three hosts,
+    joined to the host's loopback the way the benchmarks' client namespace is), one luigid
+    and the stack on the host's 127.0.0.1, one shared output and state dir."""
+    import secrets
+
+    from benchmarks.netns import Netns
+
+    sizes = [3 * MiB, 7 * MiB, 1 * MiB, 5 * MiB, 2 * MiB, 8 * MiB, 4 * MiB, 6 * MiB, 1 * MiB + 3]
+    files = uploaded(client, tmp_path, sizes)
+    suffix = secrets.token_hex(3)
+    octets = [secrets.randbelow(150) + 100, secrets.randbelow(254) + 1]
+    hosts = [
+        Netns(name=f"gbt{suffix}{i}", rate="10gbit", addr="127.{}.{}.{}".format(*octets, i + 2))
+        for i in range(3)
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GHGA_TASKS_")}
+    procs = []
+    try:
+        for host in hosts:
+            host.up()
+        with running_luigid(tmp_path) as url:
+            out = tmp_path / "out"
+            out.mkdir()
+            manifest = tmp_path / "down.tsv"
+            write_manifest(manifest, [(f,) for f, _, _ in files], header="file_id")
+            argv = [sys.executable, "-m", "ghga_tasks", *batch_args(client, out, manifest, url)]
+            for host in hosts:
+                procs.append(
+                    subprocess.Popen(
+                        host.prefix() + argv,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                    )
+                )
+            outputs = [(p, *p.communicate(timeout=300)) for p in procs]
+            outputs = [(p.returncode, o, e) for p, o, e in outputs]
+            by_process = check_moved_once(files, sizes, out, outputs)
+            print("bytes moved by host:", {hosts[i].name: n for i, n in by_process.items()})
+            assert sum(by_process.values()) == sum(sizes)
     finally:
-        kill(scheduler)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+        for host in hosts:
+            host.down()
