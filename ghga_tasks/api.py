@@ -6,17 +6,16 @@ import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from .download_steps import Fetched, check_output_dir
 from .partial import check_file_id
+from .progress import Progress
 from .runner import dag, run_dag
 from .settings import Settings, load
 from .tasks.download import FetchFile
 from .tasks.upload import ConfirmUpload
 from .upload_steps import source_facts
-
-Progress = Callable[[int, int, str], None]
 
 
 @dataclasses.dataclass

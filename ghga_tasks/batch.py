@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import luigi
 
-from .api import Progress, Result, _settings, download_task, upload_task
+from .api import Result, _settings, download_task, upload_task
 from .download_steps import check_output_dir
 from .errors import (
     ExitCode,
@@ -35,6 +35,7 @@ from .errors import (
     error_from_dict,
 )
 from .partial import check_file_id
+from .progress import Progress
 from .runner import luigi_for_one_build
 from .settings import Settings
 from .tasks.base import RUN_FILE, GhgaTask

@@ -314,18 +314,32 @@ def upload_cmd(api_url, file_id, file_path, wait, verbose, config_path, **flags)
     )
 
 
+def download_options(f: Callable) -> Callable:
+    """What both download commands take besides the transfer options."""
+    opts = [
+        option(
+            "--part-size", default=None, metavar="BYTES", help="Range size, e.g. 64MiB [64MiB]."
+        ),
+        option(
+            "--overwrite", is_flag=True, default=False, help="Replace a different existing file."
+        ),
+        option(
+            "--partial-dir",
+            default=None,
+            type=click.Path(file_okay=False),
+            help="Where partial bytes wait, for engines that delete failed outputs [output dir].",
+        ),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
 @main.command("download-by-id", epilog=EXIT_CODES_HELP)
 @option("--api-url", required=True, help="DRS3 API base, e.g. http://host:port/ga4gh/drs/v1")
 @option("--file-id", required=True, help="The DRS object id.")
 @option("--output-dir", required=True, help="Directory the file is saved in.")
-@option("--part-size", default=None, metavar="BYTES", help="Range size, e.g. 64MiB [64MiB].")
-@option("--overwrite", is_flag=True, default=False, help="Replace a different existing file.")
-@option(
-    "--partial-dir",
-    default=None,
-    type=click.Path(file_okay=False),
-    help="Where partial bytes wait, for engines that delete failed outputs [output dir].",
-)
+@download_options
 @transfer_options
 @run_command
 def download_cmd(api_url, file_id, output_dir, overwrite, verbose, config_path, **flags):
@@ -449,14 +463,7 @@ def upload_batch_cmd(api_url, manifest, wait, verbose, config_path, **flags):
 @option("--output-dir", required=True, help="Directory the files are saved in.")
 @option("--manifest", default=None, help="TSV with a header naming a file_id column.")
 @option("--file-id", "file_ids", multiple=True, help="A DRS object id (repeat for more).")
-@option("--part-size", default=None, metavar="BYTES", help="Range size, e.g. 64MiB [64MiB].")
-@option("--overwrite", is_flag=True, default=False, help="Replace different existing files.")
-@option(
-    "--partial-dir",
-    default=None,
-    type=click.Path(file_okay=False),
-    help="Where partial bytes wait, for engines that delete failed outputs [output dir].",
-)
+@download_options
 @batch_options
 @transfer_options
 @run_command

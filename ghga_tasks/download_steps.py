@@ -28,12 +28,11 @@ from .partial import (
     side_path,
     trusted_ranges,
 )
-from .progress import WaitNotice
+from .progress import Progress, WaitNotice, no_progress
 from .settings import Settings
 from .strategies import DownloadStrategy
 from .transfer import Engine
 from .transfer_dir import DONE, OBJECT, PARTIAL, RANGES_LEDGER, TransferDir
-from .upload_steps import Progress, no_progress
 
 log = logging.getLogger("ghga_tasks")
 

@@ -43,6 +43,13 @@ class WaitNotice:
             self.logger.warning("%s", message)
 
 
+Progress = Callable[[int, int, str], None]  # (bytes done, bytes in all, phase)
+
+
+def no_progress(done: int, total: int, phase: str) -> None:
+    """The progress callback of a caller that shows none."""
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":

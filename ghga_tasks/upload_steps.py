@@ -10,7 +10,7 @@ import logging
 import os
 import stat
 import time
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 from . import parts as planning
 from .clients import UploadClient
@@ -25,7 +25,7 @@ from .errors import (
 from .fileio import O_BINARY
 from .hashing import Md5Feeder, PrefixHasher
 from .prefetch import UrlPrefetcher
-from .progress import WaitNotice
+from .progress import Progress, WaitNotice, no_progress
 from .settings import Settings
 from .strategies import UploadStrategy
 from .transfer import Engine, Job
@@ -33,13 +33,8 @@ from .transfer_dir import ATTEMPT, CONFIRMED, PARTS, PARTS_LEDGER, TransferDir
 
 log = logging.getLogger("ghga_tasks")
 
-Progress = Callable[[int, int, str], None]
 DEAD = ("failed", "cancelled", "rejected")
 FINISHED = ("uploaded", "accepted")
-
-
-def no_progress(done: int, total: int, phase: str) -> None:
-    """The progress callback of a caller that shows none."""
 
 
 @dataclasses.dataclass
