@@ -93,6 +93,48 @@ def download_task(
     )
 
 
+def upload_result(task: ConfirmUpload, size: int, stored: Optional[dict], seconds: float) -> Result:
+    """One file's upload result: its final target, and what TransferParts did in this run
+    (`stored`, a PartsStored as a dict; None when it had nothing to do)."""
+    confirmed = task.output().read() or {}
+    moved = stored or {}
+    return Result(
+        direction="upload",
+        file_id=task.file_id,
+        path=task.file_path,
+        size=size,
+        sha256=moved.get("sha256") or confirmed.get("sha256"),
+        bytes_transferred=moved.get("bytes_transferred", 0),
+        bytes_resumed=moved.get("bytes_resumed", size),
+        bytes_resent=moved.get("bytes_resent", 0),
+        seconds=seconds,
+        status=confirmed.get("status", "uploaded"),
+        transfer_seconds=moved.get("seconds", 0.0),
+        upload_id=confirmed.get("upload_id"),
+    )
+
+
+def download_result(task: FetchFile, fetched: Optional[dict], seconds: float) -> Result:
+    """One file's download result: its final target (done.json), and what FetchFile did in
+    this run (`fetched`, a Fetched as a dict; None when it had nothing to do)."""
+    done = task.output().read() or {}
+    size = int(done.get("size", 0))
+    moved = fetched or {}
+    return Result(
+        direction="download",
+        file_id=task.file_id,
+        path=done.get("path", str(Path(task.output_dir) / task.file_id)),
+        size=size,
+        sha256=done.get("sha256"),
+        bytes_transferred=moved.get("bytes_transferred", 0),
+        bytes_resumed=moved.get("bytes_resumed", size),
+        bytes_resent=moved.get("bytes_resent", 0),
+        seconds=seconds,
+        status=moved.get("status", "complete"),
+        transfer_seconds=moved.get("seconds", 0.0),
+    )
+
+
 def _outcome(task, family: str):
     """What the DAG's task of this family did in this run (None: it had nothing to do)."""
     return next((t.outcome for t in dag(task) if t.task_family == family), None)
@@ -119,20 +161,8 @@ def upload_by_id(
     start = time.monotonic()
     run_dag(task, cfg)
     stored = _outcome(task, "ghga.TransferParts")
-    confirmed = task.output().read() or {}
-    return Result(
-        direction="upload",
-        file_id=file_id,
-        path=file_path,
-        size=size,
-        sha256=stored.sha256 if stored else confirmed.get("sha256"),
-        bytes_transferred=stored.bytes_transferred if stored else 0,
-        bytes_resumed=stored.bytes_resumed if stored else size,
-        bytes_resent=stored.bytes_resent if stored else 0,
-        seconds=time.monotonic() - start,
-        status=confirmed.get("status", "uploaded"),
-        transfer_seconds=stored.seconds if stored else 0.0,
-        upload_id=confirmed.get("upload_id"),
+    return upload_result(
+        task, size, dataclasses.asdict(stored) if stored else None, time.monotonic() - start
     )
 
 
@@ -159,18 +189,6 @@ def download_by_id(
     start = time.monotonic()
     run_dag(task, cfg)
     fetched: Optional[Fetched] = task.outcome
-    done = task.output().read() or {}
-    size = int(done.get("size", 0))
-    return Result(
-        direction="download",
-        file_id=file_id,
-        path=done.get("path", str(Path(output_dir) / file_id)),
-        size=size,
-        sha256=done.get("sha256"),
-        bytes_transferred=fetched.bytes_transferred if fetched else 0,
-        bytes_resumed=fetched.bytes_resumed if fetched else size,
-        bytes_resent=fetched.bytes_resent if fetched else 0,
-        seconds=time.monotonic() - start,
-        status=fetched.status if fetched else "complete",
-        transfer_seconds=fetched.seconds if fetched else 0.0,
+    return download_result(
+        task, dataclasses.asdict(fetched) if fetched else None, time.monotonic() - start
     )

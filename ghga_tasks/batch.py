@@ -22,7 +22,14 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import luigi
 
-from .api import Result, _settings, download_task, upload_task
+from .api import (
+    Result,
+    _settings,
+    download_result,
+    download_task,
+    upload_result,
+    upload_task,
+)
 from .download_steps import check_output_dir
 from .errors import (
     ExitCode,
@@ -393,24 +400,10 @@ def upload_batch(
 
     def result_of(task: ConfirmUpload, info: dict, run_id: str) -> Result:
         size = size_of[task.file_id]
-        confirmed = task.output().read() or {}
         parts = _run_file(task, "ghga.TransferParts", run_id) if info["ran"] else None
-        stored = parts["outcome"] if parts else {}
         ran = [_run_file(task, f, run_id) for f in ("ghga.RequestURL", "ghga.ConfirmUpload")]
-        return Result(
-            direction="upload",
-            file_id=task.file_id,
-            path=task.file_path,
-            size=size,
-            sha256=stored.get("sha256") or confirmed.get("sha256"),
-            bytes_transferred=stored.get("bytes_transferred", 0),
-            bytes_resumed=stored.get("bytes_resumed", size) if parts else size,
-            bytes_resent=stored.get("bytes_resent", 0),
-            seconds=sum(r["seconds"] for r in [parts, *ran] if r) if info["ran"] else 0.0,
-            status=confirmed.get("status", "uploaded"),
-            transfer_seconds=stored.get("seconds", 0.0),
-            upload_id=confirmed.get("upload_id"),
-        )
+        seconds = sum(r["seconds"] for r in [parts, *ran] if r) if info["ran"] else 0.0
+        return upload_result(task, size, parts["outcome"] if parts else None, seconds)
 
     return _run_batch(
         "upload", tasks, cfg, result_of, lambda t: size_of[t.file_id], progress, workers
@@ -450,23 +443,9 @@ def download_batch(
         return int(known.get("size", 0) or 0)
 
     def result_of(task: FetchFile, info: dict, run_id: str) -> Result:
-        done = task.output().read() or {}
-        size = int(done.get("size", 0))
         fetched = _run_file(task, "ghga.FetchFile", run_id) if info["ran"] else None
         polled = _run_file(task, "ghga.PollOutbox", run_id) if info["ran"] else None
-        outcome = fetched["outcome"] if fetched else {}
-        return Result(
-            direction="download",
-            file_id=task.file_id,
-            path=done.get("path", str(Path(output_dir) / task.file_id)),
-            size=size,
-            sha256=done.get("sha256"),
-            bytes_transferred=outcome.get("bytes_transferred", 0),
-            bytes_resumed=outcome.get("bytes_resumed", size) if fetched else size,
-            bytes_resent=outcome.get("bytes_resent", 0),
-            seconds=sum(r["seconds"] for r in (fetched, polled) if r),
-            status=outcome.get("status", "complete"),
-            transfer_seconds=outcome.get("seconds", 0.0),
-        )
+        seconds = sum(r["seconds"] for r in (fetched, polled) if r)
+        return download_result(task, fetched["outcome"] if fetched else None, seconds)
 
     return _run_batch("download", tasks, cfg, result_of, size_of, progress, workers)
