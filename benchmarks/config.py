@@ -1,8 +1,9 @@
 """Campaign configuration: a TOML file in configs/benchmarks/ -> the list of runs.
 
 The matrix is the union of ``[[matrix]]`` blocks, each a cross product of backends,
-directions, sizes, tools and client counts, repeated ``repetitions`` times. Combinations
-a tool cannot do (S3 peers on nginx, uploads to nginx) are left out. See
+directions, sizes, tools, client counts and files per client, repeated ``repetitions``
+times. Combinations a tool cannot do (S3 peers on nginx, uploads to nginx, many files
+with a single-file tool) are left out. See
 configs/benchmarks/quick.toml for every key.
 """
 
@@ -36,13 +37,24 @@ class RunSpec:
     clients: int
     rep: int
     order: int = 0
+    files: int = 1  # files per client: a dataset moved by one command
 
     @property
     def key(self) -> str:
+        many = f"x{self.files}" if self.files > 1 else ""
         return (
-            f"{self.backend}__{self.direction}__{size_label(self.size)}__{self.tool}"
+            f"{self.backend}__{self.direction}__{size_label(self.size)}{many}__{self.tool}"
             f"__c{self.clients}__r{self.rep}"
         )
+
+    @property
+    def file_count(self) -> int:
+        """Files of all clients together."""
+        return self.clients * self.files
+
+    @property
+    def total_bytes(self) -> int:
+        return self.size * self.file_count
 
 
 @dataclass
@@ -98,14 +110,15 @@ def load(path, results_dir=None, work_dir=None) -> Campaign:
             [parse_size(s) for s in _list(block, "sizes")],
             _list(block, "tools"),
             [int(c) for c in _list(block, "clients", [1])],
+            [int(n) for n in _list(block, "files", [1])],
             range(1, int(block.get("repetitions", reps)) + 1),
         )
-        for backend, direction, size, tool, clients, rep in combos:
+        for backend, direction, size, tool, clients, files, rep in combos:
             if direction not in DIRECTIONS:
                 raise ValueError(f"unknown direction {direction!r}")
-            if not tools[tool].supports(backend, direction):
+            if not tools[tool].supports(backend, direction, files):
                 continue
-            spec = RunSpec(backend, direction, size, tool, clients, rep)
+            spec = RunSpec(backend, direction, size, tool, clients, rep, files=files)
             specs[(spec.key,)] = spec
     if not specs:
         raise ValueError(f"{path}: the matrix is empty")
@@ -114,6 +127,7 @@ def load(path, results_dir=None, work_dir=None) -> Campaign:
         return (
             backend_rank[s.backend],
             DIRECTIONS.index(s.direction),
+            s.files,
             s.size,
             s.clients,
             s.rep,

@@ -22,7 +22,7 @@ from .measure import ClientJob, ServerCpu, run_clients, source_digest, time_wrap
 from .netns import Netns
 from .paths import REPO, portable, portable_text
 from .stack import Stack, start_stack
-from .tools import ClientCtx, Tool
+from .tools import ClientCtx, FileRef, Tool
 
 SPARE = 4 << 30  # free disk to keep beyond a run's own bytes
 
@@ -146,7 +146,7 @@ class Lab:
         Download runs need room for their outputs (the source was only needed for seeding);
         upload runs for the server's inbox and permanent copies and curl's part files, so the
         download fixtures go, and if that is not enough, the whole store."""
-        total = spec.size * spec.clients
+        total = spec.total_bytes
         need = total * (1 if spec.direction == "download" else 3) + SPARE
         if self._free() >= need:
             return
@@ -174,7 +174,7 @@ class Lab:
         if (
             spec.direction == "download"
             and stack.backend != "nginx"
-            and len(seeded) >= spec.clients
+            and len(seeded) >= spec.file_count
             and spec.size in self.fixture_sha
         ):
             # the objects are seeded: the source may have been dropped to make room
@@ -186,9 +186,9 @@ class Lab:
         shared = {"parts_dir": run_dir / "parts"}
         t_prep = time.monotonic()
         if spec.direction == "download":
-            if len(seeded) < spec.clients:  # seeding writes the inbox, permanent and outbox copies
-                self._empty_store_if_short(3 * spec.size * spec.clients + SPARE, "seeding")
-            fids = self.download_fixtures(spec.size, spec.clients, src, sha)
+            if len(seeded) < spec.file_count:  # seeding writes inbox, permanent and outbox copies
+                self._empty_store_if_short(3 * spec.total_bytes + SPARE, "seeding")
+            fids = self.download_fixtures(spec.size, spec.file_count, src, sha)
         if stack.backend != "nginx":
             self._make_room(spec)
             stack = self.stack  # may have been started again with an empty store
@@ -210,17 +210,22 @@ class Lab:
             )
             for d in (ctx.out_dir, ctx.state_dir):
                 d.mkdir(parents=True)
-            if spec.direction == "download":
-                ctx.file_id = fids[i]
-                ctx.access_url = stack.api.access_url(ctx.file_id)
-                if not tool.via_api:
-                    ctx.bucket, ctx.key = s3_location(ctx.access_url)
-            elif tool.via_api:
-                ctx.file_id = f"bench-ul-{spec.order}-{spec.rep}-{i}-{int(time.time())}"
-                stack.api.register(ctx.file_id, spec.size, sha)
-            else:
-                ctx.bucket = stack.s3["buckets"]["inbox"]
-                ctx.key = f"bench/{spec.key}/client{i}"
+            for j in range(spec.files):
+                ref = FileRef(name=f"file{j:03d}")
+                suffix = f"-{j}" if spec.files > 1 else ""
+                if spec.direction == "download":
+                    ref.file_id = fids[i * spec.files + j]
+                    ref.access_url = stack.api.access_url(ref.file_id)
+                    if not tool.via_api:
+                        ref.bucket, ref.key = s3_location(ref.access_url)
+                elif tool.via_api:
+                    stamp = int(time.time())
+                    ref.file_id = f"bench-ul-{spec.order}-{spec.rep}-{i}{suffix}-{stamp}"
+                    stack.api.register(ref.file_id, spec.size, sha)
+                else:
+                    ref.bucket = stack.s3["buckets"]["inbox"]
+                    ref.key = f"bench/{spec.key}/client{i}{suffix}"
+                ctx.files.append(ref)
             tool.prepare(ctx)
             ctxs.append(ctx)
         jobs = []
@@ -266,8 +271,8 @@ class Lab:
         self._clean(tool, ctxs, spec)
         t_clean = time.monotonic() - t_clean
         shutil.rmtree(run_dir, ignore_errors=True)
-        total = spec.size * spec.clients
-        per_client = [spec.size / r.seconds / 1e6 for r in results if r.seconds > 0]
+        total = spec.total_bytes
+        per_client = [spec.size * spec.files / r.seconds / 1e6 for r in results if r.seconds > 0]
         return {
             "campaign": self.c.name,
             "key": spec.key,
@@ -281,6 +286,9 @@ class Lab:
             "tool_kind": tool.kind,
             "connections": tool.connections,
             "clients": spec.clients,
+            "files": spec.files,
+            "process_per_file": bool(tool.opts.get("loop")),
+            "workers": tool.opts.get("workers"),
             "rep": spec.rep,
             "started": started,
             "seconds": round(wall, 3),
@@ -308,26 +316,39 @@ class Lab:
         }
 
     def _verify(self, tool: Tool, ctx: ClientCtx, messages: list) -> bool:
+        """Downloads: the SHA-256 of the output (one file, or a file per range), or of each
+        output file of a many-files client. Uploads: every file accepted by the server, or
+        each stored object's SHA-256 (S3 peers)."""
         try:
             if ctx.direction == "download":
-                files = sorted(
+                outputs = sorted(
                     p for p in ctx.out_dir.rglob("*") if p.is_file() and not p.name.startswith(".")
                 )
-                got = sha256_of(files) if files else "no output file"
+                if len(ctx.files) == 1:
+                    got = [sha256_of(outputs) if outputs else "no output file"]
+                elif len(outputs) != len(ctx.files):
+                    got = [f"{len(outputs)} output files for {len(ctx.files)} files"]
+                else:
+                    got = [sha256_of([p]) for p in outputs]
             elif tool.via_api:
-                got = (
+                deadline = acceptance_deadline(ctx.size)
+                got = [
                     ctx.sha256
-                    if self.stack.api.wait_accepted(
-                        ctx.file_id, ctx.sha256, acceptance_deadline(ctx.size)
-                    )
-                    else "not accepted by the server"
-                )
+                    if self.stack.api.wait_accepted(ref.file_id, ctx.sha256, deadline)
+                    else f"{ref.file_id} not accepted by the server"
+                    for ref in ctx.files
+                ]
             else:
-                got = s3_object_sha256(s3_client(ctx.s3), ctx.bucket, ctx.key)
+                client = s3_client(ctx.s3)
+                got = [s3_object_sha256(client, ref.bucket, ref.key) for ref in ctx.files]
         except Exception as exc:  # noqa: BLE001 - a failed check is a result, not a crash
-            got = f"{type(exc).__name__}: {exc}"
-        if got != ctx.sha256:
-            messages.append(f"client {ctx.index}: verification failed: {got}")
+            got = [f"{type(exc).__name__}: {exc}"]
+        wrong = [g for g in got if g != ctx.sha256]
+        if wrong:
+            messages.append(
+                f"client {ctx.index}: verification failed for {len(wrong)} of "
+                f"{len(ctx.files)} files: {wrong[0]}"
+            )
             return False
         return True
 
@@ -335,12 +356,13 @@ class Lab:
         if spec.direction != "upload":  # downloads delete nothing on the server
             return
         for ctx in ctxs:
-            try:
-                if tool.via_api:
-                    self.stack.api.delete(ctx.file_id)
-                else:
-                    s3_client(ctx.s3).delete_object(Bucket=ctx.bucket, Key=ctx.key)
-            except Exception as exc:  # noqa: BLE001
-                self.log(f"clean-up of client {ctx.index} failed: {exc}")
+            for ref in ctx.files:
+                try:
+                    if tool.via_api:
+                        self.stack.api.delete(ref.file_id)
+                    else:
+                        s3_client(ctx.s3).delete_object(Bucket=ref.bucket, Key=ref.key)
+                except Exception as exc:  # noqa: BLE001
+                    self.log(f"clean-up of {ref.file_id or ref.key} failed: {exc}")
         if self.c.gc != "never":
             self.stack.gc()

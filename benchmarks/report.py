@@ -29,6 +29,7 @@ FIELDS = [
     "tool_kind",
     "connections",
     "clients",
+    "files",
     "rep",
     "seconds",
     "mb_per_s",
@@ -59,11 +60,13 @@ def _med(values) -> Optional[float]:
 
 
 class Table:
-    """Runs grouped by (backend, direction, size, tool, clients)."""
+    """Runs of one file per client, grouped by (backend, direction, size, tool, clients)."""
 
     def __init__(self, runs: list[dict]):
         self.groups: dict[tuple, list[dict]] = defaultdict(list)
         for r in runs:
+            if r.get("files", 1) > 1:
+                continue  # many-files runs: many_files_rows()
             self.groups[(r["backend"], r["direction"], r["size"], r["tool"], r["clients"])].append(
                 r
             )
@@ -229,6 +232,70 @@ def goals(t: Table) -> list[dict]:
     return rows
 
 
+def many_files_rows(runs: list[dict]) -> list[dict]:
+    """Many-files runs (one client, `files` files): per (backend, direction, files, size,
+    tool) the medians, and each ghga-cli batch's ratio to s5cmd and to the sequential loop
+    (one ghga-cli process per file) of the same point."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in runs:
+        if r.get("files", 1) > 1:
+            groups[(r["backend"], r["direction"], r["files"], r["size"], r["tool"])].append(r)
+
+    def med(rs, field):
+        return _med(r[field] for r in rs if r["verified"])
+
+    rows = []
+    for key in sorted(groups):
+        backend, direction, files, size, tool = key
+        rs = groups[key]
+        point = {k: v for k, v in groups.items() if k[:4] == key[:4]}
+        ref_s5cmd = [med(v, "mb_per_s") for k, v in point.items() if v[0]["tool_kind"] == "s5cmd"]
+        ref_loop = [med(v, "mb_per_s") for k, v in point.items() if v[0].get("process_per_file")]
+        rate = med(rs, "mb_per_s")
+        batch = rs[0]["tool_kind"] == "ghga-cli" and not rs[0].get("process_per_file")
+        vals = [v for v in rs if v["verified"]]
+        rows.append(
+            {
+                "backend": backend,
+                "direction": direction,
+                "files": files,
+                "size": size,
+                "tool": tool,
+                "batch": batch,
+                "workers": rs[0].get("workers"),
+                "seconds": med(rs, "seconds"),
+                "mb_per_s": rate,
+                "spread": (
+                    f"{_fmt(min(v['mb_per_s'] for v in vals))}–"
+                    f"{_fmt(max(v['mb_per_s'] for v in vals))}"
+                    if len(vals) > 1
+                    else "–"
+                ),
+                "cpu": med(rs, "client_cpu_seconds"),
+                "rss": med(rs, "client_peak_rss_mb"),
+                "server_cpu": med(rs, "server_cpu_seconds"),
+                "errors": f"{sum(r['errors'] for r in rs)} / {len(rs)}",
+                "vs_s5cmd": rate / ref_s5cmd[0] if rate and ref_s5cmd and ref_s5cmd[0] else None,
+                "vs_loop": rate / ref_loop[0] if rate and ref_loop and ref_loop[0] else None,
+            }
+        )
+    return rows
+
+
+def many_files_goals(rows: list[dict]) -> list[dict]:
+    goals = []
+    for row in rows:
+        if not row["batch"]:
+            continue
+        where = f"{row['backend']} {row['direction']} {row['files']} × {size_label(row['size'])}"
+        for name, ref, field, target in (
+            ("many files: ≥ 1.0× s5cmd", "s5cmd run", "vs_s5cmd", 1.0),
+            ("many files: ≥ 1.5× a ghga-cli loop", "one process per file", "vs_loop", 1.5),
+        ):
+            goals.append(_ratio_row(name, where, row["tool"], ref, row[field], target))
+    return goals
+
+
 def _plots(t: Table, out: Path) -> list[str]:
     import matplotlib
 
@@ -334,7 +401,8 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
         "(API, SeaweedFS / RGW + OSD + MON, nginx).",
         "",
     ]
-    g = goals(t)
+    many = many_files_rows(runs)
+    g = goals(t) + many_files_goals(many)
     lines += [
         "## Goals",
         "",
@@ -419,6 +487,29 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
             f"{_fmt(t.med(key, 'server_cpu_seconds'), 1)} | "
             f"{sum(r['errors'] for r in allr)} / {len(allr)} |"
         )
+    if many:
+        lines += [
+            "",
+            "## Many files: one command for a dataset",
+            "",
+            "One client moves `files` files of `size` each (distinct objects, the same bytes). "
+            "MB/s is the aggregate over all files; ratios compare with s5cmd (`s5cmd run`, one "
+            "`cp` per file) and with one `ghga-cli` process per file, one after the other.",
+            "",
+            "| backend | direction | files × size | tool | workers | duration s | MB/s | "
+            "MB/s min–max | client CPU s | peak RSS MB | server CPU s | errors / runs | "
+            "vs s5cmd | vs loop |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in many:
+            lines.append(
+                f"| {row['backend']} | {row['direction']} | "
+                f"{row['files']} × {size_label(row['size'])} | {row['tool']} | "
+                f"{row['workers'] or ('–' if not row['batch'] else 'default')} | "
+                f"{_fmt(row['seconds'], 1)} | {_fmt(row['mb_per_s'])} | {row['spread']} | "
+                f"{_fmt(row['cpu'], 1)} | {_fmt(row['rss'], 0)} | {_fmt(row['server_cpu'], 1)} | "
+                f"{row['errors']} | {_fmt(row['vs_s5cmd'], 2)}× | {_fmt(row['vs_loop'], 2)}× |"
+            )
     try:
         plots = _plots(t, out)
     except ImportError:

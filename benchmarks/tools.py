@@ -5,12 +5,16 @@ peers (s5cmd, aws-cli v2, rclone) use the backend's keys and their default setti
 as their users run them; ``ghga-cli`` and curl go through the services' pre-signed URLs.
 A client writes only into its own empty ``out_dir``; the harness verifies the SHA-256 of
 the concatenation of the files there (sorted by name), so curl may write one file per
-range.
+range. A client of a many-files run (``files > 1``) moves all its files with one command
+(``ghga-cli download-batch``, ``s5cmd run``) or, for the ``loop`` variant, with one
+``ghga-cli`` process per file, one after the other; each of its output files must hold
+the source's bytes.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +26,17 @@ from .api import Upload
 from .files import split_parts
 from .servers import find_exe
 from .stack import ghga_cli_argv, ghga_env
+
+
+@dataclass
+class FileRef:
+    """One file a client moves: its id at the services, or its place in S3 (peers)."""
+
+    file_id: str = ""
+    access_url: str = ""  # download: pre-signed GET
+    bucket: str = ""  # S3 location (peers)
+    key: str = ""
+    name: str = ""  # the output file's name (downloads)
 
 
 @dataclass
@@ -38,12 +53,26 @@ class ClientCtx:
     state_dir: Path
     api: object
     s3: dict
-    file_id: str = ""
-    access_url: str = ""  # download: pre-signed GET
-    bucket: str = ""  # S3 location (peers)
-    key: str = ""
+    files: list[FileRef] = field(default_factory=list)
     post: Optional[Callable[[], None]] = None
     extra: dict = field(default_factory=dict)
+
+    # the single file of a one-file run
+    @property
+    def file_id(self) -> str:
+        return self.files[0].file_id
+
+    @property
+    def access_url(self) -> str:
+        return self.files[0].access_url
+
+    @property
+    def bucket(self) -> str:
+        return self.files[0].bucket
+
+    @property
+    def key(self) -> str:
+        return self.files[0].key
 
 
 class Tool:
@@ -51,6 +80,7 @@ class Tool:
     via_api = False  # goes through the services (registers files) vs plain S3
     directions = ("download", "upload")
     backends = ("seaweedfs", "ceph", "seaweedfs-direct")
+    many_files = False  # can move several files in one client (files > 1)
 
     def __init__(self, name: str, opts: dict):
         self.name, self.opts = name, dict(opts)
@@ -65,8 +95,12 @@ class Tool:
     def version_argv(self) -> list[str]:
         return (self.exe() or ["missing"]) + ["--version"]
 
-    def supports(self, backend: str, direction: str) -> bool:
-        return direction in self.directions and backend in self.backends
+    def supports(self, backend: str, direction: str, files: int = 1) -> bool:
+        return (
+            direction in self.directions
+            and backend in self.backends
+            and (files == 1 or self.many_files)
+        )
 
     def prepare(self, ctx: ClientCtx) -> None:
         """Untimed set-up of one client (URLs, part files)."""
@@ -79,8 +113,13 @@ class Tool:
 
 
 class GhgaCli(Tool):
+    """``ghga-cli`` through the Upload / DRS APIs. Many files: one ``download-batch`` /
+    ``upload-batch`` over a manifest (``workers``, ``connections``), or with ``loop = true``
+    one ``ghga-cli`` process per file, one after the other (a shell loop)."""
+
     kind = "ghga-cli"
     via_api = True
+    many_files = True
     backends = ("seaweedfs", "ceph", "nginx", "seaweedfs-direct")
 
     @property
@@ -94,47 +133,60 @@ class GhgaCli(Tool):
         except Exception:  # noqa: BLE001
             return None
 
-    def supports(self, backend, direction):
-        return super().supports(backend, direction) and not (
+    def supports(self, backend, direction, files=1):
+        return super().supports(backend, direction, files) and not (
             backend == "nginx" and direction == "upload"
         )
 
     def exe(self):
         return ghga_cli_argv()
 
-    def argv(self, ctx):
-        base = self.exe()
+    def _tuning(self) -> list[str]:
+        args = []
+        if "parallel" in self.opts:
+            args += ["--parallel", str(self.opts["parallel"])]
+        return args + list(self.opts.get("args", []))
+
+    def _single(self, ctx: ClientCtx, ref: FileRef) -> list[str]:
         if ctx.direction == "download":
-            cmd = base + [
-                "download-by-id",
-                "--api-url",
-                ctx.api.drs_api,
-                "--file-id",
-                ctx.file_id,
-                "--output-dir",
-                str(ctx.out_dir),
-                "--state-dir",
-                str(ctx.state_dir),
-                "--json",
-            ]
+            cmd = ["download-by-id", "--api-url", ctx.api.drs_api, "--file-id", ref.file_id]
+            cmd += ["--output-dir", str(ctx.out_dir)]
             if "part_size" in self.opts:
                 cmd += ["--part-size", str(parse_size(self.opts["part_size"]))]
         else:
-            cmd = base + [
-                "upload-by-id",
-                "--api-url",
-                ctx.api.upload_api,
-                "--file-id",
-                ctx.file_id,
-                "--file-path",
-                str(ctx.src),
-                "--state-dir",
-                str(ctx.state_dir),
-                "--json",
-            ]
-        if "parallel" in self.opts:
-            cmd += ["--parallel", str(self.opts["parallel"])]
-        return cmd + list(self.opts.get("args", []))
+            cmd = ["upload-by-id", "--api-url", ctx.api.upload_api, "--file-id", ref.file_id]
+            cmd += ["--file-path", str(ctx.src)]
+        return self.exe() + cmd + ["--state-dir", str(ctx.state_dir), "--json"] + self._tuning()
+
+    def _batch(self, ctx: ClientCtx) -> list[str]:
+        manifest = ctx.work / "manifest.tsv"
+        if ctx.direction == "download":
+            rows = ["file_id"] + [ref.file_id for ref in ctx.files]
+            cmd = ["download-batch", "--api-url", ctx.api.drs_api]
+            cmd += ["--output-dir", str(ctx.out_dir)]
+        else:
+            rows = ["file_id\tfile_path"] + [f"{ref.file_id}\t{ctx.src}" for ref in ctx.files]
+            cmd = ["upload-batch", "--api-url", ctx.api.upload_api]
+        manifest.write_text("\n".join(rows) + "\n")
+        cmd += ["--manifest", str(manifest), "--state-dir", str(ctx.state_dir), "--json"]
+        for opt in ("workers", "connections"):
+            if opt in self.opts:
+                cmd += [f"--{opt}", str(self.opts[opt])]
+        return self.exe() + cmd + self._tuning()
+
+    def prepare(self, ctx):
+        if len(ctx.files) > 1 and self.opts.get("loop"):
+            script = ctx.work / "loop.sh"
+            lines = [shlex.join(self._single(ctx, ref)) for ref in ctx.files]
+            script.write_text("set -e\n" + "\n".join(lines) + "\n")
+            ctx.extra["argv"] = ["/bin/sh", str(script)]
+        elif len(ctx.files) > 1:
+            ctx.extra["argv"] = self._batch(ctx)
+        else:
+            ctx.extra["argv"] = self._single(ctx, ctx.files[0])
+
+    def argv(self, ctx):
+        return ctx.extra["argv"]
 
     def env(self, ctx):
         env = ghga_env()
@@ -159,8 +211,8 @@ class Curl(Tool):
     def connections(self):
         return int(self.opts.get("connections", 1))
 
-    def supports(self, backend, direction):
-        return super().supports(backend, direction) and not (
+    def supports(self, backend, direction, files=1):
+        return super().supports(backend, direction, files) and not (
             backend == "nginx" and direction == "upload"
         )
 
@@ -246,7 +298,10 @@ class S3Peer(Tool):
 
 
 class S5cmd(S3Peer):
+    """``s5cmd cp``; many files: ``s5cmd run`` over one ``cp`` line per file."""
+
     kind = "s5cmd"
+    many_files = True
 
     def exe(self):
         exe = self.opts.get("path") or find_exe("s5cmd")
@@ -257,6 +312,16 @@ class S5cmd(S3Peer):
 
     def argv(self, ctx):
         cmd = self.exe() + ["--endpoint-url", ctx.s3["endpoint"]] + list(self.opts.get("args", []))
+        if len(ctx.files) > 1:
+            cp_args, lines = list(self.opts.get("cp_args", [])), []
+            for ref in ctx.files:
+                remote = f"s3://{ref.bucket}/{ref.key}"
+                local = str(ctx.out_dir / ref.name) if ctx.direction == "download" else str(ctx.src)
+                pair = [remote, local] if ctx.direction == "download" else [local, remote]
+                lines.append(shlex.join(["cp", *cp_args, *pair]))
+            commands = ctx.work / "s5cmd-commands"
+            commands.write_text("\n".join(lines) + "\n")
+            return cmd + ["run", str(commands)]
         cmd.append("cp")
         cmd += list(self.opts.get("cp_args", []))
         return self._copy(cmd, f"s3://{ctx.bucket}/{ctx.key}", ctx)
@@ -327,6 +392,7 @@ KINDS = {cls.kind: cls for cls in (GhgaCli, Curl, S5cmd, AwsCli, Rclone)}
 BUILTIN = {
     "ghga-cli": {"kind": "ghga-cli"},
     "ghga-cli-tuned": {"kind": "ghga-cli", "parallel": 8},
+    "ghga-cli-loop": {"kind": "ghga-cli", "loop": True},
     "curl": {"kind": "curl", "connections": 1},
     "curl-4": {"kind": "curl", "connections": 4},
     "curl-8": {"kind": "curl", "connections": 8},

@@ -52,11 +52,19 @@ def test_quick_campaign(tmp_path):
             assert run["client_cpu_seconds"] > 0.05, key
     tools = {run["tool_kind"] for run in files.values()}
     assert {"ghga-cli", "curl", "s5cmd"} <= tools
+    many = {key: run for key, run in files.items() if run["files"] > 1}
+    assert {(r["direction"], r["tool"]) for r in many.values()} == {
+        (d, t) for d in ("download", "upload") for t in ("ghga-cli", "ghga-cli-loop", "s5cmd")
+    }
+    for run in many.values():  # the aggregate rate counts every file
+        assert run["mb_per_s"] == pytest.approx(4 * run["size"] / run["seconds"] / 1e6, rel=0.01)
 
     machine = json.loads((results / "machine.json").read_text())
     assert machine["cpus"] and machine["tools"]
     report = (results / "report" / "REPORT.md").read_text()
     assert "## Goals" in report and "ghga-cli" in report
+    assert "## Many files" in report
+    assert "many files: ≥ 1.0× s5cmd | seaweedfs download 4 × 16MiB" in report
     rows = list(csv.DictReader(open(results / "report" / "results.csv")))
     assert len(rows) == len(expected)
     assert list((results / "report").glob("*.png"))
