@@ -30,19 +30,21 @@ from .api import (
     upload_result,
     upload_task,
 )
+from .clients import DrsClient
 from .download_steps import check_output_dir
 from .errors import (
     ExitCode,
     GhgaError,
     InputError,
     LockedError,
+    NotStagedYet,
     TransientError,
     UsageError,
     WaitTimeout,
     error_from_dict,
 )
 from .partial import check_file_id
-from .progress import Progress
+from .progress import Progress, WaitNotice
 from .runner import luigi_for_one_build
 from .settings import Settings
 from .tasks.base import RUN_FILE, GhgaTask
@@ -73,6 +75,10 @@ SEVERITY = (
 )
 
 MANIFEST_COLUMNS = ("file_id", "file_path")
+
+# luigi priorities of a download's tasks: staged files are fetched before a worker is given
+# to waiting for a file still being staged
+STAGED, STAGING = 10, 0
 
 
 def most_severe(codes: Iterable[int]) -> ExitCode:
@@ -290,30 +296,51 @@ def _run_batch(
     todo = [task for task in tasks if not before[id(task)]]
     for task in tasks:
         task.run_id = run_id  # insignificant: the same task, now leaving its run file
+    staging_deadline = time.monotonic() + cfg.max_wait
+    retries_left = cfg.task_retries
+    notice = WaitNotice(log)
     try:
         with _Watch(tasks, sizes, since, progress):
-            for attempt in range(cfg.task_retries + 1):
-                if not todo:
-                    break
+            while todo:
                 errors.update(_build_until_settled(todo, workers, cfg, since, sleep))
+                staging = [t for t in todo if isinstance(errors.get(id(t)), NotStagedYet)]
                 retry = [
                     task
                     for task in todo
                     if isinstance(errors.get(id(task)), TransientError)
                     and not isinstance(errors[id(task)], (LockedError, WaitTimeout))
                 ]
-                if not retry or attempt == cfg.task_retries:
+                if retries_left <= 0:
+                    retry = []
+                left = staging_deadline - time.monotonic()
+                if staging and left <= 0:
+                    for task in staging:
+                        errors[id(task)] = WaitTimeout(
+                            f"object {task.file_id!r} was still being staged after "
+                            f"{cfg.max_wait:g} s (--max-wait); run again to keep waiting"
+                        )
+                    staging = []
+                if retry:
+                    retries_left -= 1
+                    log.info(
+                        "%d file(s) failed for now; running them again in %.0f s",
+                        len(retry),
+                        cfg.task_retry_delay,
+                    )
+                    sleep(cfg.task_retry_delay)
+                elif staging:
+                    wait = min(min(errors[id(t)].retry_after for t in staging), left)
+                    notice(
+                        f"{len(staging)} file(s) still being staged by DRS; asking again in "
+                        f"{wait:.0f} s (for at most --max-wait {cfg.max_wait:g} s in all)"
+                    )
+                    sleep(wait)
+                else:
                     break
-                log.info(
-                    "%d file(s) failed for now; running them again in %.0f s",
-                    len(retry),
-                    cfg.task_retry_delay,
-                )
-                sleep(cfg.task_retry_delay)
                 since = time.time() - 1.0
-                for task in retry:
+                todo = retry + staging
+                for task in todo:
                     errors.pop(id(task))
-                todo = retry
     finally:
         for task in tasks:
             task.run_id = ""
@@ -410,6 +437,28 @@ def upload_batch(
     )
 
 
+def ask_for_staging(api_url: str, tasks: Sequence[FetchFile], cfg: Settings) -> None:
+    """Ask DRS once for every file still to fetch, so that the server stages them all at
+    once, and give the staged ones the higher luigi priority: they are fetched first, the
+    others asked again (PollOutbox with ask_once) when a worker is free."""
+    pending = [task for task in tasks if not task.complete()]
+    if not pending:
+        return
+    log.info("asking DRS for %d file(s) before fetching", len(pending))
+    client = DrsClient(api_url, cfg)
+    try:
+        for task in pending:
+            try:
+                obj, _ = client.get_object(task.file_id)
+            except TransientError:
+                break  # the API is unreachable or busy: the tasks meet it and report it
+            except GhgaError:
+                continue  # this file's own tasks meet it again and report it
+            task.priority = STAGED if obj is not None else STAGING
+    finally:
+        client.close()
+
+
 def download_batch(
     api_url: str,
     file_ids: Union[str, os.PathLike, Sequence[str]],
@@ -438,6 +487,8 @@ def download_batch(
         for file_id, _ in entries
     ]
 
+    ask_for_staging(api_url, tasks, cfg)  # the server stages them all at once
+
     def size_of(task: FetchFile) -> int:
         known = task.tdir.read(DONE) or task.requires().output().read() or {}
         return int(known.get("size", 0) or 0)
@@ -448,4 +499,10 @@ def download_batch(
         seconds = sum(r["seconds"] for r in (fetched, polled) if r)
         return download_result(task, fetched["outcome"] if fetched else None, seconds)
 
-    return _run_batch("download", tasks, cfg, result_of, size_of, progress, workers)
+    for task in tasks:
+        task.ask_once = True  # insignificant: a file being staged never holds a worker
+    try:
+        return _run_batch("download", tasks, cfg, result_of, size_of, progress, workers)
+    finally:
+        for task in tasks:  # luigi caches task instances: a later download_by_id gets these
+            task.ask_once, task.priority = False, 0

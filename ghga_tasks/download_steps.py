@@ -17,7 +17,7 @@ from . import parts as planning
 from . import state
 from .answers import access_url, expected_checksum
 from .clients import DrsClient
-from .errors import IntegrityError, OutputError
+from .errors import IntegrityError, NotStagedYet, OutputError
 from .hashing import PrefixHasher
 from .partial import (
     Checkpointer,
@@ -124,10 +124,18 @@ class Download:
 
     # PollOutbox
 
-    def poll_outbox(self) -> dict:
-        """Ask DRS until the object is staged; its facts (never the URL)."""
+    def poll_outbox(self, ask_once: bool = False) -> dict:
+        """Ask DRS until the object is staged; its facts (never the URL). With `ask_once`
+        (a batch: the worker is needed for other files), raise NotStagedYet at once."""
         check_file_id(self.file_id)
-        return object_facts(self.client.wait_for_object(self.file_id, on_wait=self._staging))
+        if ask_once:
+            obj, wait = self.client.get_object(self.file_id)
+            if obj is None:
+                self.report(0, 0, "staging")
+                raise NotStagedYet(f"{self.file_id}: DRS is staging the object", retry_after=wait)
+        else:
+            obj = self.client.wait_for_object(self.file_id, on_wait=self._staging)
+        return object_facts(obj)
 
     # FetchFile
 

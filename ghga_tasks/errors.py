@@ -117,6 +117,15 @@ class WaitTimeout(TransientError):
     """Staging or acceptance took longer than the user's --max-wait."""
 
 
+class NotStagedYet(WaitTimeout):
+    """A batch asked DRS once and the object is still being staged: its worker moves on to
+    other files and the batch asks again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotAllowed(GhgaError):
     """401/403 from the API."""
 
@@ -146,6 +155,7 @@ _BY_NAME = {
         LockedError,
         PartsNotStored,
         WaitTimeout,
+        NotStagedYet,
         NotAllowed,
         ConfigError,
         Interrupted,

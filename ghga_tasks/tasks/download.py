@@ -7,6 +7,7 @@ import contextlib
 from typing import Iterator
 
 import luigi
+from luigi.parameter import ParameterVisibility
 
 from ..clients import DrsClient
 from ..download_steps import Download, final_path, is_in_place
@@ -16,6 +17,13 @@ from .base import GhgaTask, Marker
 
 class DownloadTask(GhgaTask):
     direction = "downloads"
+
+    ask_once = luigi.BoolParameter(
+        default=False,
+        significant=False,
+        visibility=ParameterVisibility.PRIVATE,
+        description="a batch's PollOutbox asks DRS once and fails with NotStagedYet",
+    )
 
     @contextlib.contextmanager
     def step(self) -> Iterator[Download]:
@@ -34,7 +42,7 @@ class PollOutbox(DownloadTask):
 
     def run(self) -> None:
         with self.step() as download:
-            self.outcome = download.poll_outbox()
+            self.outcome = download.poll_outbox(self.ask_once)
         self.output().write(self.outcome)
 
 
@@ -53,6 +61,7 @@ class FetchFile(DownloadTask):
             settings=self.settings,
             run_id=self.run_id,
             progress=self.progress,
+            ask_once=self.ask_once,
         )
 
     def output(self) -> Marker:

@@ -316,3 +316,94 @@ def test_three_hosts_share_a_batch_through_luigid(client, tmp_path):
                 proc.wait(timeout=30)
         for host in hosts:
             host.down()
+
+
+def test_two_processes_share_an_upload_batch_through_luigid(client, tmp_path):
+    from helpers import cli_popen
+
+    sizes = [5 * MiB, 2 * MiB, 7 * MiB, 1 * MiB, 3 * MiB, 6 * MiB]
+    files = registered_files(client, tmp_path, sizes)
+    manifest = tmp_path / "up.tsv"
+    write_manifest(manifest, [(f, p) for f, p, _ in files])
+    with running_luigid(tmp_path) as url:
+        args = [
+            "upload-batch",
+            *("--api_url", client.stack.upload_api, "--manifest", str(manifest)),
+            *("--state-dir", str(client.state_dir), "--workers", "2"),
+            *("--scheduler-url", url, "--wait", "--json", "--quiet"),
+        ]
+        procs = [cli_popen(*args) for _ in range(2)]
+        outputs = [(p, *p.communicate(timeout=300)) for p in procs]
+    sent = {file_id: 0 for file_id, _, _ in files}
+    for proc, stdout, stderr in outputs:
+        assert proc.returncode == 0, stderr
+        *per_file, summary = [json.loads(line) for line in stdout.splitlines()]
+        assert (summary["done"], summary["failed"]) == (len(files), 0), summary
+        for d in per_file:
+            assert d["status"] == "accepted", d
+            sent[d["file_id"]] += d["bytes_transferred"]
+    for (file_id, _, sha), size in zip(files, sizes):
+        assert sent[file_id] == size, (file_id, sent)  # sent exactly once over both processes
+        info = client.stack.file_info(file_id)
+        assert [(u["status"], u["sha256"]) for u in info["uploads"]] == [("accepted", sha)]
+
+
+def test_a_file_still_being_staged_does_not_hold_the_others(client, tmp_path):
+    """One worker; the first file of the manifest is being staged for the next 10 minutes.
+    The two staged files are fetched meanwhile: the batch asks DRS for every file first and
+    fetches the staged ones before it waits."""
+    import requests
+    from helpers import cli_popen, kill, wait_until
+
+    sizes = [2 * MiB, 3 * MiB, 1 * MiB]
+    files = uploaded(client, tmp_path, sizes)
+    slow = files[0][0]
+    client.stack.configure(staging_delay=600)
+    try:
+        answer = requests.get(f"{client.stack.drs_api}/objects/{slow}", timeout=30)
+        assert answer.status_code == 202, answer.text
+    finally:
+        client.stack.configure(staging_delay=0)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = cli_popen(
+        "download-batch",
+        *("--api-url", client.stack.drs_api, "--output-dir", str(out)),
+        *("--state-dir", str(client.state_dir), "--workers", "1", "--quiet"),
+        *("--file-id", slow, "--file-id", files[1][0], "--file-id", files[2][0]),
+    )
+    try:
+        wait_until(
+            lambda: all((out / f).exists() for f, _, _ in files[1:]),
+            "the staged files in place",
+            timeout=300,
+            proc=proc,
+        )
+        assert proc.poll() is None  # still waiting for the slow one
+        assert not (out / slow).exists()
+    finally:
+        kill(proc)
+    for file_id, _, sha in files[1:]:
+        assert sha256_of(out / file_id) == sha
+
+    # run again with a short --max-wait: the two are done, the slow one gives up with 75
+    proc = download_batch(
+        client,
+        out,
+        "--file-id",
+        slow,
+        "--file-id",
+        files[1][0],
+        "--file-id",
+        files[2][0],
+        "--max-wait",
+        "3",
+    )
+    assert proc.returncode == 75, proc.stderr
+    *per_file, summary = lines_of(proc)
+    assert (summary["done"], summary["failed"]) == (2, 1)
+    by_id = {d["file_id"]: d for d in per_file}
+    assert by_id[slow]["exit_code"] == 75
+    assert "still being staged after 3 s (--max-wait)" in by_id[slow]["error"]
+    assert {by_id[f]["bytes_transferred"] for f, _, _ in files[1:]} == {0}
+    assert not (out / slow).exists()
