@@ -12,16 +12,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import subprocess
 from pathlib import Path
 
 from test_workflows import (
+    RUN_TIMEOUT,
     WORKFLOWS,
     engine_env,
     explain,
+    ranges_done,
     register_new,
     run,
     shared,  # noqa: F401 (fixture)
     tool,
+    wait_for,
 )
 
 from ghga_tasks.units import MiB
@@ -134,3 +139,50 @@ def test_snakefile_with_storage_ghga(shared, stack, tmp_path):  # noqa: F811
     assert sha256_line(work / "results" / f"{upload.file_id}.sha256") == upload.sha
     assert hashlib.sha256(upload.path.read_bytes()).hexdigest() == upload.sha
     assert os.path.getsize(upload.path) == 1 * MiB
+
+
+def test_killed_retrieval_resumes(shared, stack, tmp_path):  # noqa: F811
+    """SIGKILL Snakemake while the plugin retrieves an input (in Snakemake's own process);
+    the next run resumes the partial download from the state dir instead of starting over."""
+    snakemake = tool("snakemake")
+    work, state = tmp_path / "work", tmp_path / "ghga-state"
+    work.mkdir()
+    config = work / "config.yaml"
+    config.write_text(json.dumps({"download": [shared.file_id]}))
+    cmd = [
+        snakemake,
+        *("--snakefile", EXAMPLE, "--directory", work, "--configfile", config, "--cores", "1"),
+        *("--storage-ghga-drs-api", stack.drs_api, "--storage-ghga-state-dir", state),
+    ]
+    # slow enough to be caught halfway: 1 MiB ranges, one connection, 512 KiB/s
+    env = engine_env(
+        GHGA_TASKS_PART_SIZE="1MiB", GHGA_TASKS_PARALLEL="1", GHGA_TASKS_MAX_RATE="512KiB"
+    )
+    proc = subprocess.Popen(
+        [str(c) for c in cmd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        wait_for("a retrieved range in the ledger", lambda: ranges_done(state), 120, proc)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    result = work / "results" / f"{shared.file_id}.sha256"
+    assert not result.exists()
+
+    # a killed Snakemake leaves its own lock on the working dir: users unlock, then run again
+    proc = run(cmd + ["--unlock"], env)
+    assert proc.returncode == 0, explain(proc)
+    proc = run(cmd, env, timeout=RUN_TIMEOUT)
+    assert proc.returncode == 0, explain(proc)
+    assert sha256_line(result) == shared.sha
+    said = re.search(
+        rf"ghga: retrieved ghga://{shared.file_id}: (\d+) bytes, (\d+) moved now, (\d+) resumed",
+        proc.stdout + proc.stderr,
+    )
+    assert said, explain(proc)
+    size, moved, resumed = map(int, said.groups())
+    assert size == 2 * MiB and resumed >= 1 * MiB and moved + resumed == size

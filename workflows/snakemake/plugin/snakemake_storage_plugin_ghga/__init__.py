@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, List, Optional, Tuple
 
 from snakemake_interface_common.exceptions import WorkflowError
+from snakemake_interface_common.logging import get_logger
 from snakemake_interface_storage_plugins.common import Operation
 from snakemake_interface_storage_plugins.io import IOCacheStorageInterface, Mtime
 from snakemake_interface_storage_plugins.settings import StorageProviderSettingsBase
@@ -142,6 +143,14 @@ def _call(fn):
         raise WorkflowError(f"ghga: {exc} (exit code {code}, {hint})") from exc
 
 
+def _moved(verb: str, query: str, result) -> None:
+    """One line in Snakemake's log: what a transfer moved and what it resumed."""
+    get_logger().info(
+        f"ghga: {verb} {query}: {result.size} bytes, {result.bytes_transferred} moved now, "
+        f"{result.bytes_resumed} resumed from an earlier attempt"
+    )
+
+
 def _timestamp(value: Optional[str]) -> float:
     if not value:
         return 0.0
@@ -251,11 +260,12 @@ class StorageObject(StorageObjectRead, StorageObjectWrite):
         )
         if os.path.abspath(result.path) != os.path.abspath(local):
             os.replace(result.path, local)
+        _moved("retrieved", self.query, result)
 
     def store_object(self):
         from ghga_tasks import upload_by_id
 
-        _call(
+        result = _call(
             lambda: upload_by_id(
                 self.provider.api("upload_api"),
                 self.file_id,
@@ -265,6 +275,7 @@ class StorageObject(StorageObjectRead, StorageObjectWrite):
             )
         )
         self._object = None
+        _moved("stored", self.query, result)
 
     def remove(self):
         raise WorkflowError(
