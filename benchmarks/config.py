@@ -69,6 +69,9 @@ class Campaign:
     run_timeout: float = 600.0
     content: str = "random"
     netns: Optional[dict] = None
+    cpus: Optional[dict] = None
+    client_fs: Optional[dict] = None
+    stored_fraction: float = 1.0  # of a run's bytes that the disk holds (compression: < 1)
     gc: str = "every-run"
     raw: dict = field(default_factory=dict)
 
@@ -155,6 +158,9 @@ def load(path, results_dir=None, work_dir=None) -> Campaign:
         run_timeout=float(camp.get("run_timeout", 600)),
         content=camp.get("content", "random"),
         netns=netns,
+        cpus=raw.get("cpus"),
+        client_fs=raw.get("client_fs"),
+        stored_fraction=float(camp.get("stored_fraction", 1.0)),
         gc=camp.get("gc", "every-run"),
         raw=raw,
     )

@@ -4,6 +4,9 @@ Content is real bytes that neither compress nor deduplicate at block level: a po
 ``os.urandom`` bytes read at a moving offset, with a block counter stamped into every
 4 KiB. Generation runs at disk speed. ``sparse`` files (a hole of the right size) are
 cheap for logic tests but fast-pathed by some layers; the full campaign uses random.
+``compressible`` files are for sizes the disk cannot hold: every 4 KiB block starts with
+its own offset and a seed (so a misplaced or duplicated range changes the SHA-256) and is
+filled with a fixed text, so compressing file systems and stores keep them small.
 """
 
 from __future__ import annotations
@@ -46,6 +49,34 @@ def _write_random(path: Path, size: int) -> str:
     return digest.hexdigest()
 
 
+COMPRESSIBLE_SEED = 0x6768676174736B73  # "ghgatsks"
+FILLER = b"GHGA file services benchmark filler. "
+
+
+def compressible_block(index: int) -> bytearray:
+    """The BLOCK bytes at offset index * BLOCK of a compressible source file."""
+    block = bytearray((FILLER * (BLOCK // len(FILLER) + 1))[:BLOCK])
+    seed = COMPRESSIBLE_SEED.to_bytes(8, "little")
+    base = index * BLOCK
+    for j in range(0, BLOCK, 4096):
+        block[j : j + 16] = (base + j).to_bytes(8, "little") + seed
+    return block
+
+
+def _write_compressible(path: Path, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "wb", buffering=0) as f:
+        done, i = 0, 0
+        while done < size:
+            n = min(BLOCK, size - done)
+            view = memoryview(compressible_block(i))[:n]
+            f.write(view)
+            digest.update(view)
+            done += n
+            i += 1
+    return digest.hexdigest()
+
+
 def _write_sparse(path: Path, size: int) -> str:
     with open(path, "wb") as f:
         f.truncate(size)
@@ -69,7 +100,10 @@ def source_file(files_dir: Path, size: int, content: str = "random") -> tuple[Pa
         if info.get("size") == size and path.stat().st_size == size:
             return path, info["sha256"]
     tmp = path.with_suffix(".tmp")
-    sha = (_write_sparse if content == "sparse" else _write_random)(tmp, size)
+    writers = {"sparse": _write_sparse, "compressible": _write_compressible}
+    if content not in (*writers, "random"):
+        raise ValueError(f"content {content!r}: one of random, compressible, sparse")
+    sha = writers.get(content, _write_random)(tmp, size)
     os.replace(tmp, path)
     write_json_atomic(meta, {"size": size, "sha256": sha, "content": content})
     return path, sha

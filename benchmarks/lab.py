@@ -12,19 +12,56 @@ import json
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 from .api import acceptance_deadline, s3_client, s3_location, s3_object_sha256
+from .clientfs import ClientFs
 from .config import Campaign, RunSpec
+from .cpus import CpuSplit
 from .files import drop_source, sha256_of, size_label, source_file
-from .measure import ClientJob, ServerCpu, run_clients, source_digest, time_wrapper
+from .measure import (
+    ClientJob,
+    ServerCpu,
+    process_tree,
+    run_clients,
+    source_digest,
+    time_wrapper,
+)
 from .netns import Netns
 from .paths import REPO, portable, portable_text
 from .stack import Stack, start_stack
 from .tools import ClientCtx, FileRef, Tool
 
 SPARE = 4 << 30  # free disk to keep beyond a run's own bytes
+
+
+def ledger_bytes(state_dir: Path) -> int:
+    """Bytes a ghga-cli state dir's ledgers record as stored (parts) or written (ranges)."""
+    total = 0
+    for ledger in state_dir.glob("*/*/*.jsonl"):
+        try:
+            lines = ledger.read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a torn last line
+            if isinstance(entry, dict) and "offset" in entry:
+                total += int(entry.get("size", 0))
+    return total
+
+
+def _json_tail(path: Path) -> dict:
+    """The last JSON object a client printed (ghga-cli --json), or {}."""
+    try:
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        return json.loads(lines[-1]) if lines else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def warm(path: Path) -> None:
@@ -47,8 +84,18 @@ class Lab:
         self.fixtures: dict[int, list[str]] = {}  # size -> seeded file ids of this stack
         self.fixture_sha: dict[int, str] = {}  # size -> their SHA-256
         self.netns: Optional[Netns] = None
-        self.files_dir = campaign.work_dir / "files"
-        self.runs_dir = campaign.work_dir / "runs"
+        self.cpus = CpuSplit.from_config(campaign.cpus)
+        self.workqueue_mask = None
+        if self.cpus is not None:
+            self.cpus.pin_harness()  # before any server starts: they inherit it
+            self.workqueue_mask = self.cpus.pin_kernel_workqueues()
+        self.client_fs = ClientFs.from_config(campaign.client_fs, campaign.work_dir)
+        client_root = campaign.work_dir
+        if self.client_fs is not None:
+            self.client_fs.up()
+            client_root = self.client_fs.mountpoint
+        self.files_dir = client_root / "files"
+        self.runs_dir = client_root / "runs"
         if campaign.netns:
             self.netns = Netns(
                 campaign.netns.get("name", "ghgab"),
@@ -65,6 +112,10 @@ class Lab:
             self.netns.down()
             self.netns = None
         shutil.rmtree(self.runs_dir, ignore_errors=True)
+        if self.client_fs is not None:
+            self.client_fs.down()  # the cached sources stay in its image for the next start
+        if self.cpus is not None:
+            self.cpus.restore_kernel_workqueues(self.workqueue_mask)
 
     def _stop_stack(self) -> None:
         if self.stack is not None:
@@ -123,6 +174,10 @@ class Lab:
     def _free(self) -> int:
         return shutil.disk_usage(self.c.work_dir).free
 
+    def _on_disk(self, nbytes: int) -> int:
+        """What `nbytes` of run data take on the disk (`stored_fraction`: compression)."""
+        return int(nbytes * self.c.stored_fraction)
+
     def _empty_store_if_short(self, need: int, why: str) -> None:
         """Deleting objects does not reliably make room on the disk: BlueStore on a sparse
         file never gives freed blocks back, and SeaweedFS's filer deletes chunks in the
@@ -147,7 +202,7 @@ class Lab:
         upload runs for the server's inbox and permanent copies and curl's part files, so the
         download fixtures go, and if that is not enough, the whole store."""
         total = spec.total_bytes
-        need = total * (1 if spec.direction == "download" else 3) + SPARE
+        need = self._on_disk(total * (1 if spec.direction == "download" else 3)) + SPARE
         if self._free() >= need:
             return
         if spec.direction == "download":
@@ -187,7 +242,7 @@ class Lab:
         t_prep = time.monotonic()
         if spec.direction == "download":
             if len(seeded) < spec.file_count:  # seeding writes inbox, permanent and outbox copies
-                self._empty_store_if_short(3 * spec.total_bytes + SPARE, "seeding")
+                self._empty_store_if_short(self._on_disk(3 * spec.total_bytes) + SPARE, "seeding")
             fids = self.download_fixtures(spec.size, spec.file_count, src, sha)
         if stack.backend != "nginx":
             self._make_room(spec)
@@ -229,7 +284,9 @@ class Lab:
             tool.prepare(ctx)
             ctxs.append(ctx)
         jobs = []
-        prefix = self.netns.prefix() if self.netns else []
+        prefix = (self.cpus.client_prefix() if self.cpus else []) + (
+            self.netns.prefix() if self.netns else []
+        )
         for ctx in ctxs:
             jobs.append(
                 ClientJob(
@@ -248,7 +305,11 @@ class Lab:
         cpu = ServerCpu(stack.server_pids())
         cpu.start()
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        wall, results = run_clients(jobs, self.c.run_timeout)
+        kill = None
+        if tool.opts.get("kill_at"):
+            wall, results, kill = self._killed_and_resumed(jobs, ctxs, spec, tool)
+        else:
+            wall, results = run_clients(jobs, self.c.run_timeout)
         server_cpu = cpu.stop()
         shutil.rmtree(shared["parts_dir"], ignore_errors=True)  # room for the server's copies
         t_verify = time.monotonic()
@@ -305,7 +366,10 @@ class Lab:
             "content": self.c.content,
             "ghga_tasks_digest": source_digest(REPO / "ghga_tasks"),
             "netns": self.netns.facts() if self.netns else None,
+            "cpus": self.cpus.facts(process_tree(stack.server_pids())) if self.cpus else None,
+            "client_fs": self.client_fs.facts() if self.client_fs else None,
             "rusage": "gnu-time" if time_wrapper(Path("x")) else "wait4 (includes the harness RSS)",
+            "kill": kill,
             "harness_seconds": {
                 "prepare": round(t_prep, 2),
                 "verify": round(t_verify, 2),
@@ -314,6 +378,49 @@ class Lab:
             "argv_example": [portable(a, self.c.work_dir) for a in jobs[0].argv[:3]]
             + (["..."] if len(jobs[0].argv) > 3 else []),
         }
+
+    def _killed_and_resumed(self, jobs, ctxs, spec: RunSpec, tool: Tool):
+        """The tool's `kill_at` run: SIGKILL the client once its ledgers in the state dir
+        hold kill_at × size bytes, then start the same command again, which resumes. The
+        run's time is both together; `kill` says what the kill cost."""
+        if len(jobs) != 1 or spec.files != 1:
+            raise ValueError(f"{spec.tool}: kill_at needs one client with one file")
+        job, state_dir = jobs[0], ctxs[0].state_dir
+        at = float(tool.opts["kill_at"]) * spec.size
+        wire0 = self.netns.wire_bytes() if self.netns else None
+        first = replace(
+            job,
+            post=None,
+            stdout_path=job.stdout_path.with_name("killed.stdout"),
+            stderr_path=job.stderr_path.with_name("killed.stderr"),
+        )
+        reached = lambda: ledger_bytes(state_dir) >= at  # noqa: E731
+        wall1, (res1,) = run_clients([first], self.c.run_timeout, reached)
+        at_kill = ledger_bytes(state_dir)
+        wire1 = self.netns.wire_bytes() if self.netns else None
+        wall2, (res2,) = run_clients([job], max(1.0, self.c.run_timeout - wall1))
+        combined = replace(
+            res2,
+            seconds=wall1 + wall2,
+            cpu_seconds=res1.cpu_seconds + res2.cpu_seconds,
+            sys_seconds=res1.sys_seconds + res2.sys_seconds,
+            peak_rss_mb=max(res1.peak_rss_mb, res2.peak_rss_mb),
+            error=res2.error or ("" if res1.killed_after else "the client ended before the kill"),
+        )
+        resumed = _json_tail(job.stdout_path).get("bytes_resumed")
+        kill = {
+            "at_fraction": float(tool.opts["kill_at"]),
+            "killed_after_seconds": res1.killed_after,
+            "ledger_bytes_at_kill": at_kill,
+            "bytes_resumed": resumed,
+            "resumed_run_seconds": round(wall2, 3),
+        }
+        if wire0 is not None and wire1 is not None:
+            moved_before = wire1[spec.direction] - wire0[spec.direction]  # incl. HTTP framing
+            kill["wire_bytes_before_kill"] = moved_before
+            if resumed is not None:
+                kill["bytes_resent"] = max(0, moved_before - resumed)
+        return wall1 + wall2, [combined], kill
 
     def _verify(self, tool: Tool, ctx: ClientCtx, messages: list) -> bool:
         """Downloads: the SHA-256 of the output (one file, or a file per range), or of each

@@ -46,6 +46,7 @@ class ClientResult:
     sys_seconds: float = 0.0  # the kernel's share of cpu_seconds
     peak_rss_mb: float = 0.0
     timed_out: bool = False
+    killed_after: Optional[float] = None  # seconds: SIGKILLed by run_clients(kill_when=...)
     error: str = ""
 
 
@@ -77,7 +78,7 @@ def _reap(pid: int, t0: float, res: ClientResult, job: ClientJob, stats: Optiona
             res.sys_seconds = float(sys_)
             res.peak_rss_mb = int(rss_kb) / 1024.0
             res.returncode = int(code)
-        except (OSError, ValueError):
+        except (OSError, ValueError, IndexError):  # unreadable, torn or empty
             res.error = res.error or "no rusage from GNU time"
     if res.returncode == 0 and job.post is not None:
         try:
@@ -87,8 +88,12 @@ def _reap(pid: int, t0: float, res: ClientResult, job: ClientJob, stats: Optiona
     res.seconds = time.monotonic() - t0
 
 
-def run_clients(jobs: list[ClientJob], timeout: float) -> tuple[float, list[ClientResult]]:
-    """Start all jobs at once; return (wall seconds until the last one ended, results)."""
+def run_clients(
+    jobs: list[ClientJob], timeout: float, kill_when: Optional[Callable[[], bool]] = None
+) -> tuple[float, list[ClientResult]]:
+    """Start all jobs at once; return (wall seconds until the last one ended, results).
+    With `kill_when`, each client is SIGKILLed (the client itself, not GNU time around it,
+    which still reports its rusage) once kill_when() is true while it runs."""
     results = [ClientResult() for _ in jobs]
     threads, pids, files = [], [], []
     t0 = time.monotonic()
@@ -119,10 +124,19 @@ def run_clients(jobs: list[ClientJob], timeout: float) -> tuple[float, list[Clie
             target=_reap, args=(proc.pid, t0, res, job, stats if wrapper else None), daemon=True
         )
         th.start()
-        threads.append((th, proc.pid, res))
+        threads.append((th, proc.pid, res, bool(wrapper)))
     deadline = t0 + timeout
-    for th, pid, res in threads:
-        th.join(max(0.0, deadline - time.monotonic()))
+    for th, pid, res, wrapped in threads:
+        while th.is_alive() and time.monotonic() < deadline:
+            th.join(min(0.5, max(0.0, deadline - time.monotonic())))
+            if kill_when is not None and th.is_alive() and res.killed_after is None and kill_when():
+                res.killed_after = time.monotonic() - t0
+                for target in _children_map().get(pid, []) if wrapped else [pid]:
+                    try:
+                        os.kill(target, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                th.join(30)
         if th.is_alive():
             res.timed_out = True
             _kill_group(pid)

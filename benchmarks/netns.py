@@ -49,6 +49,14 @@ class Netns:
     def prefix(self) -> list[str]:
         return ["ip", "netns", "exec", self.name]
 
+    def wire_bytes(self) -> dict:
+        """Bytes that crossed the veth so far: {"download": to the client, "upload": from it}."""
+        stats = Path(f"/sys/class/net/{self.host}/statistics")
+        return {
+            "download": int((stats / "tx_bytes").read_text()),
+            "upload": int((stats / "rx_bytes").read_text()),
+        }
+
     def facts(self) -> dict:
         return {"netns": self.name, "rate": self.rate, "mtu": self.mtu}
 

@@ -17,7 +17,7 @@ from typing import Optional
 from .files import size_label
 from .paths import portable
 
-PEERS = ("s5cmd", "aws", "rclone")
+PEERS = ("s5cmd", "aws", "rclone", "aria2c", "s3transfer-crt")
 FIELDS = [
     "key",
     "backend",
@@ -139,7 +139,7 @@ def goals(t: Table) -> list[dict]:
                         if best is not None:
                             rows.append(
                                 _ratio_row(
-                                    "≥ 1.0× best S3 peer", where, g, best_name, ours / best, 1.0
+                                    "≥ 1.0× best peer", where, g, best_name, ours / best, 1.0
                                 )
                             )
                         conn = t.tools[g][1]
@@ -392,8 +392,17 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
         )
         for r in runs
     }
+    cpus = {
+        (
+            "shared by clients and servers"
+            if not r.get("cpus")
+            else "servers on {servers}, clients on {clients} (taskset)".format(**r["cpus"])
+        )
+        for r in runs
+    }
     lines += [
         f"- {len(runs)} runs, {n_bad} not verified; client network: " + ", ".join(sorted(netns)),
+        "- CPUs: " + ", ".join(sorted(cpus)),
         "",
         "Medians over repetitions; MB/s = 10⁶ bytes/s; errors = failed or unverified "
         "client transfers over all repetitions. CPU and RSS are the client's (GNU time "

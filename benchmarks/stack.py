@@ -98,7 +98,7 @@ class GhgaStack(Stack):
             from .backends import ceph  # owned by the backends engineer
 
             self._ceph_mod = ceph
-            kw = {"block_size": cfg["block_size"]} if "block_size" in cfg else {}
+            kw = {k: cfg[k] for k in ("block_size", "compression") if k in cfg}
             self.ceph = ceph.start_ceph(str(data_dir / "ceph"), timeout=timeout, **kw)
             pids = self.ceph.get("pids") or {}
             self.extra_pids = [int(p) for p in (pids.values() if isinstance(pids, dict) else pids)]

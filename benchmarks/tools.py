@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -24,6 +25,7 @@ from ghga_tasks.settings import parse_size
 
 from .api import Upload
 from .files import split_parts
+from .paths import REPO
 from .servers import find_exe
 from .stack import ghga_cli_argv, ghga_env
 
@@ -386,19 +388,92 @@ class Rclone(S3Peer):
         return env
 
 
-KINDS = {cls.kind: cls for cls in (GhgaCli, Curl, S5cmd, AwsCli, Rclone)}
+class Aria2(Tool):
+    """aria2c, the classic resumable multi-connection downloader, on the same pre-signed
+    URL as curl: ``-x N -s N`` connections (ranges of at least ``min_split``), its own
+    control file for resuming, no pre-allocation. ``verify = true`` adds
+    ``--checksum=sha-256=…``: aria2c then hashes the finished file, as ghga-cli does."""
+
+    kind = "aria2c"
+    via_api = True
+    directions = ("download",)
+    backends = ("seaweedfs", "ceph", "nginx", "seaweedfs-direct")
+
+    @property
+    def connections(self):
+        return int(self.opts.get("connections", 4))
+
+    def exe(self):
+        exe = self.opts.get("path") or find_exe("aria2c")
+        return [exe] if exe else None
+
+    def argv(self, ctx):
+        n = self.connections
+        cmd = self.exe() + [
+            f"--max-connection-per-server={n}",
+            f"--split={n}",
+            f"--min-split-size={self.opts.get('min_split', '20M')}",
+            "--file-allocation=none",
+            "--console-log-level=warn",
+            "--summary-interval=0",
+            "--download-result=hide",
+            "--allow-overwrite=false",
+            "--auto-file-renaming=false",
+            f"--dir={ctx.out_dir}",
+            "--out=file",
+        ]
+        if self.opts.get("verify"):
+            cmd.append(f"--checksum=sha-256={ctx.sha256}")
+        return cmd + list(self.opts.get("args", [])) + [ctx.access_url]
+
+
+class S3TransferCrt(S3Peer):
+    """boto3's s3transfer with the AWS Common Runtime (``awscrt``): benchmarks/crt_client.py."""
+
+    kind = "s3transfer-crt"
+
+    def exe(self):
+        try:
+            import awscrt  # noqa: F401
+            import s3transfer.crt  # noqa: F401
+        except ImportError:
+            return None
+        return [sys.executable, "-m", "benchmarks.crt_client"]
+
+    def version_argv(self):
+        code = (
+            "import awscrt, s3transfer; "
+            "print('awscrt', awscrt.__version__, 's3transfer', s3transfer.__version__)"
+        )
+        return [sys.executable, "-c", code]
+
+    def argv(self, ctx):
+        local = str(ctx.out_dir / "file") if ctx.direction == "download" else str(ctx.src)
+        return self.exe() + [ctx.direction, ctx.s3["endpoint"], ctx.bucket, ctx.key, local]
+
+    def env(self, ctx):
+        env = super().env(ctx)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        return env
+
+
+KINDS = {cls.kind: cls for cls in (GhgaCli, Curl, S5cmd, AwsCli, Rclone, Aria2, S3TransferCrt)}
 
 # Tool names usable in a config without a [tools.NAME] table.
 BUILTIN = {
     "ghga-cli": {"kind": "ghga-cli"},
     "ghga-cli-tuned": {"kind": "ghga-cli", "parallel": 8},
     "ghga-cli-loop": {"kind": "ghga-cli", "loop": True},
+    "ghga-cli-killed": {"kind": "ghga-cli", "kill_at": 0.5},
     "curl": {"kind": "curl", "connections": 1},
     "curl-4": {"kind": "curl", "connections": 4},
     "curl-8": {"kind": "curl", "connections": 8},
     "s5cmd": {"kind": "s5cmd"},
     "aws": {"kind": "aws"},
     "rclone": {"kind": "rclone"},
+    "aria2c-4": {"kind": "aria2c", "connections": 4},
+    "aria2c-8": {"kind": "aria2c", "connections": 8},
+    "s3transfer-crt": {"kind": "s3transfer-crt"},
 }
 
 

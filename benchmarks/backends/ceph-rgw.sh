@@ -4,7 +4,8 @@
 # with the beast frontend on 127.0.0.1. No ceph-mgr, no systemd, nothing outside DIR: every
 # command runs with `-c DIR/ceph.conf`, and admin sockets, pid files and logs live in DIR.
 #
-#   ceph-rgw.sh start DIR [--port N] [--block-size BYTES] [--min-part-size BYTES] [--timeout S]
+#   ceph-rgw.sh start DIR [--port N] [--block-size BYTES] [--min-part-size BYTES]
+#                         [--compression ALG] [--timeout S]
 #       Bootstraps a cluster in DIR (or restarts the one DIR holds, with its data), makes sure
 #       the S3 user exists, waits until the S3 endpoint answers, and prints one JSON line:
 #       {"endpoint", "access_key", "secret_key", "region", "dir", "pids": {"mon", "osd", "rgw"}}
@@ -14,6 +15,9 @@
 #                       used only when the cluster is created.
 #       --min-part-size rgw_multipart_min_part_size (S3's 5 MiB otherwise); remembered for
 #                       later restarts of DIR until given again.
+#       --compression   BlueStore compression forced on every pool (the RGW data pool
+#                       included): snappy, zstd, lz4 or zlib; "none" (default) writes none.
+#                       Applies to what is written from this start on.
 #       --timeout       bound on the whole start, seconds (default 120, env CEPH_RGW_TIMEOUT).
 #   ceph-rgw.sh stop DIR     SIGTERM the daemons started from DIR, wait (bounded), SIGKILL.
 #   ceph-rgw.sh status DIR   print the JSON line again if the cluster runs (exit 3 if not).
@@ -302,7 +306,7 @@ running_count() {
     echo "$n"
 }
 
-write_conf() {  # write_conf FSID MON_PORT BLOCK_BYTES
+write_conf() {  # write_conf FSID MON_PORT BLOCK_BYTES [COMPRESSION]
     cat >"$CONF" <<EOF
 # Single-node Ceph for ghga_tasks benchmarks/tests; written by $PROG. Use with -c $CONF.
 [global]
@@ -354,6 +358,7 @@ bluestore_block_size = $3
 bluestore_fsck_on_mkfs = false
 # each close of the block file waits out one aio poll (250 ms by default)
 bdev_aio_poll_ms = 50
+$(compression_conf "${4:-none}")
 
 [client]
 # a client whose first ops wait for the OSD to come up re-reads the osdmap only on this
@@ -363,6 +368,12 @@ objecter_tick_interval = 0.5
 [$RGW_NAME]
 rgw_data = $DIR/rgw/\$cluster-\$id
 EOF
+}
+
+compression_conf() {  # compression_conf ALG: the [osd] lines that force BlueStore compression
+    [[ $1 == none ]] && return 0
+    printf '# compress every blob, whatever the client hints (--compression)\n'
+    printf 'bluestore_compression_mode = force\nbluestore_compression_algorithm = %s\n' "$1"
 }
 
 # --- commands ---------------------------------------------------------------------------
@@ -381,7 +392,7 @@ bootstrap() {  # create a new cluster in DIR; leaves mon and osd running
     osd_uuid=$(cat /proc/sys/kernel/random/uuid)
     mon_port=$(free_port)
     say "bootstrap: fsid $fsid, mon on 127.0.0.1:$mon_port, block $block_bytes bytes"
-    write_conf "$fsid" "$mon_port" "$block_bytes"
+    write_conf "$fsid" "$mon_port" "$block_bytes" "$COMPRESSION"
     mkdir -p "$DIR/mon/ceph-$MON_ID" "$DIR/osd/ceph-$OSD_ID" "$DIR/rgw/ceph-gw" "$DIR/crash"
 
     # Every key, with its caps, in one keyring that ceph-mon --mkfs imports: no `ceph auth`.
@@ -449,6 +460,7 @@ ensure_user() {
 cmd_start() {
     local port="" block=40G min_part="" block_bytes
     TIMEOUT=${CEPH_RGW_TIMEOUT:-120}
+    COMPRESSION=none
     [[ -n ${1:-} && ${1:-} != -* ]] || usage
     local dir_arg=$1
     shift
@@ -460,6 +472,8 @@ cmd_start() {
             --block-size=*) block=${1#*=}; shift ;;
             --min-part-size) min_part=${2:?--min-part-size needs a value}; shift 2 ;;
             --min-part-size=*) min_part=${1#*=}; shift ;;
+            --compression) COMPRESSION=${2:?--compression needs a value}; shift 2 ;;
+            --compression=*) COMPRESSION=${1#*=}; shift ;;
             --timeout) TIMEOUT=${2:?--timeout needs a value}; shift 2 ;;
             --timeout=*) TIMEOUT=${1#*=}; shift ;;
             *) echo "$PROG: error: unknown option $1" >&2; usage ;;
@@ -467,6 +481,10 @@ cmd_start() {
     done
     [[ -z $port || $port =~ ^[0-9]+$ ]] || { echo "$PROG: error: --port: not a number: $port" >&2; exit 2; }
     [[ $TIMEOUT =~ ^[0-9]+$ ]] || { echo "$PROG: error: --timeout: not a number of seconds" >&2; exit 2; }
+    case $COMPRESSION in
+        none | snappy | zstd | lz4 | zlib) ;;
+        *) echo "$PROG: error: --compression: one of none, snappy, zstd, lz4, zlib" >&2; exit 2 ;;
+    esac
     block_bytes=$(to_bytes "$block") || { echo "$PROG: error: --block-size: not a size: $block" >&2; exit 2; }
     if [[ -n $min_part ]]; then
         min_part=$(to_bytes "$min_part") || { echo "$PROG: error: --min-part-size: not a size" >&2; exit 2; }
@@ -524,7 +542,7 @@ cmd_start() {
         say "restart of an existing cluster"
         # settings of this script's version; the cluster's identity from cluster.json
         write_conf "$(json_get "$DIR/cluster.json" fsid)" "$mon_port" \
-            "$(json_get "$DIR/cluster.json" block_size)"
+            "$(json_get "$DIR/cluster.json" block_size)" "$COMPRESSION"
         start_mon
         if ((osd_died)); then
             # A radosgw that starts with that osdmap sends its first op to the dead address

@@ -106,6 +106,7 @@ def start_ceph(
     min_part_size: int | None = None,
     timeout: float = 120,
     block_size: int | str | None = None,
+    compression: str | None = None,
 ) -> dict:
     """Start (bootstrap or restart) the cluster in ``dir``; return the endpoint description.
 
@@ -121,6 +122,8 @@ def start_ceph(
         args += ["--min-part-size", int(min_part_size)]
     if block_size is not None:
         args += ["--block-size", block_size]
+    if compression is not None:
+        args += ["--compression", compression]
     try:
         proc = _run(args, timeout + 60)  # the script bounds itself; this is a backstop
     except CephError:

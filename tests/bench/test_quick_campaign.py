@@ -2,7 +2,7 @@
 
 Drives the real entry point (`python -m benchmarks run configs/benchmarks/quick.toml`)
 against the live stack it starts itself (ghga-cli serve + embedded SeaweedFS, nginx).
-Needs ghga-cli, curl, s5cmd and nginx; takes 1-3 minutes on two cores.
+Needs ghga-cli, curl, s5cmd, aria2c, awscrt and nginx; takes 1-3 minutes on two cores.
 """
 
 from __future__ import annotations
@@ -51,7 +51,14 @@ def test_quick_campaign(tmp_path):
         if run["tool_kind"] == "ghga-cli":  # a Python process: never 0.00 s
             assert run["client_cpu_seconds"] > 0.05, key
     tools = {run["tool_kind"] for run in files.values()}
-    assert {"ghga-cli", "curl", "s5cmd"} <= tools
+    assert {"ghga-cli", "curl", "s5cmd", "aria2c", "s3transfer-crt"} <= tools
+    killed = [run for run in files.values() if run["tool"] == "ghga-cli-killed"]
+    assert {run["direction"] for run in killed} == {"download", "upload"}
+    for run in killed:  # killed halfway, then resumed: the half on disk was not sent again
+        kill = run["kill"]
+        assert kill["killed_after_seconds"] > 0, kill
+        assert kill["ledger_bytes_at_kill"] >= run["size"] // 2, kill
+        assert kill["bytes_resumed"] >= kill["ledger_bytes_at_kill"] - 16 * 2**20, kill
     many = {key: run for key, run in files.items() if run["files"] > 1}
     assert {(r["direction"], r["tool"]) for r in many.values()} == {
         (d, t) for d in ("download", "upload") for t in ("ghga-cli", "ghga-cli-loop", "s5cmd")

@@ -1,0 +1,100 @@
+"""The huge campaign's machinery: servers and clients on separate CPUs, and the client's
+files on a compressing btrfs loop file holding compressible sources."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks.clientfs import ClientFs
+from benchmarks.cpus import CpuSplit, allowed_cpus, parse_cpu_list
+from benchmarks.files import BLOCK, source_file
+
+
+def test_cpu_lists():
+    assert parse_cpu_list("0") == {0}
+    assert parse_cpu_list("0-2,5") == {0, 1, 2, 5}
+    for bad in ("", "2-1", "-1", "a", "0,,x"):
+        with pytest.raises(ValueError):
+            parse_cpu_list(bad)
+
+
+def test_overlapping_or_missing_cpus_are_refused():
+    with pytest.raises(ValueError, match="overlap"):
+        CpuSplit.from_config({"servers": "0", "clients": "0"})
+    with pytest.raises(ValueError, match="may not use"):
+        CpuSplit.from_config({"servers": "0", "clients": "4095"})
+    assert CpuSplit.from_config({"enabled": False, "servers": "0", "clients": "1"}) is None
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_servers_inherit_the_harness_cpus_and_clients_run_under_taskset(tmp_path):
+    """In a child interpreter (pinning is process-wide): after pin_harness() a process it
+    starts runs on the server CPUs only; a client under client_prefix() on the client CPUs."""
+    cpus = sorted(os.sched_getaffinity(0))
+    servers, clients = str(cpus[0]), str(cpus[1])
+    code = f"""
+import subprocess, sys
+from benchmarks.cpus import CpuSplit, allowed_cpus
+split = CpuSplit.from_config({{"servers": "{servers}", "clients": "{clients}"}})
+split.pin_harness()
+server = subprocess.Popen(["sleep", "30"])
+client = subprocess.Popen(split.client_prefix() + ["sleep", "30"])
+try:
+    import time
+    for _ in range(100):  # taskset execs sleep: wait until it did
+        if open(f"/proc/{{client.pid}}/comm").read().strip() == "sleep":
+            break
+        time.sleep(0.05)
+    print(allowed_cpus(server.pid), allowed_cpus(client.pid))
+    print(split.facts([server.pid])["server_pids_allowed"])
+finally:
+    server.kill(); client.kill(); server.wait(); client.wait()
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.split("\n")
+    assert out[0] == f"{servers} {clients}"
+    assert out[1] == f"['{servers}']"
+    assert allowed_cpus(os.getpid()) is not None  # this process was not touched
+
+
+def test_compressible_source_has_unique_blocks(tmp_path):
+    path, sha = source_file(tmp_path, 3 * BLOCK + 4096 + 17, "compressible")
+    data = path.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == sha
+    blocks = [data[i : i + 4096] for i in range(0, len(data) - 4096, 4096)]
+    assert len(set(blocks)) == len(blocks)  # a misplaced range changes the SHA-256
+    again, sha_again = source_file(tmp_path / "again", len(data), "compressible")
+    assert sha_again == sha  # the same bytes every time
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_client_fs_holds_compressible_files_compressed(tmp_path):
+    if shutil.which("mkfs.btrfs") is None:
+        pytest.fail("mkfs.btrfs is missing: tests/run installs btrfs-progs")
+    fs = ClientFs.from_config({"size": "2G"}, tmp_path)
+    fs.up()
+    try:
+        fs.up()  # mounted already: nothing to do
+        path, sha = source_file(fs.mountpoint / "files", 256 * BLOCK, "compressible")
+        os.sync()
+        facts = fs.facts()
+        assert facts["compress"] == "compress-force=zstd:1"
+        # 256 MiB written; the image grew by a small fraction of that
+        assert facts["image_on_disk"] < 64 * BLOCK, facts
+        with open(path, "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == sha
+    finally:
+        fs.down()
+    assert not (fs.mountpoint / "files").exists()  # unmounted: the files are in the image
+    fs.up()
+    try:
+        assert path.exists()
+    finally:
+        fs.down()
