@@ -63,11 +63,13 @@ class ClientFs:
         if shutil.which("mkfs.btrfs") is None:
             raise ClientFsError("mkfs.btrfs is missing: apt-get install btrfs-progs")
         self.mountpoint.mkdir(parents=True, exist_ok=True)
-        if not self.image.exists():
+        if not self.image.exists():  # made under another name: a failed mkfs leaves no image
             self.image.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.image, "wb") as f:
+            fresh = self.image.with_name(self.image.name + ".new")
+            with open(fresh, "wb") as f:
                 f.truncate(self.size)  # sparse: takes only what btrfs writes
-            _run("mkfs.btrfs", "-q", "-f", str(self.image))
+            _run("mkfs.btrfs", "-q", "-f", str(fresh))
+            os.replace(fresh, self.image)
         options = f"loop,noatime,compress-force={self.compress}"
         _run("mount", "-o", options, str(self.image), str(self.mountpoint))
 

@@ -121,6 +121,10 @@ def load(path, results_dir=None, work_dir=None) -> Campaign:
                 raise ValueError(f"unknown direction {direction!r}")
             if not tools[tool].supports(backend, direction, files):
                 continue
+            if tools[tool].opts.get("kill_at") and (
+                tools[tool].kind != "ghga-cli" or files != 1 or clients != 1
+            ):
+                raise ValueError(f"tool {tool!r}: kill_at needs ghga-cli, one client, one file")
             spec = RunSpec(backend, direction, size, tool, clients, rep, files=files)
             specs[(spec.key,)] = spec
     if not specs:

@@ -33,6 +33,18 @@ def parse_cpu_list(text: str) -> set[int]:
     return cpus
 
 
+def cpumask(cpus: set[int]) -> str:
+    """The kernel's hex CPU mask: 32-bit groups, comma-separated, e.g. {0, 33} -> "2,00000001"."""
+    mask = sum(1 << cpu for cpu in cpus)
+    groups = []
+    while True:
+        groups.append(mask & 0xFFFFFFFF)
+        mask >>= 32
+        if not mask:
+            break
+    return ",".join([f"{groups[-1]:x}"] + [f"{g:08x}" for g in reversed(groups[:-1])])
+
+
 def allowed_cpus(pid: int) -> Optional[str]:
     """The Cpus_allowed_list of a process, or None when it is gone."""
     try:
@@ -67,7 +79,11 @@ class CpuSplit:
 
     def pin_harness(self) -> None:
         """Every thread of this process on the server CPUs (children inherit them)."""
-        cpus = parse_cpu_list(self.servers)
+        self.pin_threads(parse_cpu_list(self.servers))
+
+    @staticmethod
+    def pin_threads(cpus: set[int]) -> None:
+        """Every thread of this process on `cpus`."""
         for task in os.listdir("/proc/self/task"):
             try:
                 os.sched_setaffinity(int(task), cpus)
@@ -80,8 +96,7 @@ class CpuSplit:
         path = Path(WORKQUEUE_CPUMASK)
         try:
             before = path.read_text().strip()
-            mask = sum(1 << cpu for cpu in parse_cpu_list(self.servers))
-            path.write_text(f"{mask:x}\n")
+            path.write_text(cpumask(parse_cpu_list(self.servers)) + "\n")
         except OSError:
             return None
         return before

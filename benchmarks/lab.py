@@ -86,21 +86,30 @@ class Lab:
         self.netns: Optional[Netns] = None
         self.cpus = CpuSplit.from_config(campaign.cpus)
         self.workqueue_mask = None
+        self.client_fs = ClientFs.from_config(campaign.client_fs, campaign.work_dir)
+        self.files_dir = campaign.work_dir / "files"
+        self.runs_dir = campaign.work_dir / "runs"
+        self.harness_cpus: Optional[set] = None
+        try:
+            self._set_up()
+        except BaseException:
+            self.close()  # what was set up is undone: CPU pinning, mounts, the namespace
+            raise
+
+    def _set_up(self) -> None:
         if self.cpus is not None:
+            self.harness_cpus = os.sched_getaffinity(0)
             self.cpus.pin_harness()  # before any server starts: they inherit it
             self.workqueue_mask = self.cpus.pin_kernel_workqueues()
-        self.client_fs = ClientFs.from_config(campaign.client_fs, campaign.work_dir)
-        client_root = campaign.work_dir
         if self.client_fs is not None:
             self.client_fs.up()
-            client_root = self.client_fs.mountpoint
-        self.files_dir = client_root / "files"
-        self.runs_dir = client_root / "runs"
-        if campaign.netns:
+            self.files_dir = self.client_fs.mountpoint / "files"
+            self.runs_dir = self.client_fs.mountpoint / "runs"
+        if self.c.netns:
             self.netns = Netns(
-                campaign.netns.get("name", "ghgab"),
-                campaign.netns.get("rate", "1gbit"),
-                campaign.netns.get("mtu", 1500),
+                self.c.netns.get("name", "ghgab"),
+                self.c.netns.get("rate", "1gbit"),
+                self.c.netns.get("mtu", 1500),
             )
             self.netns.up()
 
@@ -116,6 +125,8 @@ class Lab:
             self.client_fs.down()  # the cached sources stay in its image for the next start
         if self.cpus is not None:
             self.cpus.restore_kernel_workqueues(self.workqueue_mask)
+            if self.harness_cpus:
+                CpuSplit.pin_threads(self.harness_cpus)
 
     def _stop_stack(self) -> None:
         if self.stack is not None:
@@ -418,8 +429,9 @@ class Lab:
         if wire0 is not None and wire1 is not None:
             moved_before = wire1[spec.direction] - wire0[spec.direction]  # incl. HTTP framing
             kill["wire_bytes_before_kill"] = moved_before
-            if resumed is not None:
-                kill["bytes_resent"] = max(0, moved_before - resumed)
+            if resumed is not None:  # an upper bound of the bytes sent again: it includes
+                # the headers of every packet and request, a few per cent of the bytes
+                kill["wire_bytes_not_resumed"] = max(0, moved_before - resumed)
         return wall1 + wall2, [combined], kill
 
     def _verify(self, tool: Tool, ctx: ClientCtx, messages: list) -> bool:

@@ -131,7 +131,9 @@ def run_clients(
             th.join(min(0.5, max(0.0, deadline - time.monotonic())))
             if kill_when is not None and th.is_alive() and res.killed_after is None and kill_when():
                 res.killed_after = time.monotonic() - t0
-                for target in _children_map().get(pid, []) if wrapped else [pid]:
+                # the client and all it started, but not GNU time, which reports the rusage
+                clients = _children_map().get(pid, []) if wrapped else [pid]
+                for target in process_tree(clients):
                     try:
                         os.kill(target, signal.SIGKILL)
                     except ProcessLookupError:

@@ -71,6 +71,8 @@ class Table:
                 r
             )
         self.tools = {r["tool"]: (r["tool_kind"], r.get("connections")) for r in runs}
+        # killed-and-resumed runs (kill_at) measure what a kill costs, not a rate: no goals
+        self.killed = {r["tool"] for r in runs if r.get("kill")}
 
     def ok(self, key) -> list[dict]:
         return [r for r in self.groups.get(key, []) if r["verified"]]
@@ -119,7 +121,7 @@ def _ratio_row(goal, where, ours, ref, ratio, target, cmp=">=") -> dict:
 
 def goals(t: Table) -> list[dict]:
     rows = []
-    ghga = [n for n, (kind, _) in t.tools.items() if kind == "ghga-cli"]
+    ghga = [n for n, (kind, _) in t.tools.items() if kind == "ghga-cli" and n not in t.killed]
     curls = {conn: n for n, (kind, conn) in t.tools.items() if kind == "curl"}
     peers = [n for n, (kind, _) in t.tools.items() if kind in PEERS]
     for backend in t.values(0):
@@ -453,7 +455,7 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
                     )
         lines.append("")
     lines += ["## ghga-cli's ratio to each tool (1 client, same campaign)", ""]
-    ghga = [n for n, (kind, _) in t.tools.items() if kind == "ghga-cli"]
+    ghga = [n for n, (kind, _) in t.tools.items() if kind == "ghga-cli" and n not in t.killed]
     others = sorted(n for n, (kind, _) in t.tools.items() if kind != "ghga-cli")
     if ghga and others:
         lines += [
@@ -496,6 +498,33 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
             f"{_fmt(t.med(key, 'server_cpu_seconds'), 1)} | "
             f"{sum(r['errors'] for r in allr)} / {len(allr)} |"
         )
+    killed = [r for r in runs if r.get("kill")]
+    if killed:
+        lines += [
+            "",
+            "## Killed halfway and resumed",
+            "",
+            "SIGKILL once the client's ledgers held `at` of the bytes, then the same command "
+            "again. Time lost: this run's seconds minus the median of the uninterrupted "
+            "ghga-cli runs of the same cell. Not resumed: wire bytes before the kill minus the "
+            "bytes the second run resumed (an upper bound of what was sent again).",
+            "",
+            "| backend | direction | size | tool | at | killed after s | seconds | time lost s | "
+            "bytes resumed | wire bytes not resumed | verified |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in sorted(killed, key=lambda r: r.get("order", 0)):
+            kill = r["kill"]
+            plain = t.med(
+                (r["backend"], r["direction"], r["size"], "ghga-cli", r["clients"]), "seconds"
+            )
+            lost = r["seconds"] - plain if plain is not None else None
+            lines.append(
+                f"| {r['backend']} | {r['direction']} | {size_label(r['size'])} | {r['tool']} | "
+                f"{kill.get('at_fraction')} | {_fmt(kill.get('killed_after_seconds'), 1)} | "
+                f"{_fmt(r['seconds'], 1)} | {_fmt(lost, 1)} | {kill.get('bytes_resumed')} | "
+                f"{kill.get('wire_bytes_not_resumed', '–')} | {r['verified']} |"
+            )
     if many:
         lines += [
             "",

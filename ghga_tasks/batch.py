@@ -268,7 +268,8 @@ class _Watch:
                 finished = False
             if finished:
                 moved += size
-            if finished or _failure(task, self.since) is not None:
+            failed = None if finished else _failure(task, self.since)
+            if finished or (failed is not None and not isinstance(failed, NotStagedYet)):
                 done += 1
         self.progress(moved, max(total, moved), f"{done}/{len(self.tasks)} files")
 
@@ -297,6 +298,7 @@ def _run_batch(
     for task in tasks:
         task.run_id = run_id  # insignificant: the same task, now leaving its run file
     staging_deadline = time.monotonic() + cfg.max_wait
+    asked_after_deadline = False
     retries_left = cfg.task_retries
     notice = WaitNotice(log)
     try:
@@ -313,7 +315,10 @@ def _run_batch(
                 if retries_left <= 0:
                     retry = []
                 left = staging_deadline - time.monotonic()
-                if staging and left <= 0:
+                if staging and left <= 0 and not asked_after_deadline:
+                    # the deadline passed while other files were fetched: ask once more
+                    asked_after_deadline, left = True, 0.0
+                elif staging and left <= 0:
                     for task in staging:
                         errors[id(task)] = WaitTimeout(
                             f"object {task.file_id!r} was still being staged after "
@@ -329,7 +334,7 @@ def _run_batch(
                     )
                     sleep(cfg.task_retry_delay)
                 elif staging:
-                    wait = min(min(errors[id(t)].retry_after for t in staging), left)
+                    wait = max(0.0, min(min(errors[id(t)].retry_after for t in staging), left))
                     notice(
                         f"{len(staging)} file(s) still being staged by DRS; asking again in "
                         f"{wait:.0f} s (for at most --max-wait {cfg.max_wait:g} s in all)"
@@ -439,8 +444,9 @@ def upload_batch(
 
 def ask_for_staging(api_url: str, tasks: Sequence[FetchFile], cfg: Settings) -> None:
     """Ask DRS once for every file still to fetch, so that the server stages them all at
-    once, and give the staged ones the higher luigi priority: they are fetched first, the
-    others asked again (PollOutbox with ask_once) when a worker is free."""
+    once, and give the staged ones the higher luigi priority: they are fetched first. A
+    file still being staged gives its worker back (NotStagedYet) and is asked again when
+    the build round ends."""
     pending = [task for task in tasks if not task.complete()]
     if not pending:
         return
@@ -471,9 +477,9 @@ def download_batch(
     **overrides: Any,
 ) -> BatchResult:
     """Download every DRS object of `file_ids` (a list, or a TSV manifest path with a
-    `file_id` column) into `output_dir`, `workers` files at once: each file is fetched as
-    soon as it is staged. A bad list raises before any request; one file's failure is in
-    its FileOutcome, not raised."""
+    `file_id` column) into `output_dir`, `workers` files at once: the staged files first,
+    the others once DRS has staged them (a file being staged never holds a worker). A bad
+    list raises before any request; one file's failure is in its FileOutcome, not raised."""
     cfg, workers = _batch_settings(_settings(settings, overrides), workers)
     if isinstance(file_ids, (str, os.PathLike)):
         entries = read_manifest(os.fspath(file_ids), need_path=False)
@@ -487,8 +493,6 @@ def download_batch(
         for file_id, _ in entries
     ]
 
-    ask_for_staging(api_url, tasks, cfg)  # the server stages them all at once
-
     def size_of(task: FetchFile) -> int:
         known = task.tdir.read(DONE) or task.requires().output().read() or {}
         return int(known.get("size", 0) or 0)
@@ -499,9 +503,10 @@ def download_batch(
         seconds = sum(r["seconds"] for r in (fetched, polled) if r)
         return download_result(task, fetched["outcome"] if fetched else None, seconds)
 
-    for task in tasks:
-        task.ask_once = True  # insignificant: a file being staged never holds a worker
     try:
+        ask_for_staging(api_url, tasks, cfg)  # the server stages them all at once
+        for task in tasks:
+            task.ask_once = True  # insignificant: a file being staged never holds a worker
         return _run_batch("download", tasks, cfg, result_of, size_of, progress, workers)
     finally:
         for task in tasks:  # luigi caches task instances: a later download_by_id gets these

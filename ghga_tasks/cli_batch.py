@@ -139,7 +139,7 @@ def download_batch_cmd(
     api_url, output_dir, manifest, file_ids, overwrite, verbose, config_path, **flags
 ):
     """Download every file of MANIFEST (or each --file-id) into OUTPUT_DIR, WORKERS at once;
-    each is fetched as soon as DRS has staged it, resumes on its own, is verified."""
+    each is fetched once DRS has staged it, resumes on its own, is verified."""
     from .batch import download_batch
     from .errors import UsageError
 

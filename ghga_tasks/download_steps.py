@@ -124,27 +124,30 @@ class Download:
 
     # PollOutbox
 
+    def _staged_object(self, ask_once: bool) -> dict:
+        """The DRS object once staged: waited for, or with `ask_once` (a batch, whose worker
+        is needed for other files) NotStagedYet at once while DRS is staging it."""
+        if not ask_once:
+            return self.client.wait_for_object(self.file_id, on_wait=self._staging)
+        obj, wait = self.client.get_object(self.file_id)
+        if obj is None:
+            self.report(0, 0, "staging")
+            raise NotStagedYet(f"{self.file_id}: DRS is staging the object", retry_after=wait)
+        return obj
+
     def poll_outbox(self, ask_once: bool = False) -> dict:
-        """Ask DRS until the object is staged; its facts (never the URL). With `ask_once`
-        (a batch: the worker is needed for other files), raise NotStagedYet at once."""
+        """Ask DRS until the object is staged; its facts (never the URL)."""
         check_file_id(self.file_id)
-        if ask_once:
-            obj, wait = self.client.get_object(self.file_id)
-            if obj is None:
-                self.report(0, 0, "staging")
-                raise NotStagedYet(f"{self.file_id}: DRS is staging the object", retry_after=wait)
-        else:
-            obj = self.client.wait_for_object(self.file_id, on_wait=self._staging)
-        return object_facts(obj)
+        return object_facts(self._staged_object(ask_once))
 
     # FetchFile
 
-    def fetch(self, output_dir: str, overwrite: bool = False) -> Fetched:
+    def fetch(self, output_dir: str, overwrite: bool = False, ask_once: bool = False) -> Fetched:
         """Ranged GETs into a preallocated partial file, verified, then moved into place."""
         started = time.monotonic()
         final = final_path(output_dir, self.file_id)
         check_output_dir(output_dir)
-        obj, url = self._current_object()
+        obj, url = self._current_object(ask_once)
         size = int(obj["size"])
         kind, expected = expected_checksum(obj)
         if final.exists() and not overwrite:
@@ -210,13 +213,13 @@ class Download:
         fetched.seconds = time.monotonic() - started
         return fetched
 
-    def _current_object(self) -> Tuple[dict, str]:
+    def _current_object(self, ask_once: bool = False) -> Tuple[dict, str]:
         """The object's facts as DRS gives them now, and an access URL.
 
         PollOutbox's facts may be stale (the same id may hold new content): facts the server
         contradicts are replaced, and the ledger, keyed by them, starts over."""
         cached = self.tdir.read(OBJECT) or {}
-        fresh = self.client.wait_for_object(self.file_id, on_wait=self._staging)
+        fresh = self._staged_object(ask_once)  # evicted since PollOutbox: staged again
         facts = object_facts(fresh)
         if (facts["size"], expected_checksum(facts)) != (
             cached.get("size"),

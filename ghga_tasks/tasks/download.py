@@ -22,7 +22,7 @@ class DownloadTask(GhgaTask):
         default=False,
         significant=False,
         visibility=ParameterVisibility.PRIVATE,
-        description="a batch's PollOutbox asks DRS once and fails with NotStagedYet",
+        description="in a batch: ask DRS once, and fail with NotStagedYet while it stages",
     )
 
     @contextlib.contextmanager
@@ -73,4 +73,4 @@ class FetchFile(DownloadTask):
     def run(self) -> None:
         final_path(self.output_dir, self.file_id)  # a bad file id fails before any lock
         with self.tdir.lock(), self.step() as download:
-            self.outcome = download.fetch(self.output_dir, self.overwrite)
+            self.outcome = download.fetch(self.output_dir, self.overwrite, self.ask_once)

@@ -70,7 +70,8 @@ def test_quick_campaign(tmp_path):
     assert machine["cpus"] and machine["tools"]
     report = (results / "report" / "REPORT.md").read_text()
     assert "## Goals" in report and "ghga-cli" in report
-    assert "## Many files" in report
+    assert "## Many files" in report and "## Killed halfway and resumed" in report
+    assert "ghga-cli-killed" not in "".join(row for row in report.splitlines() if "≥" in row)
     assert "many files: ≥ 1.0× s5cmd | seaweedfs download 4 × 16MiB" in report
     rows = list(csv.DictReader(open(results / "report" / "results.csv")))
     assert len(rows) == len(expected)

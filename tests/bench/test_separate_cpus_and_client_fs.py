@@ -12,11 +12,13 @@ import sys
 import pytest
 
 from benchmarks.clientfs import ClientFs
-from benchmarks.cpus import CpuSplit, allowed_cpus, parse_cpu_list
+from benchmarks.cpus import CpuSplit, cpumask, parse_cpu_list
 from benchmarks.files import BLOCK, source_file
 
 
-def test_cpu_lists():
+def test_cpu_lists_and_masks():
+    assert cpumask({0}) == "1" and cpumask({0, 1}) == "3"
+    assert cpumask({0, 33}) == "2,00000001"  # the kernel's 32-bit groups
     assert parse_cpu_list("0") == {0}
     assert parse_cpu_list("0-2,5") == {0, 1, 2, 5}
     for bad in ("", "2-1", "-1", "a", "0,,x"):
@@ -61,7 +63,7 @@ finally:
     ).stdout.split("\n")
     assert out[0] == f"{servers} {clients}"
     assert out[1] == f"['{servers}']"
-    assert allowed_cpus(os.getpid()) is not None  # this process was not touched
+    assert os.sched_getaffinity(0) == set(cpus)  # pinning stayed in the child interpreter
 
 
 def test_compressible_source_has_unique_blocks(tmp_path):

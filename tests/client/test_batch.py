@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from helpers import cli, make_file, new_id, one_line_error, sha256_of
 
 from ghga_tasks.units import MiB
@@ -348,24 +349,31 @@ def test_two_processes_share_an_upload_batch_through_luigid(client, tmp_path):
         assert [(u["status"], u["sha256"]) for u in info["uploads"]] == [("accepted", sha)]
 
 
-def test_a_file_still_being_staged_does_not_hold_the_others(client, tmp_path):
+@pytest.mark.parametrize("case", ["first-ask", "evicted-since-an-earlier-run"])
+def test_a_file_still_being_staged_does_not_hold_the_others(client, tmp_path, case):
     """One worker; the first file of the manifest is being staged for the next 10 minutes.
     The two staged files are fetched meanwhile: the batch asks DRS for every file first and
-    fetches the staged ones before it waits."""
+    fetches the staged ones before it waits. In the second case the slow file was fetched
+    before (its PollOutbox target exists), its output is gone and the server evicted it
+    from the outbox: FetchFile must not wait in the worker either."""
     import requests
     from helpers import cli_popen, kill, wait_until
 
     sizes = [2 * MiB, 3 * MiB, 1 * MiB]
     files = uploaded(client, tmp_path, sizes)
     slow = files[0][0]
-    client.stack.configure(staging_delay=600)
+    out = tmp_path / "out"
+    out.mkdir()
+    if case == "evicted-since-an-earlier-run":
+        proc = download_batch(client, out, "--file-id", slow)
+        assert proc.returncode == 0, proc.stderr
+        (out / slow).unlink()
+    client.stack.configure(staging_delay=600, outbox_lifetime=0)  # evicted when asked
     try:
         answer = requests.get(f"{client.stack.drs_api}/objects/{slow}", timeout=30)
         assert answer.status_code == 202, answer.text
     finally:
-        client.stack.configure(staging_delay=0)
-    out = tmp_path / "out"
-    out.mkdir()
+        client.stack.configure(staging_delay=0, outbox_lifetime=None)
     proc = cli_popen(
         "download-batch",
         *("--api-url", client.stack.drs_api, "--output-dir", str(out)),
