@@ -7,6 +7,7 @@ Exit codes (sysexits): 0 done (also "already complete"), 1 internal error, 2 usa
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -14,7 +15,7 @@ import os
 import signal
 import sys
 import traceback
-from typing import Callable, NoReturn
+from typing import Callable, Iterator, NoReturn
 
 import click
 
@@ -267,19 +268,26 @@ def _report(result, settings) -> None:
         )
 
 
-def _transfer(label: str, config_path, flags: dict, call: Callable) -> None:
-    """Settings, a progress bar, the library call, the result: shared by both commands."""
-    settings = _load(config_path, **flags)
+@contextlib.contextmanager
+def progress_bar(label: str, settings) -> Iterator[ProgressBar]:
+    """A progress bar on stderr (none with --quiet), which log lines clear first."""
     bar = ProgressBar(label, enabled=None if not settings.quiet else False)
     handlers = [h for h in logging.getLogger().handlers if isinstance(h, BarLogHandler)]
-    for handler in handlers:  # log lines clear the bar's line first
+    for handler in handlers:
         handler.bar = bar
     try:
-        result = call(settings, bar)
+        yield bar
     finally:
         for handler in handlers:
             handler.bar = None
         bar.close()
+
+
+def _transfer(label: str, config_path, flags: dict, call: Callable) -> None:
+    """Settings, a progress bar, the library call, the result: shared by both commands."""
+    settings = _load(config_path, **flags)
+    with progress_bar(label, settings) as bar:
+        result = call(settings, bar)
     _report(result, settings)
 
 

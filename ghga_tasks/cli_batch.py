@@ -6,7 +6,6 @@ errors map to exit codes in cli.run_command, a batch's own code is its most seve
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from typing import Callable
 
@@ -18,10 +17,11 @@ from .cli import (
     download_options,
     main,
     option,
+    progress_bar,
     run_command,
     transfer_options,
 )
-from .progress import BarLogHandler, ProgressBar, human_bytes
+from .progress import human_bytes
 
 
 def batch_options(f: Callable) -> Callable:
@@ -85,16 +85,8 @@ def _batch(label: str, config_path, flags: dict, call: Callable) -> None:
     """Settings, a progress bar (files done/total, bytes), the batch, one line per file, a
     summary; exits with the most severe of the files' codes."""
     settings = _load(config_path, **flags)
-    bar = ProgressBar(label, enabled=None if not settings.quiet else False)
-    handlers = [h for h in logging.getLogger().handlers if isinstance(h, BarLogHandler)]
-    for handler in handlers:
-        handler.bar = bar
-    try:
+    with progress_bar(label, settings) as bar:
         batch = call(settings, bar)
-    finally:
-        for handler in handlers:
-            handler.bar = None
-        bar.close()
     _report_batch(batch, settings)
     if batch.exit_code:
         sys.stdout.flush()
