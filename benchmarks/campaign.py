@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import signal
 from pathlib import Path
 from typing import Optional
@@ -125,6 +126,24 @@ def rerun_failed(results_dir: Path) -> int:
     return n
 
 
+def check_disk(camp: config_mod.Campaign, only: Optional[str]) -> None:
+    """Refuse to start when the largest run still to do cannot fit the free disk."""
+    todo = [
+        s
+        for s in camp.runs
+        if not (camp.results_dir / "runs" / f"{s.key}.json").exists()
+        and (not only or re.search(only, s.key))
+    ]
+    need, free = camp.disk_needed(todo), shutil.disk_usage(camp.work_dir).free
+    log.info("disk: %.0f GiB free, the largest run needs %.0f", free / 2**30, need / 2**30)
+    if todo and free < need:
+        raise CampaignFailed(
+            f"{camp.work_dir}: {free / 2**30:.0f} GiB free, but the largest run to do needs "
+            f"{need / 2**30:.0f} GiB ({camp.stored_fraction} of its bytes stay on the disk: "
+            "stored_fraction); free space or use another --work-dir"
+        )
+
+
 def run(
     config_path,
     results_dir: Optional[str] = None,
@@ -139,6 +158,7 @@ def run(
     if rerun:
         log.info("removed %d failed results", rerun_failed(camp.results_dir))
     record_machine(camp)
+    check_disk(camp, only)
     if only:
         tasks = [
             BenchRun(config=cfg, results_dir=res, work_dir=work, key=s.key, order=s.order)

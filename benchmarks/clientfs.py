@@ -70,7 +70,8 @@ class ClientFs:
                 f.truncate(self.size)  # sparse: takes only what btrfs writes
             _run("mkfs.btrfs", "-q", "-f", str(fresh))
             os.replace(fresh, self.image)
-        options = f"loop,noatime,compress-force={self.compress}"
+        # discard: what is deleted in the file system is freed in the sparse image too
+        options = f"loop,noatime,discard=async,compress-force={self.compress}"
         _run("mount", "-o", options, str(self.image), str(self.mountpoint))
 
     def down(self) -> None:

@@ -28,6 +28,9 @@ else:  # pragma: no cover
 DIRECTIONS = ("download", "upload")
 
 
+SPARE = 4 << 30  # free disk to keep beyond a run's own bytes
+
+
 @dataclass(frozen=True)
 class RunSpec:
     backend: str
@@ -56,6 +59,14 @@ class RunSpec:
     def total_bytes(self) -> int:
         return self.size * self.file_count
 
+    @property
+    def peak_bytes(self) -> int:
+        """The most this run holds at once, before compression: the source and three copies
+        (seeding a download: inbox, permanent and outbox, then the outputs take the place of
+        the source and the inbox copy; an upload: inbox, permanent and the part files of the
+        tools that cut the file)."""
+        return self.size + 3 * self.total_bytes
+
 
 @dataclass
 class Campaign:
@@ -74,6 +85,10 @@ class Campaign:
     stored_fraction: float = 1.0  # of a run's bytes that the disk holds (compression: < 1)
     gc: str = "every-run"
     raw: dict = field(default_factory=dict)
+
+    def disk_needed(self, specs: list[RunSpec]) -> int:
+        """Free disk the largest of `specs` needs (stored_fraction of its peak, plus spare)."""
+        return max((int(s.peak_bytes * self.stored_fraction) for s in specs), default=0) + SPARE
 
     def run(self, key: str) -> RunSpec:
         for spec in self.runs:

@@ -9,11 +9,12 @@ processes were actually allowed (from ``/proc/PID/status``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 
 def parse_cpu_list(text: str) -> set[int]:
@@ -82,13 +83,32 @@ class CpuSplit:
         self.pin_threads(parse_cpu_list(self.servers))
 
     @staticmethod
-    def pin_threads(cpus: set[int]) -> None:
-        """Every thread of this process on `cpus`."""
-        for task in os.listdir("/proc/self/task"):
+    def pin_threads(cpus: set[int], pid: Optional[int] = None) -> None:
+        """Every thread of this process (or of `pid`) on `cpus`."""
+        try:
+            tasks = os.listdir(f"/proc/{pid or 'self'}/task")
+        except OSError:  # the process ended
+            return
+        for task in tasks:
             try:
                 os.sched_setaffinity(int(task), cpus)
-            except ProcessLookupError:  # the thread ended meanwhile
+            except (ProcessLookupError, PermissionError):  # ended meanwhile / not ours
                 pass
+
+    @contextlib.contextmanager
+    def everywhere(self, server_pids: Callable[[], Iterable[int]]) -> Iterator[None]:
+        """Untimed set-up (seeding) on every CPU of the split: the harness and every thread
+        of the server processes, pinned back to the server CPUs afterwards."""
+        every = parse_cpu_list(self.servers) | parse_cpu_list(self.clients)
+        self.pin_threads(every)
+        for pid in server_pids():
+            self.pin_threads(every, pid)
+        try:
+            yield
+        finally:
+            self.pin_harness()
+            for pid in server_pids():
+                self.pin_threads(parse_cpu_list(self.servers), pid)
 
     def pin_kernel_workqueues(self) -> Optional[str]:
         """The kernel's unbound workqueues (btrfs compression, writeback) on the server CPUs;

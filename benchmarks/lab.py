@@ -8,6 +8,7 @@ stops the previous one; switching size deletes the previous size's fixtures.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,8 +18,9 @@ from pathlib import Path
 from typing import Optional
 
 from .api import acceptance_deadline, s3_client, s3_location, s3_object_sha256
+from .client_reports import client_counts, json_tail, ledger_bytes
 from .clientfs import ClientFs
-from .config import Campaign, RunSpec
+from .config import SPARE, Campaign, RunSpec
 from .cpus import CpuSplit
 from .files import drop_source, sha256_of, size_label, source_file
 from .measure import (
@@ -33,35 +35,6 @@ from .netns import Netns
 from .paths import REPO, portable, portable_text
 from .stack import Stack, start_stack
 from .tools import ClientCtx, FileRef, Tool
-
-SPARE = 4 << 30  # free disk to keep beyond a run's own bytes
-
-
-def ledger_bytes(state_dir: Path) -> int:
-    """Bytes a ghga-cli state dir's ledgers record as stored (parts) or written (ranges)."""
-    total = 0
-    for ledger in state_dir.glob("*/*/*.jsonl"):
-        try:
-            lines = ledger.read_text().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a torn last line
-            if isinstance(entry, dict) and "offset" in entry:
-                total += int(entry.get("size", 0))
-    return total
-
-
-def _json_tail(path: Path) -> dict:
-    """The last JSON object a client printed (ghga-cli --json), or {}."""
-    try:
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-        return json.loads(lines[-1]) if lines else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def warm(path: Path) -> None:
@@ -160,15 +133,28 @@ class Lab:
         self._drop_fixtures(keep=size)
         have = self.fixtures.setdefault(size, [])
         self.fixture_sha[size] = sha
+        with self._all_cpus():
+            self._seed(size, n, src, sha)
+        return have[:n]
+
+    def _seed(self, size: int, n: int, src: Path, sha: str) -> None:
+        have = self.fixtures[size]
         while len(have) < n:
             fid = f"bench-dl-{size_label(size)}-{len(have)}"
             self.log(f"seeding {fid}")
             self.stack.api.seed(fid, src, sha)
-            self.stack.api.drs_object(fid)  # wait out staging before any clock starts
+            # wait out staging (a copy of the whole object) before any clock starts
+            self.stack.api.drs_object(fid, acceptance_deadline(size))
             have.append(fid)
             if self.c.gc != "never":
                 self.stack.gc()  # the inbox copy is garbage now: free it before the next seed
-        return have[:n]
+
+    def _all_cpus(self):
+        """Set-up that is not measured (seeding) may use the clients' CPUs too."""
+        if self.cpus is None or self.stack is None:
+            return contextlib.nullcontext()
+        stack = self.stack
+        return self.cpus.everywhere(lambda: process_tree(stack.server_pids()))
 
     def _evict_sources(self, keep: int) -> None:
         """Big runs need the disk: drop cached source files of other sizes (regenerable)."""
@@ -272,7 +258,7 @@ class Lab:
                 state_dir=work / "state",
                 api=stack.api,
                 s3=stack.s3,
-                extra={"shared": shared},
+                extra={"shared": shared, "compressing_fs": self.client_fs is not None},
             )
             for d in (ctx.out_dir, ctx.state_dir):
                 d.mkdir(parents=True)
@@ -339,6 +325,8 @@ class Lab:
                 )
             verified.append(ok and self._verify(tool, ctx, messages))
         t_verify = time.monotonic() - t_verify
+        stdouts = [ctx.work / "stdout" for ctx in ctxs]
+        counts = client_counts(stdouts) if tool.kind == "ghga-cli" else None
         t_clean = time.monotonic()
         self._clean(tool, ctxs, spec)
         t_clean = time.monotonic() - t_clean
@@ -371,6 +359,7 @@ class Lab:
             "client_sys_seconds": round(sum(r.sys_seconds for r in results), 3),
             "client_peak_rss_mb": round(max(r.peak_rss_mb for r in results), 1),
             "server_cpu_seconds": server_cpu,
+            "ghga_cli_counts": counts,
             "errors": sum(1 for v in verified if not v),
             "error_messages": [portable_text(m, self.c.work_dir) for m in messages],
             "verified": all(verified),
@@ -379,6 +368,7 @@ class Lab:
             "netns": self.netns.facts() if self.netns else None,
             "cpus": self.cpus.facts(process_tree(stack.server_pids())) if self.cpus else None,
             "client_fs": self.client_fs.facts() if self.client_fs else None,
+            "store": stack.store_facts(),  # cumulative since the store started
             "rusage": "gnu-time" if time_wrapper(Path("x")) else "wait4 (includes the harness RSS)",
             "kill": kill,
             "harness_seconds": {
@@ -398,7 +388,7 @@ class Lab:
             raise ValueError(f"{spec.tool}: kill_at needs one client with one file")
         job, state_dir = jobs[0], ctxs[0].state_dir
         at = float(tool.opts["kill_at"]) * spec.size
-        wire0 = self.netns.wire_bytes() if self.netns else None
+        wire0 = self.netns.payload_bytes() if self.netns else None
         first = replace(
             job,
             post=None,
@@ -408,7 +398,7 @@ class Lab:
         reached = lambda: ledger_bytes(state_dir) >= at  # noqa: E731
         wall1, (res1,) = run_clients([first], self.c.run_timeout, reached)
         at_kill = ledger_bytes(state_dir)
-        wire1 = self.netns.wire_bytes() if self.netns else None
+        wire1 = self.netns.payload_bytes() if self.netns else None
         wall2, (res2,) = run_clients([job], max(1.0, self.c.run_timeout - wall1))
         combined = replace(
             res2,
@@ -418,7 +408,7 @@ class Lab:
             peak_rss_mb=max(res1.peak_rss_mb, res2.peak_rss_mb),
             error=res2.error or ("" if res1.killed_after else "the client ended before the kill"),
         )
-        resumed = _json_tail(job.stdout_path).get("bytes_resumed")
+        resumed = json_tail(job.stdout_path).get("bytes_resumed")
         kill = {
             "at_fraction": float(tool.opts["kill_at"]),
             "killed_after_seconds": res1.killed_after,
@@ -427,11 +417,10 @@ class Lab:
             "resumed_run_seconds": round(wall2, 3),
         }
         if wire0 is not None and wire1 is not None:
-            moved_before = wire1[spec.direction] - wire0[spec.direction]  # incl. HTTP framing
-            kill["wire_bytes_before_kill"] = moved_before
-            if resumed is not None:  # an upper bound of the bytes sent again: it includes
-                # the headers of every packet and request, a few per cent of the bytes
-                kill["wire_bytes_not_resumed"] = max(0, moved_before - resumed)
+            moved_before = wire1[spec.direction] - wire0[spec.direction]
+            kill["payload_bytes_before_kill"] = moved_before
+            if resumed is not None:  # what went again, plus the HTTP headers (a few KB)
+                kill["payload_not_resumed"] = max(0, moved_before - resumed)
         return wall1 + wall2, [combined], kill
 
     def _verify(self, tool: Tool, ctx: ClientCtx, messages: list) -> bool:

@@ -33,8 +33,18 @@ def _ip(*args: str, ns: str = "", check: bool = True) -> subprocess.CompletedPro
     return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=30)
 
 
+HEADER_BYTES = 14 + 20 + 32  # Ethernet, IPv4, TCP with the timestamp option (Linux's default)
+
+
+def capped(rate) -> bool:
+    return _rate_bits(rate) > 0
+
+
 def _rate_bits(rate) -> int:
+    """bits/s of "1gbit", "500mbit", …; 0 for "none": no cap."""
     text = str(rate).lower().replace("bit", "")
+    if text in ("none", "0", "unlimited"):
+        return 0
     mult = {"k": 10**3, "m": 10**6, "g": 10**9}.get(text[-1:], 1)
     return int(float(text.rstrip("kmg")) * mult)
 
@@ -49,12 +59,19 @@ class Netns:
     def prefix(self) -> list[str]:
         return ["ip", "netns", "exec", self.name]
 
-    def wire_bytes(self) -> dict:
-        """Bytes that crossed the veth so far: {"download": to the client, "upload": from it}."""
+    def payload_bytes(self) -> dict:
+        """TCP payload (HTTP headers and bodies) that crossed the veth so far: {"download": to
+        the client, "upload": from it}. The veth counts bytes and packets; each packet it
+        counts carries one Ethernet, IPv4 and TCP header (with timestamps), also when the
+        stack sent it as one large GSO packet, so those are taken off per packet."""
         stats = Path(f"/sys/class/net/{self.host}/statistics")
+
+        def counter(name: str) -> int:
+            return int((stats / name).read_text())
+
         return {
-            "download": int((stats / "tx_bytes").read_text()),
-            "upload": int((stats / "rx_bytes").read_text()),
+            "download": counter("tx_bytes") - HEADER_BYTES * counter("tx_packets"),
+            "upload": counter("rx_bytes") - HEADER_BYTES * counter("rx_packets"),
         }
 
     def facts(self) -> dict:
@@ -129,7 +146,7 @@ class Netns:
             "permanent",
             ns=ns,
         )
-        for dev, where in ((h, ""), (c, ns)):
+        for dev, where in ((h, ""), (c, ns)) if rate_bits else ():
             _ip(
                 "tc",
                 "qdisc",

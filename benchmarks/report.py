@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import csv
 import json
-import statistics
-from collections import defaultdict
 from pathlib import Path
 from typing import Optional
 
 from .files import size_label
+from .goals import clients_goals, error_goal, goals, kill_goals, many_files_goals
+from .netns import capped
 from .paths import portable
+from .plots import write_plots
+from .table import Table, fmt, load_runs, many_files_rows
 
-PEERS = ("s5cmd", "aws", "rclone", "aria2c", "s3transfer-crt")
 FIELDS = [
     "key",
     "backend",
@@ -38,326 +39,13 @@ FIELDS = [
     "client_sys_seconds",
     "client_peak_rss_mb",
     "server_cpu_seconds",
+    "parts",
+    "url_refreshes",
+    "bytes_resent",
     "errors",
     "verified",
     "started",
 ]
-
-
-def load_runs(results_dir: Path) -> list[dict]:
-    runs = []
-    for path in sorted((results_dir / "runs").glob("*.json")):
-        try:
-            runs.append(json.loads(path.read_text()))
-        except ValueError:
-            continue
-    return runs
-
-
-def _med(values) -> Optional[float]:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-class Table:
-    """Runs of one file per client, grouped by (backend, direction, size, tool, clients)."""
-
-    def __init__(self, runs: list[dict]):
-        self.groups: dict[tuple, list[dict]] = defaultdict(list)
-        for r in runs:
-            if r.get("files", 1) > 1:
-                continue  # many-files runs: many_files_rows()
-            self.groups[(r["backend"], r["direction"], r["size"], r["tool"], r["clients"])].append(
-                r
-            )
-        self.tools = {r["tool"]: (r["tool_kind"], r.get("connections")) for r in runs}
-        # killed-and-resumed runs (kill_at) measure what a kill costs, not a rate: no goals
-        self.killed = {r["tool"] for r in runs if r.get("kill")}
-
-    def ok(self, key) -> list[dict]:
-        return [r for r in self.groups.get(key, []) if r["verified"]]
-
-    def med(self, key, field) -> Optional[float]:
-        return _med(r[field] for r in self.ok(key))
-
-    def spread(self, key, field) -> str:
-        """min–max over the verified repetitions (the run-to-run noise), or – for fewer than 2."""
-        values = [r[field] for r in self.ok(key) if r[field] is not None]
-        if len(values) < 2:
-            return "–"
-        return f"{_fmt(min(values))}–{_fmt(max(values))}"
-
-    def keys(self, **match):
-        names = ("backend", "direction", "size", "tool", "clients")
-        return sorted(
-            k for k in self.groups if all(k[names.index(n)] == v for n, v in match.items())
-        )
-
-    def values(self, index: int, **match) -> list:
-        return sorted({k[index] for k in self.keys(**match)})
-
-
-def _fmt(v, digits=1) -> str:
-    if v is None:
-        return "–"
-    return f"{v:.{digits}f}"
-
-
-def _ratio_row(goal, where, ours, ref, ratio, target, cmp=">=") -> dict:
-    if ratio is None:
-        verdict = "no data"
-    else:
-        verdict = "pass" if (ratio >= target if cmp == ">=" else ratio <= target) else "MISS"
-    return {
-        "goal": goal,
-        "where": where,
-        "ours": ours,
-        "ref": ref,
-        "ratio": ratio,
-        "target": f"{cmp} {target}",
-        "verdict": verdict,
-    }
-
-
-def goals(t: Table) -> list[dict]:
-    rows = []
-    ghga = [n for n, (kind, _) in t.tools.items() if kind == "ghga-cli" and n not in t.killed]
-    curls = {conn: n for n, (kind, conn) in t.tools.items() if kind == "curl"}
-    peers = [n for n, (kind, _) in t.tools.items() if kind in PEERS]
-    for backend in t.values(0):
-        for direction in t.values(1, backend=backend):
-            for size in t.values(2, backend=backend, direction=direction):
-                where = f"{backend} {direction} {size_label(size)}"
-                for g in ghga:
-                    ours = t.med((backend, direction, size, g, 1), "mb_per_s")
-                    if ours is None:
-                        continue
-                    if backend != "nginx":
-                        best, best_name = None, None
-                        for p in peers:
-                            v = t.med((backend, direction, size, p, 1), "mb_per_s")
-                            if v is not None and (best is None or v > best):
-                                best, best_name = v, p
-                        if best is not None:
-                            rows.append(
-                                _ratio_row(
-                                    "≥ 1.0× best peer", where, g, best_name, ours / best, 1.0
-                                )
-                            )
-                        conn = t.tools[g][1]
-                        if conn in curls:
-                            c = t.med((backend, direction, size, curls[conn], 1), "mb_per_s")
-                            if c:
-                                rows.append(
-                                    _ratio_row(
-                                        "≥ 0.9× curl, same connections",
-                                        where,
-                                        g,
-                                        curls[conn],
-                                        ours / c,
-                                        0.9,
-                                    )
-                                )
-                    elif 1 in curls:
-                        c = t.med((backend, direction, size, curls[1], 1), "mb_per_s")
-                        if c:
-                            rows.append(
-                                _ratio_row(
-                                    "client-only: ≥ 1.3× curl -o", where, g, curls[1], ours / c, 1.3
-                                )
-                            )
-                        ours_cpu = t.med((backend, direction, size, g, 1), "client_cpu_seconds")
-                        c_cpu = t.med((backend, direction, size, curls[1], 1), "client_cpu_seconds")
-                        if ours_cpu is not None and c_cpu:
-                            rows.append(
-                                _ratio_row(
-                                    "client-only: CPU ≤ 0.6× curl -o",
-                                    where,
-                                    g,
-                                    curls[1],
-                                    ours_cpu / c_cpu,
-                                    0.6,
-                                    "<=",
-                                )
-                            )
-    for g in ghga:
-        rss = {}
-        for key in t.keys(tool=g):
-            for r in t.ok(key):
-                rss[r["size"]] = max(rss.get(r["size"], 0), r["client_peak_rss_mb"])
-        if rss:
-            worst = max(rss.values())
-            rows.append(
-                _ratio_row(
-                    "peak RSS ≤ 150 MB",
-                    f"all sizes, max at {size_label(max(rss, key=rss.get))}",
-                    g,
-                    "150 MB",
-                    worst / 150.0,
-                    1.0,
-                    "<=",
-                )
-            )
-            lo, hi = min(rss), max(rss)
-            if hi > lo:
-                rows.append(
-                    _ratio_row(
-                        "RSS flat in size",
-                        f"{size_label(hi)} vs {size_label(lo)}",
-                        g,
-                        f"{rss[lo]:.0f} MB → {rss[hi]:.0f} MB",
-                        rss[hi] / rss[lo],
-                        1.1,
-                        "<=",
-                    )
-                )
-        for backend in t.values(0, tool=g):
-            for direction in t.values(1, backend=backend, tool=g):
-                sizes = t.values(2, backend=backend, direction=direction, tool=g, clients=1)
-                base = [s for s in sizes if s >= 2**30] or sizes
-                if len(sizes) < 2 or base[0] == sizes[-1]:
-                    continue
-                lo, hi = base[0], sizes[-1]
-                a = t.med((backend, direction, lo, g, 1), "mb_per_s")
-                b = t.med((backend, direction, hi, g, 1), "mb_per_s")
-                if a and b:
-                    rows.append(
-                        _ratio_row(
-                            "linear: rate(big) ≥ 0.9× rate(small)",
-                            f"{backend} {direction} {size_label(hi)} vs {size_label(lo)}",
-                            g,
-                            "",
-                            b / a,
-                            0.9,
-                        )
-                    )
-    return rows
-
-
-def many_files_rows(runs: list[dict]) -> list[dict]:
-    """Many-files runs (one client, `files` files): per (backend, direction, files, size,
-    tool) the medians, and each ghga-cli batch's ratio to s5cmd and to the sequential loop
-    (one ghga-cli process per file) of the same point."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in runs:
-        if r.get("files", 1) > 1:
-            groups[(r["backend"], r["direction"], r["files"], r["size"], r["tool"])].append(r)
-
-    def med(rs, field):
-        return _med(r[field] for r in rs if r["verified"])
-
-    rows = []
-    for key in sorted(groups):
-        backend, direction, files, size, tool = key
-        rs = groups[key]
-        point = {k: v for k, v in groups.items() if k[:4] == key[:4]}
-        ref_s5cmd = [med(v, "mb_per_s") for k, v in point.items() if v[0]["tool_kind"] == "s5cmd"]
-        ref_loop = [med(v, "mb_per_s") for k, v in point.items() if v[0].get("process_per_file")]
-        rate = med(rs, "mb_per_s")
-        batch = rs[0]["tool_kind"] == "ghga-cli" and not rs[0].get("process_per_file")
-        vals = [v for v in rs if v["verified"]]
-        rows.append(
-            {
-                "backend": backend,
-                "direction": direction,
-                "files": files,
-                "size": size,
-                "tool": tool,
-                "batch": batch,
-                "workers": rs[0].get("workers"),
-                "seconds": med(rs, "seconds"),
-                "mb_per_s": rate,
-                "spread": (
-                    f"{_fmt(min(v['mb_per_s'] for v in vals))}–"
-                    f"{_fmt(max(v['mb_per_s'] for v in vals))}"
-                    if len(vals) > 1
-                    else "–"
-                ),
-                "cpu": med(rs, "client_cpu_seconds"),
-                "rss": med(rs, "client_peak_rss_mb"),
-                "server_cpu": med(rs, "server_cpu_seconds"),
-                "errors": f"{sum(r['errors'] for r in rs)} / {len(rs)}",
-                "vs_s5cmd": rate / ref_s5cmd[0] if rate and ref_s5cmd and ref_s5cmd[0] else None,
-                "vs_loop": rate / ref_loop[0] if rate and ref_loop and ref_loop[0] else None,
-            }
-        )
-    return rows
-
-
-def many_files_goals(rows: list[dict]) -> list[dict]:
-    goals = []
-    for row in rows:
-        if not row["batch"]:
-            continue
-        where = f"{row['backend']} {row['direction']} {row['files']} × {size_label(row['size'])}"
-        for name, ref, field, target in (
-            ("many files: ≥ 1.0× s5cmd", "s5cmd run", "vs_s5cmd", 1.0),
-            ("many files: ≥ 1.5× a ghga-cli loop", "one process per file", "vs_loop", 1.5),
-        ):
-            goals.append(_ratio_row(name, where, row["tool"], ref, row[field], target))
-    return goals
-
-
-def _plots(t: Table, out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    made = []
-    for backend in t.values(0):
-        for direction in t.values(1, backend=backend):
-            fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-            ax = axes[0]
-            for tool in t.values(3, backend=backend, direction=direction):
-                sizes = t.values(2, backend=backend, direction=direction, tool=tool, clients=1)
-                pts = [
-                    (s / 2**30, t.med((backend, direction, s, tool, 1), "mb_per_s")) for s in sizes
-                ]
-                pts = [p for p in pts if p[1] is not None]
-                if pts:
-                    ax.plot(*zip(*pts), marker="o", label=tool)
-            ax.set_xscale("log", base=2)
-            ax.set_xlabel("file size (GiB)")
-            ax.set_ylabel("MB/s (1 client)")
-            ax.set_title(f"{backend} {direction}: rate vs size")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-            ax = axes[1]
-            for tool in t.values(3, backend=backend, direction=direction):
-                for size in t.values(2, backend=backend, direction=direction, tool=tool):
-                    clients = t.values(
-                        4, backend=backend, direction=direction, tool=tool, size=size
-                    )
-                    if len(clients) < 2:
-                        continue
-                    pts = [
-                        (c, t.med((backend, direction, size, tool, c), "mb_per_s")) for c in clients
-                    ]
-                    pts = [p for p in pts if p[1] is not None]
-                    if pts:
-                        ax.plot(*zip(*pts), marker="o", label=f"{tool} {size_label(size)}")
-            ax.set_xlabel("parallel clients (files at once)")
-            ax.set_ylabel("aggregate MB/s")
-            ax.set_title(f"{backend} {direction}: rate vs clients")
-            ax.grid(alpha=0.3)
-            if ax.lines:
-                ax.legend(fontsize=8)
-            else:
-                ax.text(
-                    0.5,
-                    0.5,
-                    "no runs with several clients",
-                    ha="center",
-                    va="center",
-                    transform=ax.transAxes,
-                )
-            fig.tight_layout()
-            name = f"{backend}-{direction}.png"
-            fig.savefig(out / name, dpi=90)
-            plt.close(fig)
-            made.append(name)
-    return made
 
 
 def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
@@ -372,7 +60,7 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
         w = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
         w.writeheader()
         for r in sorted(runs, key=lambda r: r.get("order", 0)):
-            w.writerow(r)
+            w.writerow({**r, **(r.get("ghga_cli_counts") or {})})
     t = Table(runs)
     lines = [f"# Benchmark report: {machine.get('campaign', results_dir.name)}", ""]
     if machine:
@@ -390,7 +78,10 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
         (
             "loopback"
             if not r.get("netns")
-            else "namespace {netns}, veth capped at {rate}, MTU {mtu}".format(**r["netns"])
+            else "namespace {netns}, veth {cap}, MTU {mtu}".format(
+                cap=f"capped at {r['netns']['rate']}" if capped(r["netns"]["rate"]) else "uncapped",
+                **r["netns"],
+            )
         )
         for r in runs
     }
@@ -413,7 +104,7 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
         "",
     ]
     many = many_files_rows(runs)
-    g = goals(t) + many_files_goals(many)
+    g = goals(t) + clients_goals(t) + kill_goals(runs) + many_files_goals(many) + error_goal(runs)
     lines += [
         "## Goals",
         "",
@@ -423,7 +114,7 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
     for row in g:
         lines.append(
             f"| {row['goal']} | {row['where']} | {row['ours']} | {row['ref']} | "
-            f"{_fmt(row['ratio'], 2)} | {row['target']} | {row['verdict']} |"
+            f"{fmt(row['ratio'], 2)} | {row['target']} | {row['verdict']} |"
         )
     if not g:
         lines.append("| (no ghga-cli results) | | | | | | |")
@@ -446,11 +137,11 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
                     lines.append(
                         f"| {direction} | {size_label(size)} | {tool} | "
                         f"{t.tools[tool][1] or '–'} | "
-                        f"{_fmt(t.med(key, 'seconds'), 2)} | {_fmt(t.med(key, 'mb_per_s'))} | "
+                        f"{fmt(t.med(key, 'seconds'), 2)} | {fmt(t.med(key, 'mb_per_s'))} | "
                         f"{t.spread(key, 'mb_per_s')} | "
-                        f"{_fmt(t.med(key, 'client_cpu_seconds'), 2)} | "
-                        f"{_fmt(t.med(key, 'client_peak_rss_mb'), 0)} | "
-                        f"{_fmt(t.med(key, 'server_cpu_seconds'), 1)} | "
+                        f"{fmt(t.med(key, 'client_cpu_seconds'), 2)} | "
+                        f"{fmt(t.med(key, 'client_peak_rss_mb'), 0)} | "
+                        f"{fmt(t.med(key, 'server_cpu_seconds'), 1)} | "
                         f"{sum(r['errors'] for r in allr)} / {len(allr)} |"
                     )
         lines.append("")
@@ -472,7 +163,7 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
                         cells = []
                         for o in others:
                             v = t.med((backend, direction, size, o, 1), "mb_per_s")
-                            cells.append(_fmt(ours / v, 2) + "×" if v else "–")
+                            cells.append(fmt(ours / v, 2) + "×" if v else "–")
                         lines.append(
                             f"| {backend} | {direction} | {size_label(size)} | {gv} | "
                             + " | ".join(cells)
@@ -488,14 +179,15 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
     ]
     for key in t.keys():
         backend, direction, size, tool, clients = key
-        if len(t.values(4, backend=backend, direction=direction, size=size, tool=tool)) < 2:
+        others = t.values(4, backend=backend, direction=direction, tool=tool)
+        if clients == 1 and len(others) < 2:  # one client rows: as the reference of others
             continue
         allr = t.groups[key]
         lines.append(
             f"| {backend} | {direction} | {size_label(size)} | {tool} | {clients} | "
-            f"{_fmt(t.med(key, 'mb_per_s'))} | {_fmt(t.med(key, 'per_client_mb_per_s'))} | "
-            f"{_fmt(t.med(key, 'client_cpu_seconds'), 2)} | "
-            f"{_fmt(t.med(key, 'server_cpu_seconds'), 1)} | "
+            f"{fmt(t.med(key, 'mb_per_s'))} | {fmt(t.med(key, 'per_client_mb_per_s'))} | "
+            f"{fmt(t.med(key, 'client_cpu_seconds'), 2)} | "
+            f"{fmt(t.med(key, 'server_cpu_seconds'), 1)} | "
             f"{sum(r['errors'] for r in allr)} / {len(allr)} |"
         )
     killed = [r for r in runs if r.get("kill")]
@@ -506,11 +198,13 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
             "",
             "SIGKILL once the client's ledgers held `at` of the bytes, then the same command "
             "again. Time lost: this run's seconds minus the median of the uninterrupted "
-            "ghga-cli runs of the same cell. Not resumed: wire bytes before the kill minus the "
-            "bytes the second run resumed (an upper bound of what was sent again).",
+            "ghga-cli runs of the same cell. Not resumed (client outside the backend network "
+            "only): the TCP payload that crossed the veth before the kill (its byte counters "
+            "minus the packets' headers) minus the bytes the second run resumed: what went "
+            "again, plus a few KB of HTTP headers.",
             "",
             "| backend | direction | size | tool | at | killed after s | seconds | time lost s | "
-            "bytes resumed | wire bytes not resumed | verified |",
+            "bytes resumed | bytes not resumed | verified |",
             "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in sorted(killed, key=lambda r: r.get("order", 0)):
@@ -521,9 +215,9 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
             lost = r["seconds"] - plain if plain is not None else None
             lines.append(
                 f"| {r['backend']} | {r['direction']} | {size_label(r['size'])} | {r['tool']} | "
-                f"{kill.get('at_fraction')} | {_fmt(kill.get('killed_after_seconds'), 1)} | "
-                f"{_fmt(r['seconds'], 1)} | {_fmt(lost, 1)} | {kill.get('bytes_resumed')} | "
-                f"{kill.get('wire_bytes_not_resumed', '–')} | {r['verified']} |"
+                f"{kill.get('at_fraction')} | {fmt(kill.get('killed_after_seconds'), 1)} | "
+                f"{fmt(r['seconds'], 1)} | {fmt(lost, 1)} | {kill.get('bytes_resumed')} | "
+                f"{kill.get('payload_not_resumed', '–')} | {r['verified']} |"
             )
     if many:
         lines += [
@@ -544,17 +238,18 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
                 f"| {row['backend']} | {row['direction']} | "
                 f"{row['files']} × {size_label(row['size'])} | {row['tool']} | "
                 f"{row['workers'] or ('–' if not row['batch'] else 'default')} | "
-                f"{_fmt(row['seconds'], 1)} | {_fmt(row['mb_per_s'])} | {row['spread']} | "
-                f"{_fmt(row['cpu'], 1)} | {_fmt(row['rss'], 0)} | {_fmt(row['server_cpu'], 1)} | "
-                f"{row['errors']} | {_fmt(row['vs_s5cmd'], 2)}× | {_fmt(row['vs_loop'], 2)}× |"
+                f"{fmt(row['seconds'], 1)} | {fmt(row['mb_per_s'])} | {row['spread']} | "
+                f"{fmt(row['cpu'], 1)} | {fmt(row['rss'], 0)} | {fmt(row['server_cpu'], 1)} | "
+                f"{row['errors']} | {fmt(row['vs_s5cmd'], 2)}× | {fmt(row['vs_loop'], 2)}× |"
             )
     try:
-        plots = _plots(t, out)
+        plots = write_plots(t, out)
     except ImportError:
         plots = []
         lines += ["", "(matplotlib is not installed: no plots; `pip install 'ghga-tasks[bench]'`)"]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    lines += every_run_lines(runs)
     bad = [r for r in runs if not r["verified"]]
     if bad:
         lines += ["", "## Runs with errors", ""]
@@ -570,3 +265,31 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
     ]
     (out / "REPORT.md").write_text("\n".join(lines))
     return out / "REPORT.md"
+
+
+def every_run_lines(runs: list[dict]) -> list[str]:
+    """One row per run, in the order they ran: the seed's table. Parts, URL refreshes and
+    bytes re-sent are what ghga-cli's --json said (summed over its clients); a killed run
+    counts the run that resumed it."""
+    lines = [
+        "",
+        "## Every run",
+        "",
+        "| # | backend | direction | size | tool | clients | rep | duration s | MB/s | "
+        "client CPU s | peak RSS MB | server CPU s | parts | URL refreshes | bytes re-sent | "
+        "errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(runs, key=lambda r: r.get("order", 0)):
+        counts = r.get("ghga_cli_counts") or {}
+        files = f"{r.get('files', 1)} × " if r.get("files", 1) > 1 else ""
+        lines.append(
+            f"| {r.get('order', '')} | {r['backend']} | {r['direction']} | "
+            f"{files}{size_label(r['size'])} | {r['tool']} | {r['clients']} | {r['rep']} | "
+            f"{fmt(r['seconds'], 1)} | {fmt(r['mb_per_s'])} | "
+            f"{fmt(r['client_cpu_seconds'], 1)} | {fmt(r['client_peak_rss_mb'], 0)} | "
+            f"{fmt(r['server_cpu_seconds'], 1)} | {counts.get('parts', '–')} | "
+            f"{counts.get('url_refreshes', '–')} | {counts.get('bytes_resent', '–')} | "
+            f"{r['errors']} |"
+        )
+    return lines

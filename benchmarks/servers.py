@@ -16,6 +16,8 @@ from typing import Optional
 
 from ghga_tasks.server.launcher import death_signal
 
+from .paths import REPO
+
 
 def free_port(limit: int = 55535) -> int:
     for _ in range(50):
@@ -85,9 +87,30 @@ class Stack:
             terminate(proc)
         self.procs.clear()
 
+    def store_facts(self) -> Optional[dict]:
+        """What the S3 store says of its data (Ceph: BlueStore compression), or None."""
+        return None
+
     def facts(self) -> dict:
         return {
             "backend": self.backend,
             "api": getattr(self.api, "kind", "?"),
             "s3_endpoint": self.s3.get("endpoint"),
         }
+
+
+def ghga_cli_argv() -> Optional[list[str]]:
+    exe = find_exe("ghga-cli")
+    if exe:
+        return [exe]
+    try:
+        import ghga_tasks.cli  # noqa: F401
+    except Exception:  # noqa: BLE001 - not written yet, or broken: no client
+        return None
+    return [sys.executable, "-m", "ghga_tasks"]
+
+
+def ghga_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GHGA_TASKS_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env

@@ -13,10 +13,8 @@ The common `Stack` interface and process handling live in servers.py.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -28,25 +26,7 @@ from ghga_tasks.server.launcher import ServerProcess, s3_args
 from .api import DirectApi, ServiceApi
 from .measure import process_tree
 from .nginx import NginxStack
-from .paths import REPO
-from .servers import Stack, find_exe, free_port, spawn
-
-
-def ghga_cli_argv() -> Optional[list[str]]:
-    exe = find_exe("ghga-cli")
-    if exe:
-        return [exe]
-    try:
-        import ghga_tasks.cli  # noqa: F401
-    except Exception:  # noqa: BLE001 - not written yet, or broken: no client
-        return None
-    return [sys.executable, "-m", "ghga_tasks"]
-
-
-def ghga_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GHGA_TASKS_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
+from .servers import Stack, find_exe, free_port, ghga_cli_argv, ghga_env, spawn
 
 
 def _weed_vacuum(pids: list[int]) -> None:
@@ -133,6 +113,12 @@ class GhgaStack(Stack):
             self._ceph_mod.gc_ceph(str(self.data_dir / "ceph"))
         else:
             _weed_vacuum(self.server_pids())
+
+    def store_facts(self) -> Optional[dict]:
+        if self.ceph is None:
+            return None
+        stats = self._ceph_mod.compression_stats(self.data_dir / "ceph")
+        return {"bluestore_compression": stats} if stats else None
 
     def stop(self) -> None:
         if self.server is not None:

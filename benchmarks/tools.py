@@ -26,8 +26,7 @@ from ghga_tasks.settings import parse_size
 from .api import Upload
 from .files import split_parts
 from .paths import REPO
-from .servers import find_exe
-from .stack import ghga_cli_argv, ghga_env
+from .servers import find_exe, ghga_cli_argv, ghga_env
 
 
 @dataclass
@@ -193,6 +192,8 @@ class GhgaCli(Tool):
     def env(self, ctx):
         env = ghga_env()
         env["HOME"] = str(ctx.work)  # no user config file leaks in
+        if ctx.extra.get("compressing_fs"):  # reserved blocks would be stored uncompressed
+            env["GHGA_TASKS_PREALLOCATE"] = "false"
         return env
 
 

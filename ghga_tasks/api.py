@@ -34,6 +34,8 @@ class Result:
     transfer_seconds: float = 0.0  # moving bytes only, without staging/acceptance waits
     upload_id: Optional[str] = None
     bytes_resent: int = 0  # moved this run in attempts that were cut off, so moved again
+    parts: int = 0  # parts (upload) or ranges (download) of the file; 0: nothing moved
+    url_refreshes: int = 0  # fresh URLs this run asked for after storage refused one
 
     def as_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -107,6 +109,8 @@ def upload_result(task: ConfirmUpload, size: int, stored: Optional[dict], second
         bytes_transferred=moved.get("bytes_transferred", 0),
         bytes_resumed=moved.get("bytes_resumed", size),
         bytes_resent=moved.get("bytes_resent", 0),
+        parts=moved.get("parts", 0),
+        url_refreshes=moved.get("url_refreshes", 0),
         seconds=seconds,
         status=confirmed.get("status", "uploaded"),
         transfer_seconds=moved.get("seconds", 0.0),
@@ -129,6 +133,8 @@ def download_result(task: FetchFile, fetched: Optional[dict], seconds: float) ->
         bytes_transferred=moved.get("bytes_transferred", 0),
         bytes_resumed=moved.get("bytes_resumed", size),
         bytes_resent=moved.get("bytes_resent", 0),
+        parts=moved.get("parts", 0),
+        url_refreshes=moved.get("url_refreshes", 0),
         seconds=seconds,
         status=moved.get("status", "complete"),
         transfer_seconds=moved.get("seconds", 0.0),

@@ -10,14 +10,12 @@ small run file that a luigi PROCESSING_TIME handler writes next to the targets i
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import os
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import luigi
@@ -35,7 +33,6 @@ from .download_steps import check_output_dir
 from .errors import (
     ExitCode,
     GhgaError,
-    InputError,
     LockedError,
     NotStagedYet,
     TransientError,
@@ -43,7 +40,7 @@ from .errors import (
     WaitTimeout,
     error_from_dict,
 )
-from .partial import check_file_id
+from .manifest import check_entries, read_manifest
 from .progress import Progress, WaitNotice
 from .runner import luigi_for_one_build
 from .settings import Settings
@@ -74,8 +71,6 @@ SEVERITY = (
     ExitCode.OK,
 )
 
-MANIFEST_COLUMNS = ("file_id", "file_path")
-
 # luigi priorities of a download's tasks: staged files are fetched before a worker is given
 # to waiting for a file still being staged
 STAGED, STAGING = 10, 0
@@ -96,70 +91,6 @@ def connections_per_file(parallel: int, workers: int, connections: int) -> Tuple
     """(workers, parallel per file) so that workers × parallel ≤ connections."""
     workers = max(1, min(workers, connections))
     return workers, max(1, min(parallel, connections // workers))
-
-
-def read_manifest(path: str, need_path: bool) -> List[Tuple[str, Optional[str]]]:
-    """A TSV manifest with a header naming `file_id` (and `file_path` for uploads): the rows
-    as (file_id, file_path or None), paths relative to the manifest's dir made absolute.
-    Blank lines and lines starting with # are skipped. Raises InputError (66) when the
-    manifest can't be read, UsageError (2) when it is malformed."""
-    try:
-        with open(path, encoding="utf-8", newline="") as fh:
-            lines = [
-                line
-                for line in fh.read().splitlines()
-                if line.strip() and not line.lstrip().startswith("#")
-            ]
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or exc
-        raise InputError(f"cannot read manifest {path}: {reason}") from None
-    if not lines:
-        raise UsageError(f"manifest {path} is empty (expected a header: file_id<TAB>file_path)")
-    rows = list(csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
-    header = [name.strip() for name in rows[0]]
-    wanted = MANIFEST_COLUMNS if need_path else MANIFEST_COLUMNS[:1]
-    missing = [name for name in wanted if name not in header]
-    if missing:
-        raise UsageError(
-            f"manifest {path}: the header lacks column {', '.join(missing)} "
-            f"(expected tab-separated: {chr(9).join(wanted)}; found {header!r})"
-        )
-    if len(rows) < 2:
-        raise UsageError(f"manifest {path} lists no files")
-    id_col = header.index("file_id")
-    path_col = header.index("file_path") if "file_path" in header else None
-    base = Path(os.path.abspath(path)).parent
-    entries = []
-    for number, row in enumerate(rows[1:], start=2):
-        if len(row) != len(header):
-            raise UsageError(
-                f"manifest {path}, row {number}: {len(row)} columns, the header has {len(header)}"
-            )
-        file_path = None
-        if path_col is not None and need_path:
-            file_path = row[path_col]
-            if not file_path:
-                raise UsageError(f"manifest {path}, row {number}: empty file_path")
-            file_path = str(base / file_path)  # an absolute path stays as it is
-        entries.append((row[id_col], file_path))
-    return entries
-
-
-def check_entries(entries: Sequence[Tuple[str, Optional[str]]]) -> None:
-    """Every id a valid file name and listed once; every upload source readable."""
-    if not entries:
-        raise UsageError("no files given")
-    seen = set()
-    for file_id, file_path in entries:
-        try:
-            check_file_id(file_id)
-        except UsageError as exc:
-            raise UsageError(f"{exc.message} (in the batch)") from None
-        if file_id in seen:
-            raise UsageError(f"file id {file_id!r} is listed more than once")
-        seen.add(file_id)
-        if file_path is not None:
-            source_facts(file_path)
 
 
 @dataclasses.dataclass
@@ -203,6 +134,8 @@ class BatchResult:
             "bytes_transferred": sum(r.bytes_transferred for r in done),
             "bytes_resumed": sum(r.bytes_resumed for r in done),
             "bytes_resent": sum(r.bytes_resent for r in done),
+            "parts": sum(r.parts for r in done),
+            "url_refreshes": sum(r.url_refreshes for r in done),
             "seconds": round(self.seconds, 3),
             "exit_code": self.exit_code,
         }

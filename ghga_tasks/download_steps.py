@@ -52,6 +52,8 @@ class Fetched:
     bytes_transferred: int = 0
     bytes_resumed: int = 0
     bytes_resent: int = 0
+    parts: int = 0  # ranges this run planned for the whole file (0: nothing to move)
+    url_refreshes: int = 0
     seconds: float = 0.0
 
     def target(self) -> dict:
@@ -171,12 +173,12 @@ class Download:
                 + ([{"durable": len(done)}] if done else [])
             )
         resumed = planning.done_bytes(done)
-        fd = open_partial(part, size)
+        fd = open_partial(part, size, reserve=self.settings.preallocate)
         hasher = PrefixHasher(str(part), kind or "sha256", use_mmap=True)
         hasher.advance(planning.contiguous_prefix(done))
         ok = False
         try:
-            moved, resent = self._download(fd, part, size, done, ledger, hasher, resumed, url)
+            engine = self._download(fd, part, size, done, ledger, hasher, resumed, url)
             with unreadable_is_output_error(part):
                 digests = hasher.finish(size)
             ok = True
@@ -205,11 +207,12 @@ class Download:
         # RANGES_LEDGER and PARTIAL stay: unlinking the ledger, whose lines are not yet on
         # disk, waits for the journal to write the whole file out. They are harmless: their
         # partial file is gone, so a later run starts over.
-        fetched.bytes_transferred, fetched.bytes_resumed, fetched.bytes_resent = (
-            moved,
-            resumed,
-            resent,
-        )
+        fetched.bytes_resumed = resumed
+        if engine is not None:
+            fetched.bytes_transferred = engine.bytes_moved
+            fetched.bytes_resent = engine.bytes_resent
+            fetched.url_refreshes = engine.url_refreshes
+            fetched.parts = planning.part_count(size, self.settings.part_size)
         fetched.seconds = time.monotonic() - started
         return fetched
 
@@ -278,11 +281,11 @@ class Download:
         hasher: PrefixHasher,
         resumed: int,
         first_url: str,
-    ) -> Tuple[int, int]:
-        """(bytes moved and kept, bytes resent) of this run."""
+    ) -> Optional[Engine]:
+        """The engine that moved this run's bytes (its counters); None: nothing was missing."""
         todo = planning.missing_ranges(size, self.settings.part_size, done)
         if not todo:
-            return 0, 0
+            return None
         url = {"value": first_url}
         boot = state.boot_id()
         syncer = Checkpointer(fd, ledger)
@@ -305,7 +308,7 @@ class Download:
                 str(part), size, lambda: url["value"], refresh, on_piece, tick=syncer.tick
             )
             engine.run(strategy, todo)
-            return engine.bytes_moved, engine.bytes_resent
+            return engine
         finally:
             syncer.close()
 

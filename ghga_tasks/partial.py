@@ -59,8 +59,12 @@ def partial_path(directory: str, file_id: str) -> Path:
     return side_path(directory, file_id, "ghga-part")
 
 
-def open_partial(part: Path, size: int) -> int:
-    """Open (create) and lock the partial file and preallocate `size` bytes; an fd."""
+def open_partial(part: Path, size: int, reserve: bool = True) -> int:
+    """Open (create) and lock the partial file of `size` bytes; an fd.
+
+    With `reserve` its space is allocated now, so a full disk shows up before any byte moves;
+    without, the file is sparse and filled as ranges arrive (compressing file systems such
+    as btrfs with compress-force store preallocated blocks uncompressed)."""
     created = not part.exists()
     try:
         fd = os.open(part, os.O_RDWR | os.O_CREAT | O_BINARY, 0o644)
@@ -76,7 +80,10 @@ def open_partial(part: Path, size: int) -> int:
     try:
         if os.fstat(fd).st_size > size:  # a stale partial of a larger object (ledger reset)
             os.ftruncate(fd, size)
-        preallocate(fd, size)
+        if reserve:
+            preallocate(fd, size)
+        elif os.fstat(fd).st_size < size:
+            os.ftruncate(fd, size)
     except OSError as exc:
         os.close(fd)
         if created:  # nothing of ours in it: leave no empty partial behind

@@ -216,6 +216,7 @@ class Engine:
         self.sleep = sleep
         self.bytes_moved = 0  # bytes of this run that were kept (finished, logged)
         self.bytes_resent = 0  # bytes of this run's cut-off attempts that go again
+        self.url_refreshes = 0  # fresh URLs asked for after storage refused one
 
     def _handle(self) -> pycurl.Curl:
         s = self.settings
@@ -342,6 +343,7 @@ class Engine:
                     f"after {MAX_REFRESH} fresh URLs"
                 )
             log.info("%s: HTTP %s from storage, asking for a fresh URL", job.label(), job.status)
+            self.url_refreshes += 1
             strategy.refresh(job)
             queue.appendleft(job)
             return

@@ -50,6 +50,8 @@ class PartsStored:
     bytes_transferred: int = 0
     bytes_resumed: int = 0
     bytes_resent: int = 0
+    parts: int = 0  # parts of the attempt (0: nothing to move)
+    url_refreshes: int = 0
     seconds: float = 0.0
 
 
@@ -235,6 +237,8 @@ class Upload:
             bytes_transferred=size - resumed,
             bytes_resumed=resumed,
             bytes_resent=engine.bytes_resent,
+            parts=len(plan),
+            url_refreshes=engine.url_refreshes,
         )
 
     def _server_view(self, upload_id: str) -> Optional[dict]:

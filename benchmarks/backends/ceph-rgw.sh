@@ -374,6 +374,11 @@ compression_conf() {  # compression_conf ALG: the [osd] lines that force BlueSto
     [[ $1 == none ]] && return 0
     printf '# compress every blob, whatever the client hints (--compression)\n'
     printf 'bluestore_compression_mode = force\nbluestore_compression_algorithm = %s\n' "$1"
+    # RGW gives no sequential-write hint, so BlueStore would compress 8 KiB blobs, each
+    # into a whole 4 KiB allocation unit (half the bytes); 512 KiB blobs keep the ratio
+    printf 'bluestore_compression_min_blob_size = 524288\n'
+    printf 'bluestore_compression_max_blob_size = 524288\n'
+    printf 'bluestore_max_blob_size = 524288\n'
 }
 
 # --- commands ---------------------------------------------------------------------------

@@ -28,6 +28,7 @@ __all__ = [
     "SCRIPT",
     "CephError",
     "ceph_installed",
+    "compression_stats",
     "gc_ceph",
     "install_ceph",
     "running_ceph",
@@ -152,6 +153,31 @@ def gc_ceph(dir: PathLike, timeout: float = 3600) -> None:
     proc = _run(["gc", os.fspath(dir)], timeout)
     if proc.returncode != 0:
         raise CephError("ceph-rgw.sh gc failed", proc.returncode, proc.stderr)
+
+
+def compression_stats(dir: PathLike, timeout: float = 30) -> dict | None:
+    """What BlueStore compression did so far, from the OSD's perf counters: bytes
+    ``original`` (before), ``allocated`` (the disk blocks they take) and ``compressed``
+    (the compressed data in them); None when the OSD does not answer."""
+    sock = Path(dir) / "run" / "ceph-osd.0.asok"
+    try:
+        proc = subprocess.run(
+            ["ceph", "--admin-daemon", str(sock), "perf", "dump", "bluestore"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        counters = json.loads(proc.stdout)["bluestore"]
+    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError):
+        return None
+    return {
+        name: int(counters.get(f"bluestore_compressed{suffix}", 0))
+        for name, suffix in (
+            ("original", "_original"),
+            ("allocated", "_allocated"),
+            ("compressed", ""),
+        )
+    }
 
 
 @contextmanager

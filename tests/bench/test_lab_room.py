@@ -111,3 +111,39 @@ def test_download_short_of_disk_drops_sources_not_the_store(lab, monkeypatch):
     assert [e for e in lab.events if e[0] != "log"] == [("start", "ceph")]
     assert lab.fixtures == {16 * GiB: ["bench-dl-16GiB-0"]}
     assert not src.exists()
+
+
+def test_a_campaign_that_cannot_fit_the_disk_refuses_to_start(tmp_path):
+    """Checked before anything starts: the largest run still to do, at stored_fraction."""
+    import shutil
+    import subprocess
+    import sys
+
+    free = shutil.disk_usage(tmp_path).free
+    config = tmp_path / "too-big.toml"
+    config.write_text(
+        "[campaign]\nname = 'too-big'\nstored_fraction = 0.5\n"
+        "[[matrix]]\nbackends = ['seaweedfs']\ndirections = ['download']\n"
+        f"sizes = ['{free // GiB + 1}GiB']\ntools = ['ghga-cli']\n"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "run",
+            str(config),
+            "--results",
+            str(tmp_path / "r"),
+            "--work-dir",
+            str(tmp_path / "w"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "but the largest run to do needs" in proc.stderr and "stored_fraction" in proc.stderr
+    assert not list((tmp_path / "r").glob("runs/*.json"))  # nothing ran
+    assert not (tmp_path / "w" / "stack").exists()  # no server started

@@ -50,6 +50,11 @@ def test_quick_campaign(tmp_path):
         assert 0 <= run["client_sys_seconds"] <= run["client_cpu_seconds"], key
         if run["tool_kind"] == "ghga-cli":  # a Python process: never 0.00 s
             assert run["client_cpu_seconds"] > 0.05, key
+            counts = run["ghga_cli_counts"]  # what its --json said, summed over files
+            assert counts["parts"] >= run["files"] * run["clients"], (key, counts)
+            assert counts["url_refreshes"] >= 0 and counts["bytes_resent"] >= 0, (key, counts)
+        else:
+            assert run["ghga_cli_counts"] is None, key
     tools = {run["tool_kind"] for run in files.values()}
     assert {"ghga-cli", "curl", "s5cmd", "aria2c", "s3transfer-crt"} <= tools
     killed = [run for run in files.values() if run["tool"] == "ghga-cli-killed"]

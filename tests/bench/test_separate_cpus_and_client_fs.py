@@ -100,3 +100,25 @@ def test_client_fs_holds_compressible_files_compressed(tmp_path):
         assert path.exists()
     finally:
         fs.down()
+
+
+def test_client_counts_sum_single_runs_and_take_a_batch_summary(tmp_path):
+    from benchmarks.client_reports import client_counts
+
+    single = tmp_path / "single"  # a loop: one line per process
+    single.write_text(
+        '{"file_id": "a", "parts": 3, "url_refreshes": 1, "bytes_resent": 5}\n'
+        "not json\n"
+        '{"file_id": "b", "parts": 2, "url_refreshes": 0, "bytes_resent": 0}\n'
+    )
+    batch = tmp_path / "batch"  # per-file lines, then the summary of them all
+    batch.write_text(
+        '{"file_id": "c", "parts": 4, "url_refreshes": 2, "bytes_resent": 7}\n'
+        '{"file_id": "d", "error": "x", "exit_code": 69}\n'
+        '{"summary": true, "parts": 4, "url_refreshes": 2, "bytes_resent": 7}\n'
+    )
+    assert client_counts([single, batch, tmp_path / "killed-printed-nothing"]) == {
+        "parts": 9,
+        "url_refreshes": 3,
+        "bytes_resent": 12,
+    }

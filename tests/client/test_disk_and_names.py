@@ -16,6 +16,7 @@ from helpers import (
     make_file,
     new_id,
     one_line_error,
+    sha256_of,
 )
 
 from ghga_tasks import state
@@ -120,3 +121,48 @@ def test_json_of_a_rerun_upload_that_waited_says_accepted(client, tmp_path):
     assert again.returncode == 0, again.stderr
     result = json_line(again)
     assert result["status"] == "accepted" and result["sha256"] == sha
+
+
+def _used_bytes(path: Path) -> int:
+    os.sync()
+    st = os.statvfs(path)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+@pytest.mark.parametrize("preallocate", ["true", "false"])
+def test_download_onto_a_compressing_file_system(client, tmp_path, preallocate):
+    """btrfs with compress-force stores preallocated blocks as they are: the default takes
+    the file's whole size, `preallocate = false` lets the file system compress it."""
+    from benchmarks.clientfs import ClientFs
+
+    size = 64 * MiB
+    src = tmp_path / "src"
+    src.write_bytes((b"ACGT" * 1024 + b"\n") * (size // 4097) + b"N" * (size % 4097))
+    sha = sha256_of(src)
+    file_id = new_id()
+    client.stack.register(file_id, size, sha256=sha)
+    assert client.upload(file_id, src, "--wait").returncode == 0
+    fs = ClientFs.from_config({"size": "1G"}, tmp_path)
+    fs.up()
+    try:
+        out = fs.mountpoint / "out"
+        out.mkdir()
+        before = _used_bytes(fs.mountpoint)
+        down = cli_download(
+            client.stack.drs_api,
+            file_id,
+            out,
+            tmp_path / "state",
+            "--json",
+            env={"GHGA_TASKS_PREALLOCATE": preallocate},
+        )
+        assert down.returncode == 0, down.stderr
+        assert json_line(down)["sha256"] == sha == sha256_of(out / file_id)
+        grown = _used_bytes(fs.mountpoint) - before
+        if preallocate == "true":
+            assert grown >= size, grown
+        else:
+            assert grown < size // 4, grown
+    finally:
+        fs.down()

@@ -48,6 +48,8 @@ def test_large_file_many_ranges_and_json_fields(client, tmp_path):
     assert result["path"] == str(out / file_id)
     assert result["bytes_resumed"] == 0
     assert result["seconds"] > 0
+    assert result["parts"] == 38  # ranges of 8 MiB
+    assert result["url_refreshes"] == 0
 
 
 def test_upload_json_and_rerun_is_noop(client, tmp_path):
@@ -59,10 +61,12 @@ def test_upload_json_and_rerun_is_noop(client, tmp_path):
     assert first["sha256"] == sha
     assert first["bytes_transferred"] == 2 * PART + 5
     assert first["upload_id"]
+    assert (first["parts"], first["url_refreshes"]) == (3, 0)
     again = client.upload(file_id, src, "--wait")
     assert again.returncode == 0, again.stderr
     second = json_line(again)
     assert second["bytes_transferred"] == 0
+    assert second["parts"] == 0  # nothing moved
     assert second["status"] == "accepted"  # what it is, not "complete"
     # the server really has it: the attempt is accepted
     attempt = client.stack.session.get(

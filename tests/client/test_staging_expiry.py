@@ -60,6 +60,7 @@ def test_download_urls_expire_mid_transfer(client, tmp_path):
         "--verbose",
     )
     assert "fresh URL" in proc.stderr, "expiry never happened; the test proves nothing"
+    assert json_line(proc)["url_refreshes"] == proc.stderr.count("asking for a fresh URL") >= 1
     assert_no_signatures(proc.stderr + proc.stdout, client.state_dir)
 
 

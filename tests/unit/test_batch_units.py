@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ghga_tasks.batch import (
-    SEVERITY,
-    check_entries,
-    connections_per_file,
-    most_severe,
-    read_manifest,
-)
+from ghga_tasks.batch import SEVERITY, connections_per_file, most_severe
 from ghga_tasks.errors import ExitCode, InputError, UsageError
+from ghga_tasks.manifest import check_entries, read_manifest
 
 
 def test_manifest_paths_relative_to_its_dir_comments_and_extra_columns(tmp_path):
