@@ -54,13 +54,19 @@ CLIENT_COUNTS = ("parts", "url_refreshes", "bytes_resent")
 
 def client_counts(stdout_paths: list[Path]) -> dict:
     """What ghga-cli said of its runs (--json), summed over clients: parts (or ranges),
-    fresh URLs after a refusal, bytes sent again. A batch's summary line counts for its
-    files; a killed run printed nothing, so it counts only the run that resumed it."""
+    fresh URLs after a refusal, bytes sent again; and the longest `transfer_seconds` of a
+    file (moving bytes only: without start-up, API calls, the last hashing and the move
+    into place). A batch's summary line counts for its files; a killed run printed
+    nothing, so it counts only the run that resumed it."""
     total = dict.fromkeys(CLIENT_COUNTS, 0)
+    longest = None
     for path in stdout_paths:
         objects = _json_lines(path)
         summary = [o for o in objects if o.get("summary")]
         for obj in summary or objects:
             for key in CLIENT_COUNTS:
                 total[key] += int(obj.get(key) or 0)
-    return total
+        for obj in objects:
+            if obj.get("transfer_seconds") is not None:
+                longest = max(longest or 0.0, float(obj["transfer_seconds"]))
+    return {**total, "transfer_seconds": longest}

@@ -26,6 +26,7 @@ from .files import drop_source, sha256_of, size_label, source_file
 from .measure import (
     ClientJob,
     ServerCpu,
+    cpu_busy_seconds,
     process_tree,
     run_clients,
     source_digest,
@@ -301,6 +302,7 @@ class Lab:
         os.sync()  # the previous run's dirty pages must not be written back during this one
         cpu = ServerCpu(stack.server_pids())
         cpu.start()
+        busy0 = cpu_busy_seconds()
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         kill = None
         if tool.opts.get("kill_at"):
@@ -308,6 +310,7 @@ class Lab:
         else:
             wall, results = run_clients(jobs, self.c.run_timeout)
         server_cpu = cpu.stop()
+        busy = {n: round(s - busy0.get(n, 0.0), 2) for n, s in cpu_busy_seconds().items()}
         shutil.rmtree(shared["parts_dir"], ignore_errors=True)  # room for the server's copies
         t_verify = time.monotonic()
         verified, messages = [], []
@@ -359,6 +362,7 @@ class Lab:
             "client_sys_seconds": round(sum(r.sys_seconds for r in results), 3),
             "client_peak_rss_mb": round(max(r.peak_rss_mb for r in results), 1),
             "server_cpu_seconds": server_cpu,
+            "cpu_busy_seconds": busy,  # per CPU, everything on it during the run
             "ghga_cli_counts": counts,
             "errors": sum(1 for v in verified if not v),
             "error_messages": [portable_text(m, self.c.work_dir) for m in messages],

@@ -216,6 +216,20 @@ class ServerCpu:
         return round(sum(v - self.before.get(pid, 0.0) for pid, v in after.items()), 3)
 
 
+def cpu_busy_seconds() -> dict[str, float]:
+    """Busy seconds of each CPU since boot, from /proc/stat (all but idle and iowait): with
+    servers and clients on separate CPUs, what each side cost, kernel work included (btrfs
+    compression, the network stack), which no process's own CPU time shows."""
+    busy = {}
+    with open("/proc/stat") as stat:
+        for line in stat:
+            name, *ticks = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                values = [int(t) for t in ticks]
+                busy[name[3:]] = (sum(values[:8]) - values[3] - values[4]) / CLK_TCK
+    return busy
+
+
 # -- machine facts ------------------------------------------------------------
 
 

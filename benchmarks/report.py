@@ -268,27 +268,30 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
 
 
 def every_run_lines(runs: list[dict]) -> list[str]:
-    """One row per run, in the order they ran: the seed's table. Parts, URL refreshes and
-    bytes re-sent are what ghga-cli's --json said (summed over its clients); a killed run
-    counts the run that resumed it."""
+    """One row per run, in the order they ran: the seed's table. Busy seconds per CPU are
+    everything that ran on each CPU meanwhile (with [cpus]: the server side and the client
+    side, kernel work included). Parts, URL refreshes and bytes re-sent are what ghga-cli's
+    --json said (summed over its clients); a killed run counts the run that resumed it."""
     lines = [
         "",
         "## Every run",
         "",
         "| # | backend | direction | size | tool | clients | rep | duration s | MB/s | "
-        "client CPU s | peak RSS MB | server CPU s | parts | URL refreshes | bytes re-sent | "
-        "errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "client CPU s | peak RSS MB | server CPU s | busy s per CPU | parts | URL refreshes | "
+        "bytes re-sent | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in sorted(runs, key=lambda r: r.get("order", 0)):
         counts = r.get("ghga_cli_counts") or {}
         files = f"{r.get('files', 1)} × " if r.get("files", 1) > 1 else ""
+        per_cpu = sorted((r.get("cpu_busy_seconds") or {}).items())
+        busy = ", ".join(f"{n}: {s:.0f}" for n, s in per_cpu)
         lines.append(
             f"| {r.get('order', '')} | {r['backend']} | {r['direction']} | "
             f"{files}{size_label(r['size'])} | {r['tool']} | {r['clients']} | {r['rep']} | "
             f"{fmt(r['seconds'], 1)} | {fmt(r['mb_per_s'])} | "
             f"{fmt(r['client_cpu_seconds'], 1)} | {fmt(r['client_peak_rss_mb'], 0)} | "
-            f"{fmt(r['server_cpu_seconds'], 1)} | {counts.get('parts', '–')} | "
+            f"{fmt(r['server_cpu_seconds'], 1)} | {busy or '–'} | {counts.get('parts', '–')} | "
             f"{counts.get('url_refreshes', '–')} | {counts.get('bytes_resent', '–')} | "
             f"{r['errors']} |"
         )

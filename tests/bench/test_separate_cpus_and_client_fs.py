@@ -107,7 +107,8 @@ def test_client_counts_sum_single_runs_and_take_a_batch_summary(tmp_path):
 
     single = tmp_path / "single"  # a loop: one line per process
     single.write_text(
-        '{"file_id": "a", "parts": 3, "url_refreshes": 1, "bytes_resent": 5}\n'
+        '{"file_id": "a", "parts": 3, "url_refreshes": 1, "bytes_resent": 5,'
+        ' "transfer_seconds": 2.5}\n'
         "not json\n"
         '{"file_id": "b", "parts": 2, "url_refreshes": 0, "bytes_resent": 0}\n'
     )
@@ -121,4 +122,5 @@ def test_client_counts_sum_single_runs_and_take_a_batch_summary(tmp_path):
         "parts": 9,
         "url_refreshes": 3,
         "bytes_resent": 12,
+        "transfer_seconds": 2.5,
     }
