@@ -5,8 +5,9 @@ says, plus its admin API. `DirectApi` offers the same methods straight on an S3 
 with boto3 (pre-signed URLs made by the harness); it runs the peers and curl when no
 reference server is available, and is recorded as ``api: direct-s3``.
 
-Seeding uploads the bytes through pre-signed part URLs with pycurl (one connection,
-2 MiB upload buffer): it is set-up, never measured.
+Seeding is set-up, never measured: through the reference server it is `ghga-cli
+upload-by-id --wait`; straight on S3 (`DirectApi`) the parts go through pre-signed part URLs
+with pycurl, one after the other.
 """
 
 from __future__ import annotations

@@ -213,13 +213,13 @@ def error_goal(runs: list[dict]) -> list[dict]:
     if not runs:
         return []
     failed = sum(r["errors"] for r in runs)
-    transfers = sum(r.get("clients", 1) for r in runs)
+    clients = sum(r.get("clients", 1) for r in runs)
     return [
         ratio_row(
             "no errors",
-            f"all {len(runs)} runs, {transfers} client transfers",
+            f"all {len(runs)} runs, {clients} clients",
             "every tool",
-            "failed or unverified transfers",
+            "clients with a failed or unverified transfer",
             float(failed),
             0,
             "<=",
