@@ -41,7 +41,7 @@ def test_servers_inherit_the_harness_cpus_and_clients_run_under_taskset(tmp_path
     cpus = sorted(os.sched_getaffinity(0))
     servers, clients = str(cpus[0]), str(cpus[1])
     code = f"""
-import subprocess, sys
+import os, subprocess, sys
 from benchmarks.cpus import CpuSplit, allowed_cpus
 split = CpuSplit.from_config({{"servers": "{servers}", "clients": "{clients}"}})
 split.pin_harness()
@@ -55,6 +55,9 @@ try:
         time.sleep(0.05)
     print(allowed_cpus(server.pid), allowed_cpus(client.pid))
     print(split.facts([server.pid])["server_pids_allowed"])
+    with split.everywhere(lambda: [server.pid]):  # seeding: servers on every CPU meanwhile
+        print(allowed_cpus(server.pid), sorted(os.sched_getaffinity(0)))
+    print(allowed_cpus(server.pid), sorted(os.sched_getaffinity(0)))
 finally:
     server.kill(); client.kill(); server.wait(); client.wait()
 """
@@ -63,6 +66,9 @@ finally:
     ).stdout.split("\n")
     assert out[0] == f"{servers} {clients}"
     assert out[1] == f"['{servers}']"
+    both = sorted({cpus[0], cpus[1]})
+    assert out[2] == f"{both[0]},{both[1]} {both}" or out[2] == f"{both[0]}-{both[1]} {both}"
+    assert out[3] == f"{servers} [{servers}]"  # pinned back before any clock starts
     assert os.sched_getaffinity(0) == set(cpus)  # pinning stayed in the child interpreter
 
 
