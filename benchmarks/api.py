@@ -185,7 +185,7 @@ class ServiceApi:
         self.register(file_id, size, sha256)
         wait = int(acceptance_deadline(size))
         with tempfile.TemporaryDirectory(prefix="ghga-seed-") as state:
-            env = {**ghga_env(), "HOME": state}  # no user config file leaks in
+            env = ghga_env(home=Path(state))
             argv = ghga_cli_argv()
             if argv is None:
                 raise ApiError("seeding needs ghga-cli, which cannot be imported")

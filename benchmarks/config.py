@@ -86,9 +86,13 @@ class Campaign:
     gc: str = "every-run"
     raw: dict = field(default_factory=dict)
 
+    def on_disk(self, nbytes: int) -> int:
+        """What `nbytes` of run data take on the disk (`stored_fraction`: compression)."""
+        return int(nbytes * self.stored_fraction)
+
     def disk_needed(self, specs: list[RunSpec]) -> int:
-        """Free disk the largest of `specs` needs (stored_fraction of its peak, plus spare)."""
-        return max((int(s.peak_bytes * self.stored_fraction) for s in specs), default=0) + SPARE
+        """Free disk the largest of `specs` needs (its peak on the disk, plus spare)."""
+        return max((self.on_disk(s.peak_bytes) for s in specs), default=0) + SPARE
 
     def run(self, key: str) -> RunSpec:
         for spec in self.runs:

@@ -172,10 +172,6 @@ class Lab:
     def _free(self) -> int:
         return shutil.disk_usage(self.c.work_dir).free
 
-    def _on_disk(self, nbytes: int) -> int:
-        """What `nbytes` of run data take on the disk (`stored_fraction`: compression)."""
-        return int(nbytes * self.c.stored_fraction)
-
     def _empty_store_if_short(self, need: int, why: str) -> None:
         """Deleting objects does not reliably make room on the disk: BlueStore on a sparse
         file never gives freed blocks back, and SeaweedFS's filer deletes chunks in the
@@ -200,7 +196,7 @@ class Lab:
         upload runs for the server's inbox and permanent copies and curl's part files, so the
         download fixtures go, and if that is not enough, the whole store."""
         total = spec.total_bytes
-        need = self._on_disk(total * (1 if spec.direction == "download" else 3)) + SPARE
+        need = self.c.on_disk(total * (1 if spec.direction == "download" else 3)) + SPARE
         if self._free() >= need:
             return
         if spec.direction == "download":
@@ -240,7 +236,7 @@ class Lab:
         t_prep = time.monotonic()
         if spec.direction == "download":
             if len(seeded) < spec.file_count:  # seeding writes inbox, permanent and outbox copies
-                self._empty_store_if_short(self._on_disk(3 * spec.total_bytes) + SPARE, "seeding")
+                self._empty_store_if_short(self.c.on_disk(3 * spec.total_bytes) + SPARE, "seeding")
             fids = self.download_fixtures(spec.size, spec.file_count, src, sha)
         if stack.backend != "nginx":
             self._make_room(spec)

@@ -190,8 +190,7 @@ class GhgaCli(Tool):
         return ctx.extra["argv"]
 
     def env(self, ctx):
-        env = ghga_env()
-        env["HOME"] = str(ctx.work)  # no user config file leaks in
+        env = ghga_env(home=ctx.work)
         if ctx.extra.get("compressing_fs"):  # reserved blocks would be stored uncompressed
             env["GHGA_TASKS_PREALLOCATE"] = "false"
         return env

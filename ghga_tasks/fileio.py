@@ -23,11 +23,12 @@ else:  # pragma: no cover - Windows
 O_BINARY = getattr(os, "O_BINARY", 0)
 
 
-def preallocate(fd: int, size: int) -> None:
-    """Reserve `size` bytes so a full disk shows up now, not at 90 %."""
+def preallocate(fd: int, size: int, reserve: bool = True) -> None:
+    """Make the file `size` bytes long. With `reserve` its blocks are allocated too, so a
+    full disk shows up now, not at 90 %; without, the file is sparse."""
     if size <= 0:
         return
-    if hasattr(os, "posix_fallocate"):
+    if reserve and hasattr(os, "posix_fallocate"):
         try:
             os.posix_fallocate(fd, 0, size)
             return

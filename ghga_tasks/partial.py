@@ -80,10 +80,7 @@ def open_partial(part: Path, size: int, reserve: bool = True) -> int:
     try:
         if os.fstat(fd).st_size > size:  # a stale partial of a larger object (ledger reset)
             os.ftruncate(fd, size)
-        if reserve:
-            preallocate(fd, size)
-        elif os.fstat(fd).st_size < size:
-            os.ftruncate(fd, size)
+        preallocate(fd, size, reserve)
     except OSError as exc:
         os.close(fd)
         if created:  # nothing of ours in it: leave no empty partial behind
