@@ -145,7 +145,8 @@ class Download:
     # FetchFile
 
     def fetch(self, output_dir: str, overwrite: bool = False, ask_once: bool = False) -> Fetched:
-        """Ranged GETs into a preallocated partial file, verified, then moved into place."""
+        """Ranged GETs into the partial file (preallocated unless `preallocate` is off),
+        verified, then moved into place."""
         started = time.monotonic()
         final = final_path(output_dir, self.file_id)
         check_output_dir(output_dir)

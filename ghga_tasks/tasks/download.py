@@ -47,7 +47,7 @@ class PollOutbox(DownloadTask):
 
 
 class FetchFile(DownloadTask):
-    """Ranged GETs into a preallocated partial file, verified, then moved into output_dir.
+    """Ranged GETs into the partial file, verified, then moved into output_dir.
     Target: done.json, written by the step just before the file is renamed into place."""
 
     output_dir = luigi.Parameter(description="where the file goes")
