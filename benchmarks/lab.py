@@ -90,17 +90,26 @@ class Lab:
     # -- lifetime -------------------------------------------------------------
 
     def close(self) -> None:
-        self._stop_stack()
+        """Undo the set-up, last step first; every step runs even when an earlier one fails
+        (a busy mount must not leave the kernel's workqueues pinned)."""
+        with contextlib.ExitStack() as undo:
+            if self.cpus is not None:
+                undo.callback(self._unpin)
+            if self.client_fs is not None:  # the cached sources stay in its image
+                undo.callback(self.client_fs.down)
+            undo.callback(shutil.rmtree, self.runs_dir, ignore_errors=True)
+            undo.callback(self._netns_down)
+            undo.callback(self._stop_stack)
+
+    def _unpin(self) -> None:
+        self.cpus.restore_kernel_workqueues(self.workqueue_mask)
+        if self.harness_cpus:
+            CpuSplit.pin_threads(self.harness_cpus)
+
+    def _netns_down(self) -> None:
         if self.netns is not None:
             self.netns.down()
             self.netns = None
-        shutil.rmtree(self.runs_dir, ignore_errors=True)
-        if self.client_fs is not None:
-            self.client_fs.down()  # the cached sources stay in its image for the next start
-        if self.cpus is not None:
-            self.cpus.restore_kernel_workqueues(self.workqueue_mask)
-            if self.harness_cpus:
-                CpuSplit.pin_threads(self.harness_cpus)
 
     def _stop_stack(self) -> None:
         if self.stack is not None:

@@ -126,27 +126,38 @@ def run_clients(
         th.start()
         threads.append((th, proc.pid, res, bool(wrapper)))
     deadline = t0 + timeout
-    for th, pid, res, wrapped in threads:
-        while th.is_alive() and time.monotonic() < deadline:
-            th.join(min(0.5, max(0.0, deadline - time.monotonic())))
-            if kill_when is not None and th.is_alive() and res.killed_after is None and kill_when():
-                res.killed_after = time.monotonic() - t0
-                # the client and all it started, but not GNU time, which reports the rusage
-                clients = _children_map().get(pid, []) if wrapped else [pid]
-                for target in process_tree(clients):
-                    try:
-                        os.kill(target, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                th.join(30)
-        if th.is_alive():
-            res.timed_out = True
+    try:
+        for th, pid, res, wrapped in threads:
+            _await_client(th, pid, res, wrapped, t0, deadline, kill_when)
+    except BaseException:  # interrupted: no client may outlive the harness
+        for pid in pids:
             _kill_group(pid)
-            th.join(30)
+        raise
     wall = time.monotonic() - t0
     for f in files:
         f.close()
     return wall, results
+
+
+def _await_client(th, pid: int, res: ClientResult, wrapped: bool, t0, deadline, kill_when) -> None:
+    """Wait for one client (its reaper thread) until `deadline`; SIGKILL it once
+    kill_when() holds (the client and all it started, but not GNU time, which reports the
+    rusage); past the deadline end its process group."""
+    while th.is_alive() and time.monotonic() < deadline:
+        th.join(min(0.5, max(0.0, deadline - time.monotonic())))
+        if kill_when is not None and th.is_alive() and res.killed_after is None and kill_when():
+            res.killed_after = time.monotonic() - t0
+            clients = _children_map().get(pid, []) if wrapped else [pid]
+            for target in process_tree(clients):
+                try:
+                    os.kill(target, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            th.join(30)
+    if th.is_alive():
+        res.timed_out = True
+        _kill_group(pid)
+        th.join(30)
 
 
 def _kill_group(pid: int) -> None:

@@ -147,3 +147,34 @@ def test_a_campaign_that_cannot_fit_the_disk_refuses_to_start(tmp_path):
     assert "but the largest run to do needs" in proc.stderr and "stored_fraction" in proc.stderr
     assert not list((tmp_path / "r").glob("runs/*.json"))  # nothing ran
     assert not (tmp_path / "w" / "stack").exists()  # no server started
+
+
+def test_an_interrupted_run_leaves_no_client_running(tmp_path):
+    """Ctrl-C or SIGTERM while clients run (here raised from the kill check): every client
+    is ended before the interrupt goes on, so nothing keeps writing into the work dir."""
+    import os
+    import time
+    from pathlib import Path
+
+    from benchmarks.measure import ClientJob, run_clients
+
+    pidfile = tmp_path / "pid"
+    job = ClientJob(
+        argv=["sh", "-c", f"echo $$ > {pidfile}; exec sleep 300"],
+        stdout_path=tmp_path / "out",
+        stderr_path=tmp_path / "err",
+    )
+
+    def interrupt_once_started() -> bool:
+        if pidfile.exists() and pidfile.read_text().strip():
+            raise KeyboardInterrupt
+        return False
+
+    with pytest.raises(KeyboardInterrupt):
+        run_clients([job], timeout=600, kill_when=interrupt_once_started)
+    pid = int(pidfile.read_text())
+    for _ in range(1200):  # the reaper thread collects it after the kill (up to a minute)
+        if not Path(f"/proc/{pid}").exists():
+            break
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists(), os.popen(f"ps -o pid,stat,cmd -p {pid}").read()
