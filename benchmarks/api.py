@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +119,10 @@ class ServiceApi:
     def delete(self, file_id: str) -> None:
         self._call("DELETE", f"{self.admin_api}/files/{file_id}", ok=(200, 202, 204, 404))
 
+    def list_files(self) -> list[str]:
+        """The ids of every registered file."""
+        return [f["file_id"] for f in self._call("GET", f"{self.admin_api}/files").json()]
+
     def begin_upload(self, file_id: str) -> Upload:
         att = self._call("POST", f"{self.upload_api}/uploads", json={"file_id": file_id}).json()
         return Upload(att["upload_id"], file_id, int(att["part_size"]))
@@ -176,28 +179,32 @@ class ServiceApi:
 
     # -- set-up helpers, shared with DirectApi -------------------------------
 
-    def seed(self, file_id: str, path: Path, sha256: str) -> None:
+    def seed(self, file_id: str, path: Path, sha256: str, state_dir: Path) -> None:
         """Register ``file_id`` and upload ``path`` with ``ghga-cli upload-by-id --wait``
-        (parallel parts; set-up, not measured), on loopback."""
+        (parallel parts; set-up, not measured), on loopback. ``state_dir`` is ghga-cli's:
+        when it holds an interrupted upload of the file, the upload resumes."""
         from .servers import ghga_cli_argv, ghga_env
 
         size = path.stat().st_size
         self.register(file_id, size, sha256)
         wait = int(acceptance_deadline(size))
-        with tempfile.TemporaryDirectory(prefix="ghga-seed-") as state:
-            env = ghga_env(home=Path(state))
-            argv = ghga_cli_argv()
-            if argv is None:
-                raise ApiError("seeding needs ghga-cli, which cannot be imported")
-            argv += ["upload-by-id", "--api-url", self.upload_api, "--file-id", file_id]
-            argv += ["--file-path", str(path), "--state-dir", state, "--quiet"]
-            argv += ["--wait", "--max-wait", str(wait)]
-            try:
-                proc = subprocess.run(
-                    argv, env=env, capture_output=True, text=True, timeout=3 * wait
-                )
-            except subprocess.TimeoutExpired:
-                raise ApiError(f"seeding {file_id}: ghga-cli still running after {3 * wait} s")
+        state_dir.mkdir(parents=True, exist_ok=True)
+        argv = ghga_cli_argv()
+        if argv is None:
+            raise ApiError("seeding needs ghga-cli, which cannot be imported")
+        argv += ["upload-by-id", "--api-url", self.upload_api, "--file-id", file_id]
+        argv += ["--file-path", str(path), "--state-dir", str(state_dir), "--quiet"]
+        argv += ["--wait", "--max-wait", str(wait)]
+        try:
+            proc = subprocess.run(
+                argv,
+                env=ghga_env(home=state_dir),
+                capture_output=True,
+                text=True,
+                timeout=3 * wait,
+            )
+        except subprocess.TimeoutExpired:
+            raise ApiError(f"seeding {file_id}: ghga-cli still running after {3 * wait} s")
         if proc.returncode != 0:
             raise ApiError(f"seeding {file_id}: ghga-cli exited {proc.returncode}: {proc.stderr}")
         if not self.wait_accepted(file_id, sha256, wait):
@@ -279,7 +286,7 @@ class DirectApi(ServiceApi):
             },
         )
 
-    def seed(self, file_id, path, sha256):
+    def seed(self, file_id, path, sha256, state_dir):
         """Straight into the inbox bucket, part by part (no Upload API for ghga-cli here)."""
         size = path.stat().st_size
         self.register(file_id, size, sha256)

@@ -23,6 +23,7 @@ import luigi
 
 from . import config as config_mod
 from .files import write_json_atomic
+from .fixtures import disk_bytes, remove_other_stores, store_identity
 from .lab import Lab
 from .measure import machine_facts, source_digest
 from .paths import REPO, portable
@@ -127,15 +128,23 @@ def rerun_failed(results_dir: Path) -> int:
 
 
 def check_disk(camp: config_mod.Campaign, only: Optional[str]) -> None:
-    """Refuse to start when the largest run still to do cannot fit the free disk."""
+    """Refuse to start when the largest run still to do cannot fit the free disk. A kept
+    store counts as free: the estimate includes the copies it holds, and the campaign
+    empties it when a run needs the room."""
     todo = [
         s
         for s in camp.runs
         if not (camp.results_dir / "runs" / f"{s.key}.json").exists()
         and (not only or re.search(only, s.key))
     ]
-    need, free = camp.disk_needed(todo), shutil.disk_usage(camp.work_dir).free
-    log.info("disk: %.0f GiB free, the largest run needs %.0f", free / 2**30, need / 2**30)
+    kept = disk_bytes(camp.work_dir / "stack")
+    need, free = camp.disk_needed(todo), shutil.disk_usage(camp.work_dir).free + kept
+    log.info(
+        "disk: %.0f GiB free (%.0f of it in kept stores), the largest run needs %.0f",
+        free / 2**30,
+        kept / 2**30,
+        need / 2**30,
+    )
     if todo and free < need:
         raise CampaignFailed(
             f"{camp.work_dir}: {free / 2**30:.0f} GiB free, but the largest run to do needs "
@@ -158,6 +167,11 @@ def run(
     if rerun:
         log.info("removed %d failed results", rerun_failed(camp.results_dir))
     record_machine(camp)
+    identities = {
+        backend: store_identity(backend, camp.backends.get(backend, {}), camp.content)
+        for backend in {s.backend for s in camp.runs}
+    }
+    remove_other_stores(camp.work_dir / "stack", identities, log.info)
     check_disk(camp, only)
     if only:
         tasks = [
@@ -175,12 +189,13 @@ def run(
         )
     finally:
         signal.signal(signal.SIGTERM, prev)
-        for key in list(_LABS):
-            _LABS.pop(key).close()
+        left = [
+            s.key for s in camp.runs if not (camp.results_dir / "runs" / f"{s.key}.json").exists()
+        ]
+        for key in list(_LABS):  # runs left: keep the store and its fixtures for them
+            _LABS.pop(key).close(keep_store=bool(left))
     summary = outcome.summary_text
-    missing = [
-        s.key for s in camp.runs if not (camp.results_dir / "runs" / f"{s.key}.json").exists()
-    ]
+    missing = left
     if only:
         missing = [k for k in missing if re.search(only, k)]
     status = outcome.status.name

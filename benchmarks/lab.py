@@ -2,8 +2,9 @@
 
 One `Lab` lives in the campaign process (luigi runs the tasks in-process with one
 worker) and keeps what is expensive across runs: the running backend, the cached
-source files, and the seeded download fixtures of the current size. Switching backend
-stops the previous one; switching size deletes the previous size's fixtures.
+source files, and the seeded download fixtures of the current size (fixtures.py: kept
+with their store across starts of the campaign, too). Switching backend stops the
+previous one and deletes its store; switching size deletes the previous size's fixtures.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .clientfs import ClientFs
 from .config import SPARE, Campaign, RunSpec
 from .cpus import CpuSplit
 from .files import drop_source, sha256_of, size_label, source_file
+from .fixtures import Fixtures, kept_record, store_identity
 from .measure import (
     ClientJob,
     ServerCpu,
@@ -55,8 +57,7 @@ class Lab:
         self.c = campaign
         self.log = log
         self.stack: Optional[Stack] = None
-        self.fixtures: dict[int, list[str]] = {}  # size -> seeded file ids of this stack
-        self.fixture_sha: dict[int, str] = {}  # size -> their SHA-256
+        self.fixtures: Optional[Fixtures] = None  # of self.stack
         self.netns: Optional[Netns] = None
         self.cpus = CpuSplit.from_config(campaign.cpus)
         self.workqueue_mask = None
@@ -89,9 +90,10 @@ class Lab:
 
     # -- lifetime -------------------------------------------------------------
 
-    def close(self) -> None:
+    def close(self, keep_store: bool = False) -> None:
         """Undo the set-up, last step first; every step runs even when an earlier one fails
-        (a busy mount must not leave the kernel's workqueues pinned)."""
+        (a busy mount must not leave the kernel's workqueues pinned). ``keep_store``: stop
+        the backend leaving its store and fixtures for the next start (runs are left)."""
         with contextlib.ExitStack() as undo:
             if self.cpus is not None:
                 undo.callback(self._unpin)
@@ -99,7 +101,7 @@ class Lab:
                 undo.callback(self.client_fs.down)
             undo.callback(shutil.rmtree, self.runs_dir, ignore_errors=True)
             undo.callback(self._netns_down)
-            undo.callback(self._stop_stack)
+            undo.callback(self._stop_stack, keep_store)
 
     def _unpin(self) -> None:
         self.cpus.restore_kernel_workqueues(self.workqueue_mask)
@@ -111,53 +113,41 @@ class Lab:
             self.netns.down()
             self.netns = None
 
-    def _stop_stack(self) -> None:
+    def _stop_stack(self, keep_store: bool = False) -> None:
         if self.stack is not None:
-            self.log(f"stopping {self.stack.backend}")
-            self.stack.stop()
+            keep_store = keep_store and self.stack.keeps_store
+            kept = " (its store kept for the next start)" if keep_store else ""
+            self.log(f"stopping {self.stack.backend}{kept}")
+            self.stack.stop(keep_store=keep_store)
             self.stack = None
-            self.fixtures.clear()
+            self.fixtures = None
 
-    def stack_for(self, backend: str) -> Stack:
+    def store_identity(self, backend: str) -> dict:
+        return store_identity(backend, self.c.backends.get(backend, {}), self.c.content)
+
+    def stack_for(self, backend: str, empty: bool = False) -> Stack:
+        """The running stack of ``backend``: on the store a stopped campaign kept, unless
+        ``empty``."""
         if self.stack is not None and self.stack.backend == backend:
             return self.stack
         self._stop_stack()
         cfg = dict(self.c.backends.get(backend, {}))
         if backend == "nginx":
             cfg["root"] = str(self.files_dir)
-        self.log(f"starting {backend}")
-        self.stack = start_stack(backend, self.c.work_dir / "stack" / backend, cfg)
+        data_dir = self.c.work_dir / "stack" / backend
+        identity = self.store_identity(backend)
+        record = None if empty else kept_record(data_dir, identity)
+        self.log(f"starting {backend}" + (" on its kept store" if record else ""))
+        self.stack = start_stack(backend, data_dir, cfg, kept=record is not None)
+        self.fixtures = Fixtures(self.stack, identity, record, self.log)
         return self.stack
 
     # -- fixtures ---------------------------------------------------------------
 
-    def _drop_fixtures(self, keep: int) -> None:
-        for size in [s for s in self.fixtures if s != keep]:
-            for fid in self.fixtures.pop(size):
-                self.stack.api.delete(fid)
-            if self.c.gc != "never":
-                self.stack.gc()
-
     def download_fixtures(self, size: int, n: int, src: Path, sha: str) -> list[str]:
         """n seeded, staged file ids holding ``src`` (same bytes, distinct objects)."""
-        self._drop_fixtures(keep=size)
-        have = self.fixtures.setdefault(size, [])
-        self.fixture_sha[size] = sha
         with self._all_cpus():
-            self._seed(size, n, src, sha)
-        return have[:n]
-
-    def _seed(self, size: int, n: int, src: Path, sha: str) -> None:
-        have = self.fixtures[size]
-        while len(have) < n:
-            fid = f"bench-dl-{size_label(size)}-{len(have)}"
-            self.log(f"seeding {fid}")
-            self.stack.api.seed(fid, src, sha)
-            # wait out staging (a copy of the whole object) before any clock starts
-            self.stack.api.drs_object(fid, acceptance_deadline(size))
-            have.append(fid)
-            if self.c.gc != "never":
-                self.stack.gc()  # the inbox copy is garbage now: free it before the next seed
+            return self.fixtures.ensure(size, n, src, sha, gc=self.c.gc != "never")
 
     def _all_cpus(self):
         """Set-up that is not measured (seeding) may use the clients' CPUs too."""
@@ -196,7 +186,7 @@ class Lab:
         )
         backend = self.stack.backend
         self._stop_stack()
-        self.stack_for(backend)
+        self.stack_for(backend, empty=True)
 
     def _make_room(self, spec: RunSpec) -> None:
         """A 16 GiB run on a ~80 GB disk: drop what can be made again when it doesn't fit.
@@ -214,7 +204,7 @@ class Lab:
                 drop_source(meta)
         else:
             self.log(f"disk: dropping download fixtures to make room for {size_label(total)}")
-            self._drop_fixtures(keep=-1)
+            self.fixtures.drop(keep=-1, gc=self.c.gc != "never")
             self._empty_store_if_short(need, f"a {size_label(total)} upload")
         free = self._free()
         if free < need:
@@ -228,15 +218,13 @@ class Lab:
             raise ToolUnavailable(f"{spec.tool}: {tool.kind} is not installed")
         stack = self.stack_for(spec.backend)
         self._evict_sources(keep=spec.size)
-        seeded = self.fixtures.get(spec.size, [])
-        if (
-            spec.direction == "download"
-            and stack.backend != "nginx"
-            and len(seeded) >= spec.file_count
-            and spec.size in self.fixture_sha
-        ):
+        seeded = []
+        if spec.direction == "download" and stack.backend != "nginx":
+            with self._all_cpus():
+                seeded = self.fixtures.usable(spec.size)
+        if seeded and len(seeded) >= spec.file_count and spec.size in self.fixtures.sha:
             # the objects are seeded: the source may have been dropped to make room
-            src, sha = self.files_dir / "unused", self.fixture_sha[spec.size]
+            src, sha = self.files_dir / "unused", self.fixtures.sha[spec.size]
         else:
             src, sha = source_file(self.files_dir, spec.size, self.c.content)
         run_dir = self.runs_dir / spec.key

@@ -72,7 +72,7 @@ class StubApi:
             body, code = obj, 200
         return code, JSON, json.dumps(body).encode()
 
-    def seed(self, file_id: str, path: Path, sha256: str) -> None:
+    def seed(self, file_id: str, path: Path, sha256: str, state_dir: Path) -> None:
         rel = path.resolve().relative_to(self.root.resolve())
         self.objects[file_id] = drs_object(
             file_id,
@@ -130,7 +130,7 @@ class NginxStack(Stack):
                 time.sleep(0.1)
         self.api = StubApi(url, root)
 
-    def stop(self) -> None:
+    def stop(self, keep_store: bool = False) -> None:
         if isinstance(self.api, StubApi):
             self.api.close()
         super().stop()

@@ -29,6 +29,16 @@ def free_port(limit: int = 55535) -> int:
     raise RuntimeError("no free port below %d" % limit)
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is free
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def find_exe(name: str) -> Optional[str]:
     """Next to this Python first (a venv's bin/ that is not on PATH), then PATH."""
     here = Path(sys.executable).parent / name
@@ -68,6 +78,7 @@ class Stack:
     """One backend: its API (`ServiceApi`, `DirectApi` or a stub), S3 facts, processes."""
 
     backend = "?"
+    keeps_store = False  # can stop leaving its store for a later start (`stop(keep_store)`)
 
     def __init__(self, data_dir: Path):
         self.data_dir = data_dir
@@ -82,7 +93,7 @@ class Stack:
     def gc(self) -> None:
         """Make deleted objects' space free again (between runs)."""
 
-    def stop(self) -> None:
+    def stop(self, keep_store: bool = False) -> None:
         for proc in reversed(self.procs):
             terminate(proc)
         self.procs.clear()

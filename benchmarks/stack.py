@@ -18,6 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Optional
+from urllib.parse import urlsplit
 
 import requests
 
@@ -26,7 +27,7 @@ from ghga_tasks.server.launcher import ServerProcess, s3_args
 from .api import DirectApi, ServiceApi
 from .measure import process_tree
 from .nginx import NginxStack
-from .servers import Stack, find_exe, free_port, ghga_cli_argv, ghga_env, spawn
+from .servers import Stack, find_exe, free_port, ghga_cli_argv, ghga_env, port_is_free, spawn
 
 
 def _weed_vacuum(pids: list[int]) -> None:
@@ -53,26 +54,32 @@ def _weed_vacuum(pids: list[int]) -> None:
 
 
 class GhgaStack(Stack):
-    """``ghga-cli serve``, embedded SeaweedFS or in front of an S3 endpoint (Ceph)."""
+    """``ghga-cli serve``, embedded SeaweedFS or in front of an S3 endpoint (Ceph).
 
-    def __init__(self, backend: str, data_dir: Path, cfg: dict):
+    With ``kept``, the servers start on the store a previous start left in ``data_dir``
+    (its objects, the server's database, uploads in progress); else on an empty one."""
+
+    keeps_store = True
+
+    def __init__(self, backend: str, data_dir: Path, cfg: dict, kept: bool = False):
         super().__init__(data_dir)
         self.backend = backend
         self.ceph: Optional[dict] = None
         self.server: Optional[ServerProcess] = None
         try:
-            self._start(backend, data_dir, cfg)
+            self._start(backend, data_dir, cfg, kept)
         except BaseException:
             self.stop()  # never leave a half-started stack (Ceph daemons) behind
             raise
 
-    def _start(self, backend: str, data_dir: Path, cfg: dict) -> None:
+    def _start(self, backend: str, data_dir: Path, cfg: dict, kept: bool) -> None:
         timeout = float(cfg.get("start_timeout", 180))
         argv = ghga_cli_argv()
         if argv is None:
             raise RuntimeError("ghga-cli is not available: cannot start the reference server")
-        shutil.rmtree(data_dir, ignore_errors=True)
-        data_dir.mkdir(parents=True)
+        if not kept:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        data_dir.mkdir(parents=True, exist_ok=True)
         args = list(cfg.get("server_args", []))
         if backend == "ceph":
             from .backends import ceph  # owned by the backends engineer
@@ -88,6 +95,11 @@ class GhgaStack(Stack):
                 self.ceph["secret_key"],
                 self.ceph.get("region") or "us-east-1",
             )
+        # a kept store gets its API at the same address: ghga-cli keys an upload's state
+        # (an interrupted seeding) by the API URL
+        port_file = data_dir / "api-port"
+        if kept and port_file.exists() and port_is_free(int(port_file.read_text())):
+            args += ["--port", port_file.read_text().strip()]
         self.server = ServerProcess(
             data_dir / "server",
             args,
@@ -99,6 +111,7 @@ class GhgaStack(Stack):
             timeout=timeout,
         )
         self.info = self.server.urls
+        port_file.write_text(f"{urlsplit(self.info['upload_api']).port}\n")
         self.api = ServiceApi(self.info)
         self.s3 = self.api.s3_info()
         if self.ceph and self.ceph.get("region") and not self.s3.get("region"):
@@ -120,7 +133,7 @@ class GhgaStack(Stack):
         stats = self._ceph_mod.compression_stats(self.data_dir / "ceph")
         return {"bluestore_compression": stats} if stats else None
 
-    def stop(self) -> None:
+    def stop(self, keep_store: bool = False) -> None:
         if self.server is not None:
             self.server.stop(grace=15)
             self.server = None
@@ -128,7 +141,8 @@ class GhgaStack(Stack):
         if self.ceph is not None:
             self._ceph_mod.stop_ceph(str(self.data_dir / "ceph"))
             self.ceph = None
-        shutil.rmtree(self.data_dir, ignore_errors=True)  # GBs of objects: free the disk
+        if not keep_store:
+            shutil.rmtree(self.data_dir, ignore_errors=True)  # GBs of objects: free the disk
 
     def facts(self) -> dict:
         return {**super().facts(), **{k: v for k, v in self.info.items() if k.endswith("_api")}}
@@ -214,7 +228,7 @@ class WeedDirectStack(Stack):
     def gc(self) -> None:
         _weed_vacuum(self.server_pids())
 
-    def stop(self) -> None:
+    def stop(self, keep_store: bool = False) -> None:
         super().stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
         for port in self.ports:
@@ -222,11 +236,12 @@ class WeedDirectStack(Stack):
                 sock.unlink(missing_ok=True)
 
 
-def start_stack(backend: str, data_dir: Path, backend_cfg: dict) -> Stack:
+def start_stack(backend: str, data_dir: Path, backend_cfg: dict, kept: bool = False) -> Stack:
+    """``kept``: start on the store left in ``data_dir`` (only backends with `keeps_store`)."""
     if backend == "nginx":
         return NginxStack(data_dir, backend_cfg)
     if backend == "seaweedfs-direct":
         return WeedDirectStack(data_dir)
     if backend in ("seaweedfs", "ceph"):
-        return GhgaStack(backend, data_dir, backend_cfg)
+        return GhgaStack(backend, data_dir, backend_cfg, kept)
     raise ValueError(f"unknown backend {backend!r}")

@@ -16,8 +16,10 @@ from ghga_tasks.units import GiB  # noqa: E402
 
 
 class RecordedStack:
-    def __init__(self, backend: str, events: list):
-        self.backend, self.events = backend, events
+    keeps_store = True
+
+    def __init__(self, backend: str, data_dir, events: list):
+        self.backend, self.data_dir, self.events = backend, data_dir, events
         self.api = self
         events.append(("start", backend))
 
@@ -27,8 +29,14 @@ class RecordedStack:
     def gc(self) -> None:
         self.events.append(("gc", self.backend))
 
-    def stop(self) -> None:
+    def stop(self, keep_store: bool = False) -> None:
         self.events.append(("stop", self.backend))
+
+
+def seed_fixture(lab, size: int) -> None:
+    fid = f"bench-dl-{size // GiB}GiB-0"
+    lab.fixtures.ids[size], lab.fixtures.sha[size] = [fid], "0" * 64
+    lab.fixtures.checked.add(fid)
 
 
 @pytest.fixture
@@ -40,7 +48,9 @@ def lab(tmp_path, monkeypatch):
     )
     events: list = []
     monkeypatch.setattr(
-        lab_mod, "start_stack", lambda backend, data_dir, cfg: RecordedStack(backend, events)
+        lab_mod,
+        "start_stack",
+        lambda backend, data_dir, cfg, kept: RecordedStack(backend, data_dir, events),
     )
     camp.gc = "every-run"
     lab = lab_mod.Lab(camp, log=lambda msg: events.append(("log", msg)))
@@ -54,7 +64,7 @@ def upload(size: int) -> RunSpec:
 
 def test_ceph_upload_short_of_disk_restarts_with_empty_store(lab, monkeypatch):
     lab.stack_for("ceph")
-    lab.fixtures[16 * GiB] = ["bench-dl-16GiB-0"]
+    seed_fixture(lab, 16 * GiB)
     monkeypatch.setattr(lab, "_free", lambda: 20 * GiB)  # deleting frees nothing on Ceph
     lab._make_room(upload(16 * GiB))
     kinds = [e for e in lab.events if e[0] != "log"]
@@ -65,22 +75,22 @@ def test_ceph_upload_short_of_disk_restarts_with_empty_store(lab, monkeypatch):
         ("stop", "ceph"),
         ("start", "ceph"),
     ]
-    assert lab.fixtures == {} and lab.stack.backend == "ceph"
+    assert lab.fixtures.ids == {} and lab.stack.backend == "ceph"
     assert any("restarting ceph with an empty store" in e[1] for e in lab.events if e[0] == "log")
 
 
 def test_ceph_upload_with_room_keeps_the_store(lab, monkeypatch):
     lab.stack_for("ceph")
-    lab.fixtures[16 * GiB] = ["bench-dl-16GiB-0"]
+    seed_fixture(lab, 16 * GiB)
     monkeypatch.setattr(lab, "_free", lambda: 60 * GiB)  # 3 x 16 GiB + spare fits
     lab._make_room(upload(16 * GiB))
     assert [e for e in lab.events if e[0] != "log"] == [("start", "ceph")]
-    assert lab.fixtures == {16 * GiB: ["bench-dl-16GiB-0"]}
+    assert lab.fixtures.ids == {16 * GiB: ["bench-dl-16GiB-0"]}
 
 
 def test_seaweedfs_upload_short_of_disk_restarts_too(lab, monkeypatch):
     lab.stack_for("seaweedfs")
-    lab.fixtures[16 * GiB] = ["bench-dl-16GiB-0"]
+    seed_fixture(lab, 16 * GiB)
     monkeypatch.setattr(lab, "_free", lambda: 29 * GiB)  # the filer deletes chunks later
     spec = RunSpec(
         backend="seaweedfs", direction="upload", size=16 * GiB, tool="curl", clients=1, rep=1
@@ -98,7 +108,7 @@ def test_seaweedfs_upload_short_of_disk_restarts_too(lab, monkeypatch):
 
 def test_download_short_of_disk_drops_sources_not_the_store(lab, monkeypatch):
     lab.stack_for("ceph")
-    lab.fixtures[16 * GiB] = ["bench-dl-16GiB-0"]
+    seed_fixture(lab, 16 * GiB)
     lab.files_dir.mkdir(parents=True)
     src = lab.files_dir / "src-random-16GiB.bin"
     src.write_bytes(b"x" * 10)
@@ -109,7 +119,7 @@ def test_download_short_of_disk_drops_sources_not_the_store(lab, monkeypatch):
     )
     lab._make_room(spec)
     assert [e for e in lab.events if e[0] != "log"] == [("start", "ceph")]
-    assert lab.fixtures == {16 * GiB: ["bench-dl-16GiB-0"]}
+    assert lab.fixtures.ids == {16 * GiB: ["bench-dl-16GiB-0"]}
     assert not src.exists()
 
 
