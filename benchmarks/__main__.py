@@ -57,11 +57,14 @@ def main(argv=None) -> int:
             done = (camp.results_dir / "runs" / f"{spec.key}.json").exists()
             print(("done " if done else "todo ") + spec.key)
         return 0
-    from .campaign import CampaignFailed
+    from .campaign import CampaignFailed, CampaignStopped
     from .campaign import run as run_campaign
 
     try:
         info = run_campaign(args.config, args.results, args.work_dir, args.only, args.rerun_failed)
+    except CampaignStopped as exc:
+        print(str(exc), file=sys.stderr)
+        return 3
     except CampaignFailed as exc:
         print(f"campaign incomplete: {exc}", file=sys.stderr)
         return 1

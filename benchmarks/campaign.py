@@ -33,8 +33,15 @@ log = logging.getLogger("benchmarks")
 _LABS: dict[str, Lab] = {}
 
 
+STOP_FILE = "stop"  # in the work dir: the campaign ends after the run in flight
+
+
 class CampaignFailed(RuntimeError):
     pass
+
+
+class CampaignStopped(CampaignFailed):
+    """Stopped as asked, between two runs: run the same command again to go on."""
 
 
 def _campaign(cfg: str, results: str, work: str) -> config_mod.Campaign:
@@ -65,6 +72,9 @@ class BenchRun(luigi.Task):
         return luigi.LocalTarget(str(Path(self.results_dir) / "runs" / f"{self.key}.json"))
 
     def run(self):
+        stop = Path(self.work_dir) / STOP_FILE
+        if stop.exists():  # every run left fails fast; run() reports the stop
+            raise CampaignStopped(f"{stop} exists: {self.key} not started")
         lab = _lab(self.config, self.results_dir, self.work_dir)
         spec = lab.c.run(self.key)
         log.info("run %s", self.key)
@@ -181,6 +191,10 @@ def run(
         ]
     else:
         tasks = [Campaign(config=cfg, results_dir=res, work_dir=work)]
+    stop = camp.work_dir / STOP_FILE
+    if stop.exists():  # asked of an earlier campaign
+        stop.unlink()
+        log.info("removed %s, left from before", stop)
     # SIGTERM -> KeyboardInterrupt, so servers and the namespace are cleaned up
     prev = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
@@ -198,6 +212,12 @@ def run(
     missing = left
     if only:
         missing = [k for k in missing if re.search(only, k)]
+    if missing and stop.exists():
+        stop.unlink()
+        raise CampaignStopped(
+            f"stopped as asked by {stop} (now removed): {len(missing)} runs left; "
+            "run the same command again to go on"
+        )
     status = outcome.status.name
     if missing:
         raise CampaignFailed(

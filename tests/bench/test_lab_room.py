@@ -188,3 +188,35 @@ def test_an_interrupted_run_leaves_no_client_running(tmp_path):
             break
         time.sleep(0.05)
     assert not Path(f"/proc/{pid}").exists(), os.popen(f"ps -o pid,stat,cmd -p {pid}").read()
+
+
+def test_a_stop_file_ends_the_campaign_between_two_runs(tmp_path, monkeypatch):
+    """`touch WORK_DIR/stop` while a run is in flight: that run is recorded, no other
+    starts, the store is kept for the next start, the file is removed, and a stale stop
+    file does not stop the next campaign."""
+    from benchmarks import campaign as campaign_mod
+
+    closed: list = []
+
+    class StoppingLab:
+        def __init__(self, camp, log):
+            self.c = camp
+
+        def execute(self, spec):
+            (self.c.work_dir / campaign_mod.STOP_FILE).touch()  # asked during the first run
+            return {"mb_per_s": 1.0, "seconds": 1.0, "verified": True, "errors": 0}
+
+        def close(self, keep_store=False):
+            closed.append(keep_store)
+
+    monkeypatch.setattr(campaign_mod, "Lab", StoppingLab)
+    config = REPO / "configs" / "benchmarks" / "quick.toml"
+    results, work = tmp_path / "r", tmp_path / "w"
+    work.mkdir()
+    (work / campaign_mod.STOP_FILE).touch()  # stale: removed at the start
+    with pytest.raises(campaign_mod.CampaignStopped, match="stopped as asked") as stopped:
+        campaign_mod.run(config, str(results), str(work), only="__32MiB__.*__c1__")
+    assert len(list((results / "runs").glob("*.json"))) == 1
+    assert "runs left; run the same command again" in str(stopped.value)
+    assert not (work / campaign_mod.STOP_FILE).exists()
+    assert closed == [True]
