@@ -122,9 +122,6 @@ class Lab:
             self.stack = None
             self.fixtures = None
 
-    def store_identity(self, backend: str) -> dict:
-        return store_identity(backend, self.c.backends.get(backend, {}), self.c.content)
-
     def stack_for(self, backend: str, empty: bool = False) -> Stack:
         """The running stack of ``backend``: on the store a stopped campaign kept, unless
         ``empty``."""
@@ -135,7 +132,7 @@ class Lab:
         if backend == "nginx":
             cfg["root"] = str(self.files_dir)
         data_dir = self.c.work_dir / "stack" / backend
-        identity = self.store_identity(backend)
+        identity = store_identity(backend, self.c.backends.get(backend, {}), self.c.content)
         record = None if empty else kept_record(data_dir, identity)
         self.log(f"starting {backend}" + (" on its kept store" if record else ""))
         self.stack = start_stack(backend, data_dir, cfg, kept=record is not None)
@@ -222,7 +219,7 @@ class Lab:
         if spec.direction == "download" and stack.backend != "nginx":
             with self._all_cpus():
                 seeded = self.fixtures.usable(spec.size)
-        if seeded and len(seeded) >= spec.file_count and spec.size in self.fixtures.sha:
+        if len(seeded) >= spec.file_count and spec.size in self.fixtures.sha:
             # the objects are seeded: the source may have been dropped to make room
             src, sha = self.files_dir / "unused", self.fixtures.sha[spec.size]
         else:
