@@ -101,9 +101,6 @@ class Fixtures:
         }
         write_json_atomic(self.path, {"identity": self.identity, "fixtures": fixtures})
 
-    def seeded(self, size: int) -> list[str]:
-        return self.ids.get(size, [])
-
     def _seed_state(self, file_id: str) -> Path:
         return self.stack.data_dir / "seeding" / file_id
 
