@@ -54,8 +54,7 @@ def main(argv=None) -> int:
 
         camp = load(args.config, results_dir=args.results)
         for spec in camp.runs:
-            done = (camp.results_dir / "runs" / f"{spec.key}.json").exists()
-            print(("done " if done else "todo ") + spec.key)
+            print(("done " if camp.done(spec.key) else "todo ") + spec.key)
         return 0
     from .campaign import CampaignFailed, CampaignStopped
     from .campaign import run as run_campaign

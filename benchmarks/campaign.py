@@ -142,12 +142,7 @@ def check_disk(camp: config_mod.Campaign, only: Optional[str]) -> None:
     """Refuse to start when the largest run still to do cannot fit the free disk. A kept
     store counts as free: the estimate includes the copies it holds, and the campaign
     empties it when a run needs the room."""
-    todo = [
-        s
-        for s in camp.runs
-        if not (camp.results_dir / "runs" / f"{s.key}.json").exists()
-        and (not only or re.search(only, s.key))
-    ]
+    todo = camp.left(only)
     kept = disk_bytes(camp.work_dir / "stack")
     need, free = camp.disk_needed(todo), shutil.disk_usage(camp.work_dir).free + kept
     log.info(
@@ -178,10 +173,7 @@ def run(
     if rerun:
         log.info("removed %d failed results", rerun_failed(camp.results_dir))
     record_machine(camp)
-    identities = {
-        backend: store_identity(backend, camp.backends.get(backend, {}), camp.content)
-        for backend in {s.backend for s in camp.runs}
-    }
+    identities = {s.backend: store_identity(camp, s.backend) for s in camp.runs}
     remove_other_stores(camp.work_dir / "stack", identities, log.info)
     check_disk(camp, only)
     if only:
@@ -204,15 +196,11 @@ def run(
         )
     finally:
         signal.signal(signal.SIGTERM, prev)
-        left = [
-            s.key for s in camp.runs if not (camp.results_dir / "runs" / f"{s.key}.json").exists()
-        ]
-        for key in list(_LABS):  # runs left: keep the store and its fixtures for them
-            _LABS.pop(key).close(keep_store=bool(left))
+        keep_store = bool(camp.left())  # runs left: keep the store and its fixtures for them
+        for key in list(_LABS):
+            _LABS.pop(key).close(keep_store=keep_store)
     summary = outcome.summary_text
-    missing = left
-    if only:
-        missing = [k for k in missing if re.search(only, k)]
+    missing = [s.key for s in camp.left(only)]
     if missing and stop.exists():
         stop.unlink()
         raise CampaignStopped(

@@ -10,6 +10,7 @@ configs/benchmarks/quick.toml for every key.
 from __future__ import annotations
 
 import itertools
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,6 +94,16 @@ class Campaign:
     def disk_needed(self, specs: list[RunSpec]) -> int:
         """Free disk the largest of `specs` needs (its peak on the disk, plus spare)."""
         return max((self.on_disk(s.peak_bytes) for s in specs), default=0) + SPARE
+
+    def done(self, key: str) -> bool:
+        """Whether the run has its result file."""
+        return (self.results_dir / "runs" / f"{key}.json").exists()
+
+    def left(self, only: Optional[str] = None) -> list[RunSpec]:
+        """The runs without a result (matching the regex ``only``, if given)."""
+        return [
+            s for s in self.runs if not self.done(s.key) and (not only or re.search(only, s.key))
+        ]
 
     def run(self, key: str) -> RunSpec:
         for spec in self.runs:

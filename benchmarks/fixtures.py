@@ -26,9 +26,14 @@ RECORD = "fixtures.json"
 SEED_PREFIX = "bench-dl-"
 
 
-def store_identity(backend: str, settings: dict, content: str) -> dict:
-    """What a kept store must match to be used again."""
-    return {"backend": backend, "settings": settings, "content": content}
+def store_identity(campaign, backend: str) -> dict:
+    """What a kept store of ``backend`` must match to be used again by ``campaign``: the
+    backend's settings and the content."""
+    return {
+        "backend": backend,
+        "settings": campaign.backends.get(backend, {}),
+        "content": campaign.content,
+    }
 
 
 def kept_record(data_dir: Path, identity: dict) -> Optional[dict]:

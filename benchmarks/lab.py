@@ -132,7 +132,7 @@ class Lab:
         if backend == "nginx":
             cfg["root"] = str(self.files_dir)
         data_dir = self.c.work_dir / "stack" / backend
-        identity = store_identity(backend, self.c.backends.get(backend, {}), self.c.content)
+        identity = store_identity(self.c, backend)
         record = None if empty else kept_record(data_dir, identity)
         self.log(f"starting {backend}" + (" on its kept store" if record else ""))
         self.stack = start_stack(backend, data_dir, cfg, kept=record is not None)

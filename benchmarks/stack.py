@@ -98,8 +98,9 @@ class GhgaStack(Stack):
         # a kept store gets its API at the same address: ghga-cli keys an upload's state
         # (an interrupted seeding) by the API URL
         port_file = data_dir / "api-port"
-        if kept and port_file.exists() and port_is_free(int(port_file.read_text())):
-            args += ["--port", port_file.read_text().strip()]
+        port = int(port_file.read_text()) if kept and port_file.exists() else None
+        if port is not None and port_is_free(port):
+            args += ["--port", str(port)]
         self.server = ServerProcess(
             data_dir / "server",
             args,
