@@ -84,6 +84,9 @@ def s3_location(url: str) -> tuple[str, str]:
     return bucket, key
 
 
+DELETE_TIMEOUT = 1800.0
+
+
 def acceptance_deadline(size: int) -> float:
     """Seconds to wait for the server's acceptance (hash + copy), growing with the size."""
     return 600.0 + 60.0 * size / GiB
@@ -101,8 +104,10 @@ class ServiceApi:
         self.http = requests.Session()
         self.timeout = timeout
 
-    def _call(self, method: str, url: str, ok=(200,), **kw) -> requests.Response:
-        resp = self.http.request(method, url, timeout=self.timeout, **kw)
+    def _call(
+        self, method: str, url: str, ok=(200,), timeout: Optional[float] = None, **kw
+    ) -> requests.Response:
+        resp = self.http.request(method, url, timeout=timeout or self.timeout, **kw)
         if resp.status_code not in ok:
             raise ApiError(f"{method} {url}: HTTP {resp.status_code} {resp.text[:300]}")
         return resp
@@ -117,7 +122,14 @@ class ServiceApi:
         self._call("POST", f"{self.admin_api}/files", ok=(200, 201, 204), json=body)
 
     def delete(self, file_id: str) -> None:
-        self._call("DELETE", f"{self.admin_api}/files/{file_id}", ok=(200, 202, 204, 404))
+        # the server answers once the objects are gone: for a 200 GiB file on RGW (multipart
+        # objects of 6,400 parts) that took two minutes
+        self._call(
+            "DELETE",
+            f"{self.admin_api}/files/{file_id}",
+            ok=(200, 202, 204, 404),
+            timeout=DELETE_TIMEOUT,
+        )
 
     def list_files(self) -> list[str]:
         """The ids of every registered file."""
