@@ -11,7 +11,7 @@ from typing import Optional
 from .fileio import O_BINARY
 
 # One buffer, read into again and again: SHA-256 runs at its in-cache speed on it; hashing
-# large mmap windows of the page cache (or fresh buffers) took about a fifth more CPU.
+# large mmap windows of the page cache took about a fifth more CPU.
 READ_BLOCK = 1024 * 1024
 
 
