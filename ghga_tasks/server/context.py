@@ -79,4 +79,8 @@ def upload_attempt(row: UploadRow) -> Dict[str, Any]:
 
 
 def rfc3339(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    """UTC with microseconds: a file accepted within the second its source was written in
+    is still newer than that source (Snakemake compares the two)."""
+    seconds = int(ts)
+    micros = min(int(round((ts - seconds) * 1e6)), 999_999)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"

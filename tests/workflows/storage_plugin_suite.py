@@ -8,11 +8,12 @@ reference server whose URLs it passes in GHGA_PLUGIN_* variables.
 import hashlib
 import os
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
 from snakemake_interface_storage_plugins.tests import TestStorageBase
-from snakemake_storage_plugin_ghga import StorageProvider, StorageProviderSettings
+from snakemake_storage_plugin_ghga import StorageProvider, StorageProviderSettings, _timestamp
 
 DRS_API = os.environ["GHGA_PLUGIN_DRS_API"]
 UPLOAD_API = os.environ["GHGA_PLUGIN_UPLOAD_API"]
@@ -95,28 +96,57 @@ class TestRetrieveOnly(TestStorageBase):
         assert sorted(p.name for p in obj.local_path().parent.iterdir()) == [ACCEPTED_ID]
 
 
+def stored(provider: StorageProvider, content: bytes):
+    """A new file id, stored (uploaded and accepted) through the plugin; (query, source mtime)."""
+    obj = provider.object(f"ghga://{register(content)}")
+    obj.local_path().parent.mkdir(parents=True, exist_ok=True)
+    obj.local_path().write_bytes(content)
+    source_mtime = obj.local_path().stat().st_mtime
+    obj.store_object()
+    obj.local_path().unlink()
+    return obj.query, source_mtime
+
+
 def test_staging_counts_as_existing(tmp_path):
-    """While DRS answers 202 the object exists (size 0, no checksum yet); retrieval waits."""
-    content = os.urandom(1000)
+    """While DRS answers 202 the object exists at once; its size, mtime and checksum wait
+    for the staging to end (Retry-After), and so does retrieval."""
     provider = StorageProvider(
         local_prefix=tmp_path / "prefix", logger=None, settings=settings(max_wait=60.0)
     )
-    stored = provider.object(f"ghga://{register(content)}")
-    stored.local_path().parent.mkdir(parents=True, exist_ok=True)
-    stored.local_path().write_bytes(content)
-    stored.store_object()
-    stored.local_path().unlink()
-
+    content = os.urandom(1000)
+    facts_first, source_mtime = stored(provider, content)
+    retrieved_first, _ = stored(provider, content)
     configure(staging_delay=3)
     try:
-        obj = provider.object(stored.query)  # a fresh object: no cached DRS answer
+        obj = provider.object(facts_first)  # a fresh object: no cached DRS answer
         assert obj.exists()  # 202 while staging
-        assert obj.size() == 0 and obj.checksum() is None and obj.mtime() == 0.0
+        assert obj._object is None  # exists() did not wait for the staging
+        assert obj.size() == len(content)  # waited
+        assert obj.mtime() > source_mtime
+        assert obj.checksum() == f"sha256:{hashlib.sha256(content).hexdigest()}"
+        obj = provider.object(retrieved_first)
+        assert obj.exists() and obj._object is None
+        obj.retrieve_object()  # waits for staging (Retry-After), then downloads
     finally:
         configure(staging_delay=0)
-    obj.retrieve_object()  # waits for staging (Retry-After), then downloads
     assert obj.local_path().read_bytes() == content
-    assert obj.checksum() == f"sha256:{hashlib.sha256(content).hexdigest()}"
+
+
+def test_stored_object_is_newer_than_its_source(tmp_path):
+    """Snakemake re-runs a rule whose output is older than its input: an uploaded file's
+    mtime (DRS created_time) is later than its source's, even within the same second."""
+    provider = StorageProvider(local_prefix=tmp_path / "prefix", logger=None, settings=settings())
+    query, source_mtime = stored(provider, os.urandom(1000))
+    obj = provider.object(query)  # a fresh object: no cached DRS answer
+    assert obj.mtime() > source_mtime, (obj.mtime(), source_mtime)
+
+
+def test_whole_second_times_stand_for_the_end_of_their_second():
+    base = datetime(2026, 12, 2, 11, 4, 5, tzinfo=timezone.utc).timestamp()
+    assert _timestamp("2026-12-02T11:04:05Z") == base + 0.999999
+    assert _timestamp("2026-12-02T11:04:05.250000Z") == base + 0.25
+    assert _timestamp("2026-12-02T11:04:05.000000Z") == base
+    assert _timestamp(None) == 0.0 and _timestamp("yesterday") == 0.0
 
 
 def test_settings_are_required_where_used(tmp_path):

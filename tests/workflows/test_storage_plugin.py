@@ -79,6 +79,12 @@ def test_interface_test_suite(shared, stack, tmp_path):  # noqa: F811
     for name in ("test_storage", "test_storage_not_existing", "test_query_validation"):
         assert f"TestStoreAndRetrieve::{name}" in proc.stdout, explain(proc)
         assert f"TestRetrieveOnly::{name}" in proc.stdout, explain(proc)
+    for name in (
+        "test_staging_counts_as_existing",
+        "test_stored_object_is_newer_than_its_source",
+        "test_whole_second_times_stand_for_the_end_of_their_second",
+    ):
+        assert re.search(rf"^PASSED \S*::{name}\b", proc.stdout, re.M), explain(proc)
     assert " passed" in proc.stdout and "skipped" not in proc.stdout, explain(proc)
 
 

@@ -1,8 +1,9 @@
 """Snakemake storage plugin for GHGA: `storage.ghga("ghga://FILE_ID")`.
 
 A thin adapter over ghga_tasks: existence, size, mtime and checksum come from the DRS API
-(one GET /objects/FILE_ID; a 202 "being staged" counts as existing), retrieval is a
-resumable, verified `download_by_id`, storing is `upload_by_id(wait=True)`. The client's
+(GET /objects/FILE_ID; a 202 "being staged" counts as existing, and the other facts wait
+for the staging to end), retrieval is a resumable, verified `download_by_id`, storing is
+`upload_by_id(wait=True)`. The client's
 resumable state lives in its own state dir (setting `state_dir`, default the user cache
 dir), outside `.snakemake/` and the workflow's outputs, so a retrieval that failed or was
 killed continues where it stopped on the next run.
@@ -152,12 +153,17 @@ def _moved(verb: str, query: str, result) -> None:
 
 
 def _timestamp(value: Optional[str]) -> float:
+    """An RFC 3339 time as a Unix time. A time in whole seconds stands for the end of its
+    second: the file was accepted within it, after the source Snakemake compares it with."""
     if not value:
         return 0.0
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return 0.0
+    if when.microsecond == 0 and "." not in value:
+        return when.timestamp() + 0.999999
+    return when.timestamp()
 
 
 class StorageObject(StorageObjectRead, StorageObjectWrite):
@@ -170,8 +176,10 @@ class StorageObject(StorageObjectRead, StorageObjectWrite):
 
     # DRS facts
 
-    def _drs(self) -> Tuple[bool, Optional[dict]]:
-        """(exists, DRS object or None while staging); a 200 answer is kept (immutable)."""
+    def _drs(self, wait: bool) -> Tuple[bool, Optional[dict]]:
+        """(exists, DRS object or None while staging); a 200 answer is kept (immutable).
+        With `wait`, a 202 (being staged) is asked again as Retry-After says, up to max_wait:
+        size, mtime and checksum are only known once the object is staged."""
         if self._object is not None:
             return True, self._object
         from ghga_tasks.clients import DrsClient
@@ -179,7 +187,10 @@ class StorageObject(StorageObjectRead, StorageObjectWrite):
 
         client = DrsClient(self.provider.api("drs_api"), self.provider.client_settings())
         try:
-            obj, _wait = client.get_object(self.file_id)
+            if wait:
+                obj = client.wait_for_object(self.file_id, on_wait=self._staging_notice)
+            else:
+                obj, _wait = client.get_object(self.file_id)
         except ApiRefused as exc:
             if exc.status == 404:
                 return False, None
@@ -189,19 +200,26 @@ class StorageObject(StorageObjectRead, StorageObjectWrite):
         self._object = obj
         return True, obj
 
-    def _facts(self) -> Tuple[bool, Optional[dict]]:
-        return _call(self._drs)
+    def _staging_notice(self, seconds: float) -> None:
+        get_logger().info(
+            f"ghga: {self.query} is being staged; asking DRS again in {seconds:g} s for its "
+            "size, time and checksum (up to --storage-ghga-max-wait)"
+        )
+
+    def _facts(self, wait: bool = True) -> Tuple[bool, Optional[dict]]:
+        return _call(lambda: self._drs(wait))
 
     def exists(self) -> bool:
-        return self._facts()[0]
+        """One DRS request: 200 or 202 (being staged) exist, 404 does not; never waits."""
+        return self._facts(wait=False)[0]
 
     def size(self) -> int:
-        """The DRS size; 0 while the object is being staged (DRS does not say yet)."""
         obj = self._facts()[1]
         return int(obj["size"]) if obj else 0
 
     def mtime(self) -> float:
-        """The DRS created_time; 0 (older than any output) when not known or staging."""
+        """The DRS created_time (when the file was accepted); waits while it is staged, so
+        that an uploaded output is never taken for one older than its inputs."""
         obj = self._facts()[1]
         return _timestamp(obj.get("created_time")) if obj else 0.0
 
@@ -223,15 +241,16 @@ class StorageObject(StorageObjectRead, StorageObjectWrite):
         if key in cache.exists_in_storage:
             return
         try:
-            exists, obj = self._facts()
+            exists, _obj = self._facts(wait=False)
+            if exists:
+                mtime, size, checksum = self.mtime(), self.size(), self.checksum()
         except WorkflowError:
             return  # the managed_* calls ask again and report it
         cache.exists_in_storage[key] = exists
         if exists:
-            cache.mtime[key] = Mtime(storage=self.mtime())
-            cache.size[key] = self.size()
-            if obj is not None:
-                cache.checksum[key] = self.checksum()
+            cache.mtime[key] = Mtime(storage=mtime)
+            cache.size[key] = size
+            cache.checksum[key] = checksum
 
     def get_inventory_parent(self) -> Optional[str]:
         return None
