@@ -7,8 +7,8 @@ file. core.py (lifecycle, registered files), uploads.py and outbox.py operate on
 from __future__ import annotations
 
 import threading
-import time
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any, Dict, Iterator, Tuple
 
 from .config import KnobBox, Settings
@@ -81,6 +81,4 @@ def upload_attempt(row: UploadRow) -> Dict[str, Any]:
 def rfc3339(ts: float) -> str:
     """UTC with microseconds: a file accepted within the second its source was written in
     is still newer than that source (Snakemake compares the two)."""
-    seconds = int(ts)
-    micros = min(int(round((ts - seconds) * 1e6)), 999_999)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -5,11 +5,13 @@ Python of the workflow venv (where Snakemake and the plugin are installed), agai
 reference server whose URLs it passes in GHGA_PLUGIN_* variables.
 """
 
+import asyncio
 import hashlib
 import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import requests
 from snakemake_interface_storage_plugins.tests import TestStorageBase
@@ -97,48 +99,99 @@ class TestRetrieveOnly(TestStorageBase):
 
 
 def stored(provider: StorageProvider, content: bytes):
-    """A new file id, stored (uploaded and accepted) through the plugin; (query, source mtime)."""
+    """A new file id, stored (uploaded and accepted) through the plugin; (the object that
+    stored it, its source's mtime)."""
     obj = provider.object(f"ghga://{register(content)}")
     obj.local_path().parent.mkdir(parents=True, exist_ok=True)
     obj.local_path().write_bytes(content)
     source_mtime = obj.local_path().stat().st_mtime
     obj.store_object()
     obj.local_path().unlink()
-    return obj.query, source_mtime
+    return obj, source_mtime
+
+
+def empty_inventory():
+    """What Snakemake's IOCache gives StorageObject.inventory."""
+    return SimpleNamespace(exists_in_storage={}, mtime={}, size={}, checksum={})
 
 
 def test_staging_counts_as_existing(tmp_path):
     """While DRS answers 202 the object exists at once; its size, mtime and checksum wait
-    for the staging to end (Retry-After), and so does retrieval."""
+    for the staging to end (Retry-After), and so does retrieval; the inventory does not."""
     provider = StorageProvider(
         local_prefix=tmp_path / "prefix", logger=None, settings=settings(max_wait=60.0)
     )
     content = os.urandom(1000)
+    checksum = f"sha256:{hashlib.sha256(content).hexdigest()}"
     facts_first, source_mtime = stored(provider, content)
     retrieved_first, _ = stored(provider, content)
+    inventoried, _ = stored(provider, content)
     configure(staging_delay=3)
     try:
-        obj = provider.object(facts_first)  # a fresh object: no cached DRS answer
+        obj = provider.object(facts_first.query)  # a fresh object: nothing known
         assert obj.exists()  # 202 while staging
-        assert obj._object is None  # exists() did not wait for the staging
+        assert obj._staged is None  # exists() did not wait for the staging
         assert obj.size() == len(content)  # waited
+        assert obj._staged is not None
         assert obj.mtime() > source_mtime
-        assert obj.checksum() == f"sha256:{hashlib.sha256(content).hexdigest()}"
-        obj = provider.object(retrieved_first)
-        assert obj.exists() and obj._object is None
+        assert obj.checksum() == checksum
+
+        obj = provider.object(inventoried.query)
+        cache = empty_inventory()
+        asyncio.run(obj.inventory(cache))
+        assert cache.exists_in_storage == {obj.cache_key(): True}
+        assert cache.mtime == cache.size == cache.checksum == {}  # left to managed_*
+        assert obj._staged is None  # not waited for
+
+        obj = provider.object(retrieved_first.query)
+        assert obj.exists() and obj._staged is None
         obj.retrieve_object()  # waits for staging (Retry-After), then downloads
     finally:
         configure(staging_delay=0)
     assert obj.local_path().read_bytes() == content
+    # staged now: the inventory has every fact
+    obj = provider.object(inventoried.query)
+    cache = empty_inventory()
+    asyncio.run(obj.inventory(cache))
+    key = obj.cache_key()
+    assert cache.exists_in_storage == {key: True} and cache.size == {key: len(content)}
+    assert cache.checksum == {key: checksum} and cache.mtime[key].storage() > source_mtime
 
 
 def test_stored_object_is_newer_than_its_source(tmp_path):
     """Snakemake re-runs a rule whose output is older than its input: an uploaded file's
     mtime (DRS created_time) is later than its source's, even within the same second."""
     provider = StorageProvider(local_prefix=tmp_path / "prefix", logger=None, settings=settings())
-    query, source_mtime = stored(provider, os.urandom(1000))
-    obj = provider.object(query)  # a fresh object: no cached DRS answer
+    obj, source_mtime = stored(provider, os.urandom(1000))
+    obj = provider.object(obj.query)  # a fresh object: asks DRS
     assert obj.mtime() > source_mtime, (obj.mtime(), source_mtime)
+    assert obj._staged is not None
+
+
+def test_stored_facts_while_being_staged(tmp_path):
+    """After storing, Snakemake asks the output's mtime at once: while DRS stages the file
+    (here for an hour) the plugin answers with what it stored instead of waiting."""
+    provider = StorageProvider(
+        local_prefix=tmp_path / "prefix", logger=None, settings=settings(max_wait=5.0)
+    )
+    content = os.urandom(1000)
+    configure(staging_delay=3600)
+    try:
+        obj, source_mtime = stored(provider, content)
+        assert obj.exists() and obj._staged is None  # DRS: 202
+        assert obj.mtime() > source_mtime
+        assert obj.size() == len(content)
+        assert obj.checksum() == f"sha256:{hashlib.sha256(content).hexdigest()}"
+        # another process (a fresh object) waits for the staging, up to max_wait
+        fresh = provider.object(obj.query)
+        try:
+            fresh.mtime()
+        except Exception as exc:
+            assert "still being staged" in str(exc), exc
+        else:
+            raise AssertionError("mtime() of an object being staged did not wait")
+    finally:
+        configure(staging_delay=0)
 
 
 def test_whole_second_times_stand_for_the_end_of_their_second():
@@ -146,7 +199,7 @@ def test_whole_second_times_stand_for_the_end_of_their_second():
     assert _timestamp("2026-12-02T11:04:05Z") == base + 0.999999
     assert _timestamp("2026-12-02T11:04:05.250000Z") == base + 0.25
     assert _timestamp("2026-12-02T11:04:05.000000Z") == base
-    assert _timestamp(None) == 0.0 and _timestamp("yesterday") == 0.0
+    assert _timestamp(None) is None and _timestamp("yesterday") is None
 
 
 def test_settings_are_required_where_used(tmp_path):

@@ -11,9 +11,10 @@ killed continues where it stopped on the next run.
 
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional
 
 from snakemake_interface_common.exceptions import WorkflowError
 from snakemake_interface_common.logging import get_logger
@@ -59,7 +60,8 @@ class StorageProviderSettings(StorageProviderSettingsBase):
         "outputs (default: the user cache dir, ~/.cache/ghga_tasks)."
     )
     max_wait: Optional[float] = _setting(
-        "Longest wait for staging (retrieve) or acceptance (store), in seconds [3600].",
+        "Longest wait for staging (retrieve; size, mtime or checksum of a file being "
+        "staged) or acceptance (store), in seconds [3600].",
         type=float,
     )
 
@@ -152,18 +154,46 @@ def _moved(verb: str, query: str, result) -> None:
     )
 
 
-def _timestamp(value: Optional[str]) -> float:
-    """An RFC 3339 time as a Unix time. A time in whole seconds stands for the end of its
-    second: the file was accepted within it, after the source Snakemake compares it with."""
+def _timestamp(value: Optional[str]) -> Optional[float]:
+    """An RFC 3339 time as a Unix time, None when missing or malformed. A time in whole
+    seconds stands for the end of its second: the file was accepted within it, after the
+    source Snakemake compares it with."""
     if not value:
-        return 0.0
+        return None
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return 0.0
+        return None
     if when.microsecond == 0 and "." not in value:
         return when.timestamp() + 0.999999
     return when.timestamp()
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What Snakemake compares: a staged DRS object's, or those of a file this process
+    stored (until DRS has staged it)."""
+
+    size: int
+    mtime: float
+    checksum: Optional[str]
+
+
+def _drs_facts(obj: dict, query: str) -> Facts:
+    sums = {c["type"].lower().replace("-", ""): c["checksum"] for c in obj["checksums"]}
+    checksum = next(
+        (f"{a}:{sums[a].lower()}" for a in ("sha256", "md5") if a in sums),
+        None,
+    )
+    mtime = _timestamp(obj.get("created_time"))
+    if mtime is None:
+        # GA4GH DRS requires created_time; without it the file counts as old
+        get_logger().warning(
+            f"ghga: DRS gave {query} no valid created_time ({obj.get('created_time')!r}); "
+            "taking it as older than any file"
+        )
+        mtime = 0.0
+    return Facts(int(obj["size"]), mtime, checksum)
 
 
 class StorageObject(StorageObjectRead, StorageObjectWrite):
@@ -172,16 +202,15 @@ class StorageObject(StorageObjectRead, StorageObjectWrite):
     def __post_init__(self):
         match = QUERY.fullmatch(self.query)
         self.file_id = match.group(1) if match else self.query[len(SCHEME) :]
-        self._object: Optional[dict] = None  # a DRS object once it answered 200
+        self._staged: Optional[Facts] = None  # from a DRS 200 (the object is immutable)
+        self._stored: Optional[Facts] = None  # of the file this process stored
+        self._notice = None  # a ghga_tasks WaitNotice, once a wait began
 
     # DRS facts
 
-    def _drs(self, wait: bool) -> Tuple[bool, Optional[dict]]:
-        """(exists, DRS object or None while staging); a 200 answer is kept (immutable).
-        With `wait`, a 202 (being staged) is asked again as Retry-After says, up to max_wait:
-        size, mtime and checksum are only known once the object is staged."""
-        if self._object is not None:
-            return True, self._object
+    def _ask_drs(self, wait: bool) -> bool:
+        """Whether the object exists (200, or 202: being staged); a 200 fills `_staged`.
+        With `wait`, a 202 is asked again as Retry-After says, up to max_wait."""
         from ghga_tasks.clients import DrsClient
         from ghga_tasks.errors import ApiRefused
 
@@ -193,64 +222,66 @@ class StorageObject(StorageObjectRead, StorageObjectWrite):
                 obj, _wait = client.get_object(self.file_id)
         except ApiRefused as exc:
             if exc.status == 404:
-                return False, None
+                return False
             raise
         finally:
             client.close()
-        self._object = obj
-        return True, obj
+        if obj is not None:
+            self._staged = _drs_facts(obj, self.query)
+        return True
 
     def _staging_notice(self, seconds: float) -> None:
-        get_logger().info(
-            f"ghga: {self.query} is being staged; asking DRS again in {seconds:g} s for its "
-            "size, time and checksum (up to --storage-ghga-max-wait)"
+        if self._notice is None:
+            from ghga_tasks.progress import WaitNotice
+
+            self._notice = WaitNotice(get_logger())
+        self._notice(
+            f"ghga: {self.query} is being staged; asking DRS again in {seconds:.0f} s for "
+            "its size, time and checksum (up to --storage-ghga-max-wait)"
         )
 
-    def _facts(self, wait: bool = True) -> Tuple[bool, Optional[dict]]:
-        return _call(lambda: self._drs(wait))
+    def _facts(self) -> Facts:
+        """A staged object's facts (asked once). While DRS stages it: those of the file this
+        process stored, else wait for the staging."""
+        if self._staged is None:
+            exists = _call(lambda: self._ask_drs(wait=self._stored is None))
+            if not exists:
+                raise WorkflowError(f"ghga: {self.query} does not exist (DRS answered 404)")
+        return self._staged or self._stored
 
     def exists(self) -> bool:
         """One DRS request: 200 or 202 (being staged) exist, 404 does not; never waits."""
-        return self._facts(wait=False)[0]
+        return self._staged is not None or _call(lambda: self._ask_drs(wait=False))
 
     def size(self) -> int:
-        obj = self._facts()[1]
-        return int(obj["size"]) if obj else 0
+        return self._facts().size
 
     def mtime(self) -> float:
-        """The DRS created_time (when the file was accepted); waits while it is staged, so
-        that an uploaded output is never taken for one older than its inputs."""
-        obj = self._facts()[1]
-        return _timestamp(obj.get("created_time")) if obj else 0.0
+        """The DRS created_time (acceptance). An mtime of 0 while DRS stages the object
+        would make an uploaded output look older than its inputs, so this waits instead,
+        unless this process stored the file: then it is the time of the acceptance."""
+        return self._facts().mtime
 
     def checksum(self) -> Optional[str]:
-        obj = self._facts()[1]
-        if not obj:
-            return None
-        sums = {c["type"].lower().replace("-", ""): c["checksum"] for c in obj["checksums"]}
-        for algorithm in ("sha256", "md5"):
-            if algorithm in sums:
-                return f"{algorithm}:{sums[algorithm].lower()}"
-        return None
+        return self._facts().checksum
 
     async def inventory(self, cache: IOCacheStorageInterface):
-        """One DRS request fills existence, mtime, size and checksum."""
+        """One DRS request. A staged object fills existence, mtime, size and checksum; one
+        being staged only existence (the managed_* calls wait for the rest if needed)."""
         if self._overwrite_local_path is not None:
             return
         key = self.cache_key()
         if key in cache.exists_in_storage:
             return
         try:
-            exists, _obj = self._facts(wait=False)
-            if exists:
-                mtime, size, checksum = self.mtime(), self.size(), self.checksum()
+            exists = self.exists()
         except WorkflowError:
             return  # the managed_* calls ask again and report it
         cache.exists_in_storage[key] = exists
-        if exists:
-            cache.mtime[key] = Mtime(storage=mtime)
-            cache.size[key] = size
-            cache.checksum[key] = checksum
+        if self._staged is not None:
+            cache.mtime[key] = Mtime(storage=self._staged.mtime)
+            cache.size[key] = self._staged.size
+            cache.checksum[key] = self._staged.checksum
 
     def get_inventory_parent(self) -> Optional[str]:
         return None
@@ -293,7 +324,9 @@ class StorageObject(StorageObjectRead, StorageObjectWrite):
                 settings=self.provider.client_settings(),
             )
         )
-        self._object = None
+        # DRS stages the file on its first request; until then these are its facts
+        self._staged = None
+        self._stored = Facts(result.size, time.time(), f"sha256:{result.sha256}")
         _moved("stored", self.query, result)
 
     def remove(self):
