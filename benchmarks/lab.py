@@ -31,6 +31,7 @@ from .measure import (
     cpu_busy_seconds,
     process_tree,
     run_clients,
+    settle_memory,
     source_digest,
     time_wrapper,
 )
@@ -289,7 +290,10 @@ class Lab:
         if stack.backend == "nginx":
             warm(src)  # nginx reads it: every tool gets it from the page cache, not the first cold
         t_prep = time.monotonic() - t_prep
+        t_settle = time.monotonic()
+        settled = settle_memory(run_dir, spec.total_bytes)
         os.sync()  # the previous run's dirty pages must not be written back during this one
+        t_settle = time.monotonic() - t_settle
         cpu = ServerCpu(stack.server_pids())
         cpu.start()
         busy0 = cpu_busy_seconds()
@@ -365,8 +369,10 @@ class Lab:
             "store": stack.store_facts(),  # cumulative since the store started
             "rusage": "gnu-time" if time_wrapper(Path("x")) else "wait4 (includes the harness RSS)",
             "kill": kill,
+            "memory_settled_bytes": settled,  # written and deleted just before (settle_memory)
             "harness_seconds": {
                 "prepare": round(t_prep, 2),
+                "settle": round(t_settle, 2),
                 "verify": round(t_verify, 2),
                 "clean": round(t_clean, 2),
             },

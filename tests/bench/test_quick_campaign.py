@@ -49,6 +49,8 @@ def test_quick_campaign(tmp_path):
         assert run["client_cpu_seconds"] >= 0 and run["server_cpu_seconds"] >= 0, key
         assert 0 <= run["client_sys_seconds"] <= run["client_cpu_seconds"], key
         assert sum(run["cpu_busy_seconds"].values()) > 0, key
+        # memory of the run's size was written and freed just before it (settle_memory)
+        assert run["memory_settled_bytes"] == run["size"] * run["files"] * run["clients"], key
         if run["tool_kind"] == "ghga-cli":  # a Python process: never 0.00 s
             assert run["client_cpu_seconds"] > 0.05, key
             counts = run["ghga_cli_counts"]  # what its --json said, summed over files
