@@ -291,8 +291,8 @@ class Lab:
             warm(src)  # nginx reads it: every tool gets it from the page cache, not the first cold
         t_prep = time.monotonic() - t_prep
         t_settle = time.monotonic()
-        settled = settle_memory(run_dir, spec.total_bytes)
         os.sync()  # the previous run's dirty pages must not be written back during this one
+        settled = settle_memory(run_dir, spec.total_bytes)  # last: the run gets these pages
         t_settle = time.monotonic() - t_settle
         cpu = ServerCpu(stack.server_pids())
         cpu.start()

@@ -235,12 +235,15 @@ def settle_memory(directory: Path, nbytes: int) -> int:
     """Writes and deletes a file of `nbytes` (at most SETTLE_CAP, at most half the available
     memory) in `directory`, right before a run: returns the bytes written.
 
-    On a VM whose balloon driver hands free pages back to the host (virtio free page
-    reporting), the first write to such a page costs a host fault, charged as system time
-    to whichever process touches it; the longer memory has been free, the more of it was
-    handed back. Measured here: 4 GiB with dd, 12.6 s of system time after a pause, 1.2 s
-    right after a file of that size was written and deleted. Every run writes its bytes to
-    memory that was freed a moment before it started, whatever ran before it."""
+    This VM's host takes idle and freed memory back (free page reporting, DAMON reclaim),
+    and the first write to such a page costs a host fault, charged as system time to the
+    process that writes it. Measured with dd, 4 GiB: 12.6-20 s of system time cold, 1.2-1.9 s
+    right after the same amount was written, deleted and synced, 15.8 s again 15 s later.
+    A download writes all its bytes into new page-cache pages, so without this a run paid
+    whatever the runs before it happened to leave: the first after a pause the most. With
+    it, the host takes the settled pages back before the client starts, and every run
+    starts from the same state and pays the same first-touch cost (the rates are lower,
+    and closer to each other, than on a machine that keeps its memory)."""
     available = _meminfo_bytes("MemAvailable")
     nbytes = min(nbytes, SETTLE_CAP, available // 2 if available else SETTLE_CAP)
     path = directory / "settle-memory.bin"
