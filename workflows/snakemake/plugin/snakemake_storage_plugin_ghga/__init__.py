@@ -3,10 +3,10 @@
 A thin adapter over ghga_tasks: existence, size, mtime and checksum come from the DRS API
 (GET /objects/FILE_ID; a 202 "being staged" counts as existing, and the other facts wait
 for the staging to end), retrieval is a resumable, verified `download_by_id`, storing is
-`upload_by_id(wait=True)`. The client's
-resumable state lives in its own state dir (setting `state_dir`, default the user cache
-dir), outside `.snakemake/` and the workflow's outputs, so a retrieval that failed or was
-killed continues where it stopped on the next run.
+`upload_by_id(wait=True)`. The client's resumable state lives in its own state dir
+(setting `state_dir`, default the user cache dir), outside `.snakemake/` and the
+workflow's outputs, so a retrieval that failed or was killed continues where it stopped
+on the next run.
 """
 
 import os
@@ -326,7 +326,8 @@ class StorageObject(StorageObjectRead, StorageObjectWrite):
         )
         # DRS stages the file on its first request; until then these are its facts
         self._staged = None
-        self._stored = Facts(result.size, time.time(), f"sha256:{result.sha256}")
+        checksum = f"sha256:{result.sha256}" if result.sha256 else None
+        self._stored = Facts(result.size, time.time(), checksum)
         _moved("stored", self.query, result)
 
     def remove(self):
