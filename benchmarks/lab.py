@@ -292,7 +292,7 @@ class Lab:
         t_prep = time.monotonic() - t_prep
         t_settle = time.monotonic()
         os.sync()  # the previous run's dirty pages must not be written back during this one
-        settled = settle_memory(run_dir, spec.total_bytes)  # last: the run gets these pages
+        settled = settle_memory(run_dir, spec.total_bytes)  # the same state for every run
         t_settle = time.monotonic() - t_settle
         cpu = ServerCpu(stack.server_pids())
         cpu.start()

@@ -241,9 +241,9 @@ def settle_memory(directory: Path, nbytes: int) -> int:
     right after the same amount was written, deleted and synced, 15.8 s again 15 s later.
     A download writes all its bytes into new page-cache pages, so without this a run paid
     whatever the runs before it happened to leave: the first after a pause the most. With
-    it, the host takes the settled pages back before the client starts, and every run
-    starts from the same state and pays the same first-touch cost (the rates are lower,
-    and closer to each other, than on a machine that keeps its memory)."""
+    it, every run starts right after the same write and delete, and measured, every run
+    paid the first-touch cost in full (the rates are lower, and closer to each other, than
+    on a machine that keeps its memory)."""
     available = _meminfo_bytes("MemAvailable")
     nbytes = min(nbytes, SETTLE_CAP, available // 2 if available else SETTLE_CAP)
     path = directory / "settle-memory.bin"
