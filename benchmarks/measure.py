@@ -260,14 +260,9 @@ def settle_memory(directory: Path, nbytes: int) -> int:
 
 
 def _meminfo_bytes(key: str) -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    """A /proc/meminfo figure in bytes; 0 where there is none."""
+    kib = _first_line("/proc/meminfo", key + ":").split()
+    return int(kib[0]) * 1024 if kib else 0
 
 
 def cpu_busy_seconds() -> dict[str, float]:
@@ -320,7 +315,6 @@ def _version(argv: list[str]) -> str:
 
 def machine_facts(work_dir: Path, tool_versions: dict[str, list[str]]) -> dict:
     du = shutil.disk_usage(work_dir)
-    mem_kb = int(_first_line("/proc/meminfo", "MemTotal").split()[0] or 0)
     return {
         "hostname": platform.node(),
         "kernel": platform.release(),
@@ -328,7 +322,7 @@ def machine_facts(work_dir: Path, tool_versions: dict[str, list[str]]) -> dict:
         "python": platform.python_version(),
         "cpu_model": _first_line("/proc/cpuinfo", "model name"),
         "cpus": os.cpu_count(),
-        "mem_gib": round(mem_kb / 2**20, 1),
+        "mem_gib": round(_meminfo_bytes("MemTotal") / 2**30, 1),
         "disk_free_gib": round(du.free / 2**30, 1),
         "tools": {name: _version(argv) for name, argv in tool_versions.items()},
         "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
