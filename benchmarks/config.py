@@ -85,6 +85,7 @@ class Campaign:
     client_fs: Optional[dict] = None
     stored_fraction: float = 1.0  # of a run's bytes that the disk holds (compression: < 1)
     gc: str = "every-run"
+    warm_up: bool = False  # one unrecorded run after each backend start
     raw: dict = field(default_factory=dict)
 
     def on_disk(self, nbytes: int) -> int:
@@ -196,5 +197,6 @@ def load(path, results_dir=None, work_dir=None) -> Campaign:
         client_fs=raw.get("client_fs"),
         stored_fraction=float(camp.get("stored_fraction", 1.0)),
         gc=camp.get("gc", "every-run"),
+        warm_up=bool(camp.get("warm_up", False)),
         raw=raw,
     )

@@ -66,6 +66,7 @@ class Lab:
         self.files_dir = campaign.work_dir / "files"
         self.runs_dir = campaign.work_dir / "runs"
         self.harness_cpus: Optional[set] = None
+        self.warm_up_due = False  # the next run goes once unrecorded first (warm_up)
         try:
             self._set_up()
         except BaseException:
@@ -137,6 +138,7 @@ class Lab:
         record = None if empty else kept_record(data_dir, identity)
         self.log(f"starting {backend}" + (" on its kept store" if record else ""))
         self.stack = start_stack(backend, data_dir, cfg, kept=record is not None)
+        self.warm_up_due = self.c.warm_up
         self.fixtures = Fixtures(self.stack, identity, record, self.log)
         return self.stack
 
@@ -215,6 +217,10 @@ class Lab:
         if tool.exe() is None:
             raise ToolUnavailable(f"{spec.tool}: {tool.kind} is not installed")
         stack = self.stack_for(spec.backend)
+        if self.warm_up_due:
+            self.warm_up_due = False
+            self.log(f"warm-up: {spec.key} once, not recorded, on the {stack.backend} just started")
+            self.execute(spec)
         self._evict_sources(keep=spec.size)
         seeded = []
         if spec.direction == "download" and stack.backend != "nginx":
@@ -356,6 +362,7 @@ class Lab:
             "client_sys_seconds": round(sum(r.sys_seconds for r in results), 3),
             "client_peak_rss_mb": round(max(r.peak_rss_mb for r in results), 1),
             "server_cpu_seconds": server_cpu,
+            "server_cpu_by_process": cpu.by_process,
             "cpu_busy_seconds": busy,  # per CPU, everything on it during the run
             "ghga_cli_counts": counts,
             "errors": sum(1 for v in verified if not v),

@@ -213,18 +213,33 @@ def cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
 
 
 class ServerCpu:
-    """Server CPU seconds spent between start() and stop() by a set of process trees."""
+    """Server CPU seconds spent between start() and stop() by a set of process trees;
+    after stop(), `by_process` splits them by process name (e.g. weed, ghga-cli, radosgw)."""
 
     def __init__(self, roots: Iterable[int]):
         self.roots = list(roots)
         self.before: dict[int, float] = {}
+        self.by_process: dict[str, float] = {}
 
     def start(self) -> None:
         self.before = cpu_seconds(process_tree(self.roots))
 
     def stop(self) -> float:
-        after = cpu_seconds(process_tree(self.roots))
-        return round(sum(v - self.before.get(pid, 0.0) for pid, v in after.items()), 3)
+        pids = process_tree(self.roots)
+        names = {pid: _process_name(pid) for pid in pids}
+        spent = {pid: v - self.before.get(pid, 0.0) for pid, v in cpu_seconds(pids).items()}
+        by_process: dict[str, float] = {}
+        for pid, seconds in spent.items():
+            by_process[names[pid]] = by_process.get(names[pid], 0.0) + seconds
+        self.by_process = {name: round(s, 3) for name, s in sorted(by_process.items())}
+        return round(sum(spent.values()), 3)
+
+
+def _process_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() or "?"
+    except OSError:
+        return "?"
 
 
 SETTLE_CAP = 16 << 30

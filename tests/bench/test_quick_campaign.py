@@ -41,6 +41,14 @@ def test_quick_campaign(tmp_path):
     expected = {spec.key for spec in load(QUICK, results_dir=results, work_dir=work).runs}
     files = {p.stem: json.loads(p.read_text()) for p in (results / "runs").glob("*.json")}
     assert set(files) == expected
+    # warm_up: after each backend start, its first run went once unrecorded first
+    warmed = {
+        line.split("warm-up: ")[1].split()[0]
+        for line in proc.stderr.splitlines()
+        if "warm-up: " in line
+    }
+    assert {key.split("__")[0] for key in warmed} == {"seaweedfs", "nginx"}, proc.stderr[-3000:]
+    assert warmed <= expected
     for key, run in files.items():
         assert run["verified"] is True, (key, run["error_messages"])
         assert run["errors"] == 0, key
@@ -49,6 +57,10 @@ def test_quick_campaign(tmp_path):
         assert run["client_cpu_seconds"] >= 0 and run["server_cpu_seconds"] >= 0, key
         assert 0 <= run["client_sys_seconds"] <= run["client_cpu_seconds"], key
         assert sum(run["cpu_busy_seconds"].values()) > 0, key
+        by_process = run["server_cpu_by_process"]  # the server CPU, split by process name
+        assert by_process and sum(by_process.values()) == pytest.approx(
+            run["server_cpu_seconds"], abs=0.01
+        ), (key, by_process)
         # memory of the run's size was written and freed just before it (settle_memory)
         assert run["memory_settled_bytes"] == run["size"] * run["files"] * run["clients"], key
         if run["tool_kind"] == "ghga-cli":  # a Python process: never 0.00 s
