@@ -242,6 +242,8 @@ class Lab:
         if stack.backend != "nginx":
             self._make_room(spec)
             stack = self.stack  # may have been started again with an empty store
+            if self.warm_up_due:
+                self.log(f"{spec.key} runs on a backend just started, not warmed up")
         ctxs = []
         for i in range(spec.clients):
             work = run_dir / f"client{i}"
