@@ -201,14 +201,22 @@ def process_tree(roots: Iterable[int]) -> set[int]:
 
 def cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
     """utime+stime (+ reaped children's) of each live pid, in seconds."""
+    return {pid: stat[1] for pid, stat in _process_stats(pids).items()}
+
+
+def _process_stats(pids: Iterable[int]) -> dict[int, tuple[str, float]]:
+    """(name, CPU seconds as in cpu_seconds) of each live pid, from one read of its stat."""
     out = {}
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            text = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             continue
-        # after the comm field: state=0 ... utime=11 stime=12 cutime=13 cstime=14
-        out[pid] = sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLK_TCK
+        # pid (comm) state ...: after the comm, utime=11 stime=12 cutime=13 cstime=14
+        head, tail = text.rsplit(")", 1)
+        fields = tail.split()
+        seconds = sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLK_TCK
+        out[pid] = (head.split("(", 1)[1], seconds)
     return out
 
 
@@ -225,21 +233,14 @@ class ServerCpu:
         self.before = cpu_seconds(process_tree(self.roots))
 
     def stop(self) -> float:
-        pids = process_tree(self.roots)
-        names = {pid: _process_name(pid) for pid in pids}
-        spent = {pid: v - self.before.get(pid, 0.0) for pid, v in cpu_seconds(pids).items()}
         by_process: dict[str, float] = {}
-        for pid, seconds in spent.items():
-            by_process[names[pid]] = by_process.get(names[pid], 0.0) + seconds
+        total = 0.0
+        for pid, (name, seconds) in _process_stats(process_tree(self.roots)).items():
+            spent = seconds - self.before.get(pid, 0.0)
+            by_process[name] = by_process.get(name, 0.0) + spent
+            total += spent
         self.by_process = {name: round(s, 3) for name, s in sorted(by_process.items())}
-        return round(sum(spent.values()), 3)
-
-
-def _process_name(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() or "?"
-    except OSError:
-        return "?"
+        return round(total, 3)
 
 
 SETTLE_CAP = 16 << 30
