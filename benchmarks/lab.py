@@ -188,6 +188,23 @@ class Lab:
         self._stop_stack()
         self.stack_for(backend, empty=True)
 
+    def _room(self, spec: RunSpec) -> int:
+        """Free disk a run needs: its outputs, or the server's copies of its uploads."""
+        return self.c.on_disk(spec.total_bytes * (1 if spec.direction == "download" else 3)) + SPARE
+
+    def _warm_up_emptied(self, spec: RunSpec) -> None:
+        """The store was emptied to make room for `spec`: warm the backend just started with
+        one client of the same run when the disk holds that and the run too, so that the run
+        is not the first after a start; else it goes cold, and the log says so."""
+        one = replace(spec, clients=1)
+        if spec.clients > 1 and self._free() >= self._room(one) + self._room(spec):
+            self.warm_up_due = False
+            self.log(f"warm-up: {one.key} once, not recorded, on the store just emptied")
+            self.execute(one)
+        if self.warm_up_due:
+            self.warm_up_due = False  # a warm-up after this run would come too late
+            self.log(f"{spec.key} runs on a backend just started, not warmed up")
+
     def _make_room(self, spec: RunSpec) -> None:
         """A 16 GiB run on a ~80 GB disk: drop what can be made again when it doesn't fit.
 
@@ -195,7 +212,7 @@ class Lab:
         upload runs for the server's inbox and permanent copies and curl's part files, so the
         download fixtures go, and if that is not enough, the whole store."""
         total = spec.total_bytes
-        need = self.c.on_disk(total * (1 if spec.direction == "download" else 3)) + SPARE
+        need = self._room(spec)
         if self._free() >= need:
             return
         if spec.direction == "download":
@@ -241,9 +258,9 @@ class Lab:
             fids = self.download_fixtures(spec.size, spec.file_count, src, sha)
         if stack.backend != "nginx":
             self._make_room(spec)
-            stack = self.stack  # may have been started again with an empty store
-            if self.warm_up_due:
-                self.log(f"{spec.key} runs on a backend just started, not warmed up")
+            if self.warm_up_due:  # started again with an empty store
+                self._warm_up_emptied(spec)
+            stack = self.stack
         ctxs = []
         for i in range(spec.clients):
             work = run_dir / f"client{i}"

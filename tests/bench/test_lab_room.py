@@ -220,3 +220,34 @@ def test_a_stop_file_ends_the_campaign_between_two_runs(tmp_path, monkeypatch):
     assert "runs left; run the same command again" in str(stopped.value)
     assert not (work / campaign_mod.STOP_FILE).exists()
     assert closed == [True]
+
+
+def test_a_store_emptied_for_room_is_warmed_with_one_client_first(lab, monkeypatch):
+    """The restart leaves a cold backend: one client of the same run goes first, unrecorded,
+    when the disk holds that and the run; the run itself is then not the first."""
+    lab.stack_for("ceph")
+    warmed: list = []
+    monkeypatch.setattr(lab, "execute", warmed.append)
+    monkeypatch.setattr(lab, "_free", lambda: 40 * GiB)  # 3 GiB + 24 GiB + spares fit
+    lab.warm_up_due = True  # as stack_for(empty=True) leaves it
+    spec = RunSpec(backend="ceph", direction="upload", size=GiB, tool="s5cmd", clients=8, rep=2)
+    lab._warm_up_emptied(spec)
+    assert warmed == [RunSpec("ceph", "upload", GiB, "s5cmd", clients=1, rep=2)]
+    assert not lab.warm_up_due  # the run after is not warmed again
+    assert (
+        "log",
+        "warm-up: ceph__upload__1GiB__s5cmd__c1__r2 once, not recorded, on the store just emptied",
+    ) in lab.events
+
+
+@pytest.mark.parametrize("clients, free", [(8, 30 * GiB), (1, 200 * GiB)])
+def test_without_room_for_a_warm_up_the_run_goes_cold_and_says_so(lab, monkeypatch, clients, free):
+    lab.stack_for("ceph")
+    warmed: list = []
+    monkeypatch.setattr(lab, "execute", warmed.append)
+    monkeypatch.setattr(lab, "_free", lambda: free)
+    lab.warm_up_due = True
+    spec = RunSpec("ceph", "upload", GiB, "ghga-cli", clients=clients, rep=1)
+    lab._warm_up_emptied(spec)
+    assert warmed == [] and not lab.warm_up_due
+    assert ("log", f"{spec.key} runs on a backend just started, not warmed up") in lab.events
