@@ -1,4 +1,5 @@
-"""Positioned file I/O with one portable fallback (Windows has no os.pread/os.pwrite)."""
+"""File I/O of the engine: positioned reads with one portable fallback (Windows has no
+os.pread), preallocation, and the block writer downloads write their ranges through."""
 
 from __future__ import annotations
 
@@ -55,3 +56,65 @@ def fsync_dir(path: str) -> None:
 
 def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1))
+
+
+class BlockWriter:
+    """Writes a stream of bytes into a file from `start` on, in writes of `block` bytes that
+    end at multiples of `block` in the file (the first and the last may be shorter).
+
+    Large writes at aligned offsets let the kernel keep the file's page cache in large folios.
+    A buffered file object writes what its buffer holds wherever the stream happens to be,
+    and the kernel then spends far more system time per byte on small folios (measured in
+    benchmarks/results/2026-12-03-vm-2cpu-separate-downloads/NOTES.md)."""
+
+    def __init__(self, path: str, start: int, block: int):
+        self._raw = open(path, "r+b", buffering=0)
+        try:
+            self._raw.seek(start)
+        except BaseException:
+            self._raw.close()
+            raise
+        self._block = block
+        self._view = memoryview(bytearray(block))
+        self._filled = 0
+        self._limit = block - start % block
+        self.written_to = start  # the file offset up to which the bytes are written
+
+    def write(self, data: bytes) -> None:
+        """Take all of `data` (libcurl's write callback: None means all bytes taken)."""
+        filled, n = self._filled, len(data)
+        if filled + n < self._limit:  # the common case: one copy into the block
+            self._view[filled : filled + n] = data
+            self._filled = filled + n
+            return
+        source = memoryview(data)
+        while source:
+            k = min(self._limit - self._filled, len(source))
+            self._view[self._filled : self._filled + k] = source[:k]
+            self._filled += k
+            source = source[k:]
+            if self._filled == self._limit:
+                self._write_out()
+
+    def tell(self) -> int:
+        return self.written_to + self._filled
+
+    def flush(self) -> None:
+        if self._filled:
+            self._write_out()
+
+    def close(self) -> None:
+        """Close the file; bytes not flushed are dropped (a failed range is fetched again
+        from its last logged piece, never from what a writer held)."""
+        self._raw.close()
+
+    def _write_out(self) -> None:
+        view = self._view[: self._filled]
+        while view:
+            n = self._raw.write(view)
+            if not n:
+                raise OSError(f"cannot write at offset {self.written_to}: no bytes taken")
+            self.written_to += n
+            view = view[n:]
+        self._filled = 0
+        self._limit = self._block - self.written_to % self._block

@@ -21,13 +21,13 @@ from .errors import (
     OutputError,
     TransientError,
 )
-from .fileio import is_disk_full, read_at
+from .fileio import BlockWriter, is_disk_full, read_at
 from .hashing import Md5Feeder
 from .transfer import (
     DOWNLOAD_BUFFER,
-    FILE_BUFFER,
     PIECE_SIZE,
     UPLOAD_BUFFER,
+    WRITE_BLOCK,
     Job,
     Outcome,
     Strategy,
@@ -148,12 +148,11 @@ class DownloadStrategy(Strategy):
         part = job.part
         start = part.offset + job.kept  # a retry goes on after the pieces already logged
         try:
-            fh = open(self.path, "r+b", buffering=FILE_BUFFER)
+            fh = BlockWriter(self.path, start, WRITE_BLOCK)
         except FileNotFoundError:
             raise TransientError(
                 f"the partial file {self.path} vanished during the download; run again"
             ) from None
-        fh.seek(start)
         job.gen = self.generation
         job.fh = fh
         job.mark = PIECE_SIZE
@@ -193,10 +192,11 @@ class DownloadStrategy(Strategy):
         self._log_piece(job, job.part.end)
 
     def poll(self, active: dict) -> None:
-        # one integer comparison per handle; a flush and a ledger line only past the mark
+        # one integer comparison per handle; a ledger line only past the mark, up to the
+        # writer's last whole block (no flush: the blocks stay aligned)
         for c, job in active.items():
             if c.getinfo(SIZE_DOWNLOAD_T) >= job.mark:
-                self._log_piece(job, _flushed_position(job.fh))
+                self._log_piece(job, job.fh.written_to)
                 job.mark = job.kept - job.kept_before + PIECE_SIZE
 
     def _log_piece(self, job: Job, written_to: int) -> None:
@@ -219,11 +219,11 @@ class DownloadStrategy(Strategy):
         return int(c.getinfo(SIZE_DOWNLOAD_T))
 
 
-def _flushed_position(fh) -> int:
-    """Write what the file object buffers; the file offset up to which bytes are written."""
+def _flushed_position(fh: BlockWriter) -> int:
+    """Write what the writer holds; the file offset up to which bytes are written."""
     try:
         fh.flush()
-        return fh.tell()
+        return fh.written_to
     except OSError as exc:
         what = "disk full" if is_disk_full(exc) else (exc.strerror or str(exc))
         raise OutputError(f"cannot write the download: {what}") from None

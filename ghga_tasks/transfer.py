@@ -1,10 +1,11 @@
 """The byte mover: one pycurl multi loop, N reused easy handles, no luigi.
 
 Uploads PUT each part with a READFUNCTION that reads the part at its offset in 2 MiB blocks
-(and hashes it for the ETag check). Downloads hand libcurl a buffered file object seeked to
-the range, so body bytes go from libcurl to the file without Python code per chunk; the
-header callback checks status, Content-Range and Content-Length before any byte is written.
-The loop logs a range's written prefix every PIECE_SIZE bytes; a retry asks for the rest.
+(and hashes it for the ETag check). Downloads hand libcurl a BlockWriter at the range, which
+copies the body's chunks into one block and writes it to the file at each aligned block end;
+the header callback checks status, Content-Range and Content-Length before any byte is
+written. The loop logs a range's written prefix every PIECE_SIZE bytes; a retry asks for the
+rest.
 
 Retry policy: network errors, 5xx, 408 and 429 retry the job with backoff, up to settings.retries
 times; 403/404 from storage refresh the URL (bounded); other 4xx are fatal.
@@ -39,7 +40,7 @@ log = logging.getLogger("ghga_tasks")
 
 UPLOAD_BUFFER = 2 * MiB  # libcurl's maximum
 DOWNLOAD_BUFFER = 1 * MiB
-FILE_BUFFER = 1 * MiB
+WRITE_BLOCK = 4 * MiB  # downloads write in blocks this large, aligned in the file
 MAX_REFRESH = 4  # fresh URLs in a row that storage may refuse before we give up
 STALL_SPEED = 1024  # bytes/s; slower than this for the stall limit (--timeout) is a stall
 # a range's written prefix is logged every PIECE_SIZE bytes: a kill or a cut-off attempt loses

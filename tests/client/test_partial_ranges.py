@@ -93,7 +93,9 @@ class FakeCurl:
 
 
 def test_pieces_are_logged_past_each_threshold_and_only_once_written(tmp_path):
-    piece = transfer.PIECE_SIZE
+    """Past each PIECE_SIZE threshold the range is logged up to the writer's last aligned
+    block end: those bytes are in the file, the block being filled is not logged yet."""
+    piece, block = transfer.PIECE_SIZE, transfer.WRITE_BLOCK
     offset, length = 5, 2 * piece + 3 * MiB
     path = tmp_path / "partial"
     path.write_bytes(bytes(offset + length))
@@ -105,6 +107,9 @@ def test_pieces_are_logged_past_each_threshold_and_only_once_written(tmp_path):
             fh.seek(o)
             assert fh.read(n) == data[o - offset : o - offset + n]
         logged.append((o, n))
+
+    def block_end(received: int) -> int:
+        return (offset + received) // block * block
 
     strategy = DownloadStrategy(
         str(path), offset + length, lambda: "http://127.0.0.1:9/x", lambda: None, on_piece
@@ -124,14 +129,17 @@ def test_pieces_are_logged_past_each_threshold_and_only_once_written(tmp_path):
     write_and_poll(piece - 1)
     assert logged == []
     write_and_poll(MiB + 1)  # past the first threshold
-    assert logged == [(offset, piece + MiB)]
-    write_and_poll(piece - 1)  # not yet 2 pieces past the last point
+    first_end = block_end(written)
+    assert offset < first_end < offset + written and first_end % block == 0
+    assert logged == [(offset, first_end - offset)]
+    write_and_poll(first_end - offset + piece - 1 - written)  # not yet a piece past it
     assert len(logged) == 1
     write_and_poll(length - written)
-    assert logged[1:] == [(offset + piece + MiB, length - piece - MiB)]
-    assert strategy.end(curl, job) is Outcome.OK
-    strategy.done(job)  # all logged already: no empty piece
-    assert len(logged) == 2 and job.kept == length
+    assert logged[1:] == [(first_end, block_end(length) - first_end)]
+    assert strategy.end(curl, job) is Outcome.OK  # the last, partial block is written
+    strategy.done(job)
+    assert logged[2:] == [(block_end(length), offset + length - block_end(length))]
+    assert job.kept == length and path.read_bytes()[offset:] == data
 
     # an attempt cut off after a piece starts again where the pieces end
     again = Job(Part(0, offset, length))
@@ -140,10 +148,10 @@ def test_pieces_are_logged_past_each_threshold_and_only_once_written(tmp_path):
     again.fh.write(data[:piece])
     strategy.poll({FakeCurl(piece): again})
     again.fh.write(data[piece : piece + MiB])
-    transfer.close_quietly(again.fh)  # cut: the unlogged MiB is not kept
+    transfer.close_quietly(again.fh)  # cut: the unlogged bytes are not kept
     again.reset()
     strategy.begin(curl, again)
-    assert again.fh.tell() == offset + piece and again.kept_before == piece
+    assert again.fh.tell() == block_end(piece) and again.kept_before == block_end(piece) - offset
     transfer.close_quietly(again.fh)
     curl.close()
 
