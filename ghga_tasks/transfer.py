@@ -43,8 +43,8 @@ DOWNLOAD_BUFFER = 1 * MiB
 WRITE_BLOCK = 4 * MiB  # downloads write in blocks this large, aligned in the file
 MAX_REFRESH = 4  # fresh URLs in a row that storage may refuse before we give up
 STALL_SPEED = 1024  # bytes/s; slower than this for the stall limit (--timeout) is a stall
-# a range's written prefix is logged every PIECE_SIZE bytes: a kill or a cut-off attempt loses
-# at most about this much per connection, not the whole range
+# a range's written prefix is logged every PIECE_SIZE bytes, up to its last WRITE_BLOCK written:
+# a kill or a cut-off attempt loses at most about both per connection, not the whole range
 PIECE_SIZE = 8 * MiB
 
 RETRYABLE_CURL = {
