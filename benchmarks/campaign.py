@@ -139,14 +139,14 @@ def rerun_failed(results_dir: Path) -> int:
 
 
 def check_disk(camp: config_mod.Campaign, only: Optional[str]) -> None:
-    """Refuse to start when the largest run still to do cannot fit the free disk. A kept
-    store counts as free: the estimate includes the copies it holds, and the campaign
-    empties it when a run needs the room."""
+    """Refuse to start when the largest run still to do cannot fit the free disk. Kept
+    stores and cached source files count as free: the estimate includes the copies and the
+    source they hold, and the campaign drops them when a run needs the room."""
     todo = camp.left(only)
-    kept = disk_bytes(camp.work_dir / "stack")
+    kept = disk_bytes(camp.work_dir / "stack") + disk_bytes(camp.work_dir / "files")
     need, free = camp.disk_needed(todo), shutil.disk_usage(camp.work_dir).free + kept
     log.info(
-        "disk: %.0f GiB free (%.0f of it in kept stores), the largest run needs %.0f",
+        "disk: %.0f GiB free (%.0f of it in kept stores and sources), the largest run needs %.0f",
         free / 2**30,
         kept / 2**30,
         need / 2**30,

@@ -127,10 +127,20 @@ def start_ceph(
         args += ["--compression", compression]
     try:
         proc = _run(args, timeout + 60)  # the script bounds itself; this is a backstop
-    except CephError:
-        stop_ceph(dir)
+        return _parse(proc, "start")
+    except BaseException:
+        # also on KeyboardInterrupt (a harness's SIGTERM): subprocess.run then kills the
+        # script, whose daemons (started apart) would outlive it
+        _stop_quietly(dir)
         raise
-    return _parse(proc, "start")
+
+
+def _stop_quietly(dir: PathLike) -> None:
+    """stop_ceph after a failed start: its own failure must not hide the start's."""
+    try:
+        stop_ceph(dir)
+    except (CephError, OSError):
+        pass
 
 
 def status_ceph(dir: PathLike, timeout: float = 30) -> dict | None:

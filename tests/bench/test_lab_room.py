@@ -159,6 +159,32 @@ def test_a_campaign_that_cannot_fit_the_disk_refuses_to_start(tmp_path):
     assert not (tmp_path / "w" / "stack").exists()  # no server started
 
 
+def test_cached_sources_count_as_room_before_the_start(tmp_path):
+    """A run whose source is cached needs that room once, not twice: the check before the
+    start counts cached sources (which the campaign drops when short) as free."""
+    import os
+    import shutil
+    from types import SimpleNamespace
+
+    from benchmarks.campaign import CampaignFailed, check_disk
+
+    source = tmp_path / "files" / "src-random-1GiB.bin"
+    source.parent.mkdir()
+    chunk = os.urandom(1 << 20)
+    with open(source, "wb") as f:
+        for _ in range(256):  # 256 MiB of real blocks
+            f.write(chunk)
+        os.fsync(f.fileno())
+    need = shutil.disk_usage(tmp_path).free + (128 << 20)
+    camp = SimpleNamespace(work_dir=tmp_path, left=lambda only: ["run"], stored_fraction=1.0)
+    camp.disk_needed = lambda todo: need
+    check_disk(camp, None)  # 256 MiB cached beside the free disk: it fits
+
+    source.rename(tmp_path / "not-a-cached-source.bin")  # the same blocks, no longer droppable
+    with pytest.raises(CampaignFailed, match="but the largest run to do needs"):
+        check_disk(camp, None)
+
+
 def test_an_interrupted_run_leaves_no_client_running(tmp_path):
     """Ctrl-C or SIGTERM while clients run (here raised from the kill check): every client
     is ended before the interrupt goes on, so nothing keeps writing into the work dir."""
