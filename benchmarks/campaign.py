@@ -141,7 +141,8 @@ def rerun_failed(results_dir: Path) -> int:
 def check_disk(camp: config_mod.Campaign, only: Optional[str]) -> None:
     """Refuse to start when the largest run still to do cannot fit the free disk. Kept
     stores and cached source files count as free: the estimate includes the copies and the
-    source they hold, and the campaign drops them when a run needs the room."""
+    source a run needs, and the campaign empties a store when a run needs the room (cached
+    sources it drops for downloads only: an upload keeps other sizes' sources)."""
     todo = camp.left(only)
     kept = disk_bytes(camp.work_dir / "stack") + disk_bytes(camp.work_dir / "files")
     need, free = camp.disk_needed(todo), shutil.disk_usage(camp.work_dir).free + kept
