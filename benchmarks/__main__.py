@@ -1,4 +1,4 @@
-"""python -m benchmarks run CONFIG [...] | report RESULTS_DIR [...]"""
+"""python -m benchmarks run|seed|list CONFIG [...] | report RESULTS_DIR [...]"""
 
 from __future__ import annotations
 
@@ -34,6 +34,14 @@ def main(argv=None) -> int:
         help="delete results with verified=false first, so they run again",
     )
     run.add_argument("--no-report", action="store_true")
+    seed = sub.add_parser(
+        "seed",
+        help="seed the download fixtures of the runs left and keep the store for `run`",
+    )
+    seed.add_argument("config")
+    seed.add_argument("--results")
+    seed.add_argument("--work-dir")
+    seed.add_argument("--only", help="only the runs whose key matches this regular expression")
     rep = sub.add_parser("report", help="write REPORT.md, results.csv and plots from a results dir")
     rep.add_argument("results_dir")
     rep.add_argument("--out", help="output dir (default: RESULTS_DIR/report)")
@@ -58,6 +66,22 @@ def main(argv=None) -> int:
         return 0
     from .campaign import CampaignFailed, CampaignStopped
     from .campaign import run as run_campaign
+    from .campaign import seed as seed_campaign
+
+    if args.cmd == "seed":
+        try:
+            seeded = seed_campaign(args.config, args.results, args.work_dir, args.only)
+        except CampaignFailed as exc:
+            print(f"seeding failed: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted; run the same command again to resume", file=sys.stderr)
+            return 130
+        for key, ids in seeded.items():
+            print(f"{key}: {len(ids)} fixtures ({', '.join(ids)})")
+        if not seeded:
+            print("no download runs left to seed", file=sys.stderr)
+        return 0
 
     try:
         info = run_campaign(args.config, args.results, args.work_dir, args.only, args.rerun_failed)

@@ -11,6 +11,7 @@ one worker (two cores: a benchmark must own the machine), in the order of the ma
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -22,6 +23,7 @@ from typing import Optional
 import luigi
 
 from . import config as config_mod
+from .api import ApiError
 from .files import write_json_atomic
 from .fixtures import disk_bytes, remove_other_stores, store_identity
 from .lab import Lab
@@ -160,6 +162,63 @@ def check_disk(camp: config_mod.Campaign, only: Optional[str]) -> None:
         )
 
 
+def _claim_disk(camp: config_mod.Campaign, only: Optional[str]) -> None:
+    """Before a start: remove the stores this campaign cannot use, then check the disk."""
+    camp.work_dir.mkdir(parents=True, exist_ok=True)
+    identities = {s.backend: store_identity(camp, s.backend) for s in camp.runs}
+    remove_other_stores(camp.work_dir / "stack", identities, log.info)
+    check_disk(camp, only)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM -> KeyboardInterrupt, so servers and the namespace are cleaned up."""
+    prev = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, prev)
+
+
+def seed(
+    config_path,
+    results_dir: Optional[str] = None,
+    work_dir: Optional[str] = None,
+    only: Optional[str] = None,
+) -> dict[str, list[str]]:
+    """Seed the download fixtures of the runs left (matching ``only``) and stop, keeping the
+    store for the next ``run``: the set-up of a long campaign done ahead of the time its
+    runs are measured in. One backend at a time: a start of another backend empties the
+    store of the first. Returns the fixture ids by run key."""
+    camp = config_mod.load(config_path, results_dir=results_dir, work_dir=work_dir)
+    specs = [s for s in camp.left(only) if s.direction == "download" and s.backend != "nginx"]
+    backends = sorted({s.backend for s in specs})
+    if len(backends) > 1:
+        raise CampaignFailed(
+            f"downloads from {', '.join(backends)} left: seed one backend at a time (--only)"
+        )
+    largest: dict[int, config_mod.RunSpec] = {}  # per size, the run reading the most files
+    for spec in specs:
+        if spec.file_count > getattr(largest.get(spec.size), "file_count", 0):
+            largest[spec.size] = spec
+    seeded: dict[str, list[str]] = {}
+    if not largest:
+        return seeded
+    _claim_disk(camp, only)
+    lab = Lab(camp, log=lambda m: log.info(m))
+    try:
+        with _sigterm_interrupts():
+            for spec in largest.values():
+                try:
+                    seeded[spec.key] = lab.seed(spec)
+                except ApiError as exc:
+                    raise CampaignFailed(f"{spec.key}: {exc}") from exc
+                log.info("%s: %d fixtures ready", spec.key, len(seeded[spec.key]))
+    finally:
+        lab.close(keep_store=bool(camp.left()))
+    return seeded
+
+
 def run(
     config_path,
     results_dir: Optional[str] = None,
@@ -174,9 +233,7 @@ def run(
     if rerun:
         log.info("removed %d failed results", rerun_failed(camp.results_dir))
     record_machine(camp)
-    identities = {s.backend: store_identity(camp, s.backend) for s in camp.runs}
-    remove_other_stores(camp.work_dir / "stack", identities, log.info)
-    check_disk(camp, only)
+    _claim_disk(camp, only)
     if only:
         tasks = [
             BenchRun(config=cfg, results_dir=res, work_dir=work, key=s.key, order=s.order)
@@ -189,14 +246,12 @@ def run(
     if stop.exists():  # asked of an earlier campaign
         stop.unlink()
         log.info("removed %s, left from before", stop)
-    # SIGTERM -> KeyboardInterrupt, so servers and the namespace are cleaned up
-    prev = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        outcome = luigi.build(
-            tasks, local_scheduler=True, workers=1, detailed_summary=True, log_level="WARNING"
-        )
+        with _sigterm_interrupts():
+            outcome = luigi.build(
+                tasks, local_scheduler=True, workers=1, detailed_summary=True, log_level="WARNING"
+            )
     finally:
-        signal.signal(signal.SIGTERM, prev)
         keep_store = bool(camp.left())  # runs left: keep the store and its fixtures for them
         for key in list(_LABS):
             _LABS.pop(key).close(keep_store=keep_store)

@@ -149,6 +149,33 @@ class Lab:
         with self._all_cpus():
             return self.fixtures.ensure(size, n, src, sha, gc=self.c.gc != "never")
 
+    def seed(self, spec: RunSpec) -> list[str]:
+        """Seed the download fixtures ``spec`` reads without running it: set-up done ahead of
+        the time the runs are measured in. Returns their file ids."""
+        if spec.direction != "download" or spec.backend == "nginx":
+            raise ValueError(f"{spec.key}: only downloads from an S3 backend have fixtures")
+        self.stack_for(spec.backend)
+        src, sha, seeded = self._source(spec)
+        return self._fixtures_for(spec, src, sha, seeded)
+
+    def _source(self, spec: RunSpec) -> tuple[Path, str, list[str]]:
+        """The run's source file, its SHA-256 and the download fixtures of its size seeded
+        already. The source is not made when they suffice (it may have been dropped for room)."""
+        self._evict_sources(keep=spec.size)
+        seeded = []
+        if spec.direction == "download" and self.stack.backend != "nginx":
+            with self._all_cpus():
+                seeded = self.fixtures.usable(spec.size)
+        if len(seeded) >= spec.file_count and spec.size in self.fixtures.sha:
+            return self.files_dir / "unused", self.fixtures.sha[spec.size], seeded
+        src, sha = source_file(self.files_dir, spec.size, self.c.content)
+        return src, sha, seeded
+
+    def _fixtures_for(self, spec: RunSpec, src: Path, sha: str, seeded: list[str]) -> list[str]:
+        if len(seeded) < spec.file_count:  # seeding writes inbox, permanent and outbox copies
+            self._empty_store_if_short(self.c.on_disk(3 * spec.total_bytes) + SPARE, "seeding")
+        return self.download_fixtures(spec.size, spec.file_count, src, sha)
+
     def _all_cpus(self):
         """Set-up that is not measured (seeding) may use the clients' CPUs too."""
         if self.cpus is None or self.stack is None:
@@ -238,24 +265,13 @@ class Lab:
             self.warm_up_due = False
             self.log(f"warm-up: {spec.key} once, not recorded, on the {stack.backend} just started")
             self.execute(spec)
-        self._evict_sources(keep=spec.size)
-        seeded = []
-        if spec.direction == "download" and stack.backend != "nginx":
-            with self._all_cpus():
-                seeded = self.fixtures.usable(spec.size)
-        if len(seeded) >= spec.file_count and spec.size in self.fixtures.sha:
-            # the objects are seeded: the source may have been dropped to make room
-            src, sha = self.files_dir / "unused", self.fixtures.sha[spec.size]
-        else:
-            src, sha = source_file(self.files_dir, spec.size, self.c.content)
+        src, sha, seeded = self._source(spec)
         run_dir = self.runs_dir / spec.key
         shutil.rmtree(run_dir, ignore_errors=True)
         shared = {"parts_dir": run_dir / "parts"}
         t_prep = time.monotonic()
         if spec.direction == "download":
-            if len(seeded) < spec.file_count:  # seeding writes inbox, permanent and outbox copies
-                self._empty_store_if_short(self.c.on_disk(3 * spec.total_bytes) + SPARE, "seeding")
-            fids = self.download_fixtures(spec.size, spec.file_count, src, sha)
+            fids = self._fixtures_for(spec, src, sha, seeded)
         if stack.backend != "nginx":
             self._make_room(spec)
             if self.warm_up_due:  # started again with an empty store
