@@ -362,3 +362,27 @@ def s3_object_sha256(client, bucket: str, key: str) -> str:
     for chunk in iter(lambda: body.read(8 * MiB), b""):
         digest.update(chunk)
     return digest.hexdigest()
+
+
+PEER_BUCKET = "bench"
+
+
+def empty_peer_bucket(s3: dict) -> str:
+    """The bucket the S3 peers (s5cmd, aws, rclone, CRT) upload into, made and emptied.
+
+    Not the server's inbox: the reference server aborts every inbox multipart upload no
+    attempt of its own owns (`ghga-cli serve --orphan-sweep`), so a peer's upload longer
+    than the sweep interval would fail. Emptied at each start: no run is in flight then."""
+    client = s3_client(s3)
+    try:
+        client.create_bucket(Bucket=PEER_BUCKET)
+    except (client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists):
+        for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=PEER_BUCKET):
+            for up in page.get("Uploads", []):
+                client.abort_multipart_upload(
+                    Bucket=PEER_BUCKET, Key=up["Key"], UploadId=up["UploadId"]
+                )
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=PEER_BUCKET):
+            for obj in page.get("Contents", []):
+                client.delete_object(Bucket=PEER_BUCKET, Key=obj["Key"])
+    return PEER_BUCKET

@@ -308,7 +308,7 @@ class Lab:
                     ref.file_id = f"bench-ul-{spec.order}-{spec.rep}-{i}{suffix}-{stamp}"
                     stack.api.register(ref.file_id, spec.size, sha)
                 else:
-                    ref.bucket = stack.s3["buckets"]["inbox"]
+                    ref.bucket = stack.s3["buckets"]["peers"]
                     ref.key = f"bench/{spec.key}/client{i}{suffix}"
                 ctx.files.append(ref)
             tool.prepare(ctx)

@@ -24,7 +24,7 @@ import requests
 
 from ghga_tasks.server.launcher import ServerProcess, s3_args
 
-from .api import DirectApi, ServiceApi
+from .api import DirectApi, ServiceApi, empty_peer_bucket
 from .measure import process_tree
 from .nginx import NginxStack
 from .servers import Stack, find_exe, free_port, ghga_cli_argv, ghga_env, port_is_free, spawn
@@ -117,6 +117,7 @@ class GhgaStack(Stack):
         self.s3 = self.api.s3_info()
         if self.ceph and self.ceph.get("region") and not self.s3.get("region"):
             self.s3["region"] = self.ceph["region"]
+        self.s3["buckets"]["peers"] = empty_peer_bucket(self.s3)
 
     def server_pids(self) -> list[int]:
         running = self.server is not None and self.server.running()
@@ -225,6 +226,7 @@ class WeedDirectStack(Stack):
         else:
             self.stop()
             raise RuntimeError("weed mini S3 did not accept buckets")
+        self.s3["buckets"]["peers"] = empty_peer_bucket(self.s3)
 
     def gc(self) -> None:
         _weed_vacuum(self.server_pids())

@@ -131,6 +131,14 @@ def _check_prefix(ctx, param, value: str) -> str:
     help="Objects larger than this are copied part by part (UploadPartCopy).",
 )
 @click.option(
+    "--orphan-sweep",
+    type=click.FloatRange(1),
+    default=600.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Every SECONDS, abort inbox multipart uploads no upload attempt owns (at least that old).",
+)
+@click.option(
     "--auth-token",
     envvar="GHGA_SERVER_AUTH_TOKEN",
     metavar="TOKEN",
@@ -170,6 +178,7 @@ def serve(
     error_rate,
     writer_lease,
     multipart_copy_threshold,
+    orphan_sweep,
     auth_token,
     weed_path,
     log_level,
@@ -215,6 +224,7 @@ def serve(
         registrations=regs,
         weed=weed_path,
         accept_delay=accept_delay,
+        orphan_sweep=orphan_sweep,
         knobs=Knobs(
             retry_after=retry_after,
             staging_delay=staging_delay,

@@ -152,6 +152,7 @@ class Settings:
     workers: int = 4  # background threads (acceptance, staging)
     weed: Optional[str] = None
     accept_delay: float = 0.0  # test hook: hold acceptance this long
+    orphan_sweep: float = 600.0  # seconds between sweeps for unrecorded inbox uploads
 
     def buckets(self) -> Dict[str, str]:
         return {name: f"{self.bucket_prefix}{name}" for name in ("inbox", "permanent", "outbox")}

@@ -18,8 +18,6 @@ from .errors import ApiError
 
 log = logging.getLogger("ghga_tasks.server")
 
-ORPHAN_SWEEP = 600  # seconds between sweeps for unrecorded multipart uploads
-
 
 class Core(Context):
     """The server: its lifecycle (recover, start, stop) and the registered files."""
@@ -28,7 +26,7 @@ class Core(Context):
 
     def start(self) -> None:
         """Resume unfinished background work and start the threads (after recover())."""
-        self.worker.every(ORPHAN_SWEEP, self.abort_orphans)
+        self.worker.every(self.settings.orphan_sweep, self.abort_orphans)
         for row in self.db.uploads_with_status("uploaded"):
             log.info("resuming acceptance of upload %s (file %s)", row.upload_id, row.file_id)
             uploads.submit_acceptance(self, row.upload_id)
@@ -63,12 +61,13 @@ class Core(Context):
                 log.info("removing leftover inbox object %s", key)
                 storage.delete("inbox", key)
 
-    def abort_orphans(self, min_age: float = ORPHAN_SWEEP) -> None:
+    def abort_orphans(self, min_age: Optional[float] = None) -> None:
         """Abort inbox multipart uploads that no pending attempt owns.
 
-        While serving, only those older than `min_age` seconds: a new one may not be
-        recorded yet.
+        While serving, only those at least `min_age` seconds old (default: the sweep's
+        interval): a new one may not be recorded yet.
         """
+        min_age = self.settings.orphan_sweep if min_age is None else min_age
         now = time.time()
         for key, upload_id, initiated in self.storage.multipart_uploads("inbox"):
             row = self.db.get_upload(upload_id)
