@@ -24,7 +24,7 @@ import luigi
 
 from . import config as config_mod
 from .api import ApiError
-from .files import write_json_atomic
+from .files import size_label, write_json_atomic
 from .fixtures import disk_bytes, remove_other_stores, store_identity
 from .lab import Lab
 from .measure import machine_facts, source_digest
@@ -188,35 +188,32 @@ def seed(
 ) -> dict[str, list[str]]:
     """Seed the download fixtures of the runs left (matching ``only``) and stop, keeping the
     store for the next ``run``: the set-up of a long campaign done ahead of the time its
-    runs are measured in. One backend at a time: a start of another backend empties the
-    store of the first. Returns the fixture ids by run key."""
+    runs are measured in. One backend and one size at a time: a start of another backend
+    empties the store, and a store keeps the fixtures of one size. Returns the fixture ids
+    by the key of the run that reads the most of them."""
     camp = config_mod.load(config_path, results_dir=results_dir, work_dir=work_dir)
     specs = [s for s in camp.left(only) if s.direction == "download" and s.backend != "nginx"]
-    backends = sorted({s.backend for s in specs})
-    if len(backends) > 1:
+    if not specs:
+        return {}
+    kinds = sorted({f"{s.backend} {size_label(s.size)}" for s in specs})
+    if len(kinds) > 1:
         raise CampaignFailed(
-            f"downloads from {', '.join(backends)} left: seed one backend at a time (--only)"
+            f"downloads of {', '.join(kinds)} left: a store keeps one backend's fixtures of "
+            "one size, so seed one at a time (--only)"
         )
-    largest: dict[int, config_mod.RunSpec] = {}  # per size, the run reading the most files
-    for spec in specs:
-        if spec.file_count > getattr(largest.get(spec.size), "file_count", 0):
-            largest[spec.size] = spec
-    seeded: dict[str, list[str]] = {}
-    if not largest:
-        return seeded
+    spec = max(specs, key=lambda s: s.file_count)
     _claim_disk(camp, only)
     lab = Lab(camp, log=lambda m: log.info(m))
     try:
         with _sigterm_interrupts():
-            for spec in largest.values():
-                try:
-                    seeded[spec.key] = lab.seed(spec)
-                except ApiError as exc:
-                    raise CampaignFailed(f"{spec.key}: {exc}") from exc
-                log.info("%s: %d fixtures ready", spec.key, len(seeded[spec.key]))
+            try:
+                ids = lab.seed(spec)
+            except ApiError as exc:
+                raise CampaignFailed(f"{spec.key}: {exc}") from exc
     finally:
         lab.close(keep_store=bool(camp.left()))
-    return seeded
+    log.info("%s: %d fixtures ready", spec.key, len(ids))
+    return {spec.key: ids}
 
 
 def run(

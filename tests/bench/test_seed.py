@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from benchmarks.fixtures import RECORD
 from benchmarks.paths import REPO
 from ghga_tasks.units import MiB
@@ -72,13 +74,23 @@ def test_seeded_fixtures_are_kept_for_the_next_run(tmp_path):
     assert (work / "stack" / "seaweedfs" / RECORD).exists()
 
 
-def test_seeding_two_backends_at_once_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    "old, new, kinds",
+    [
+        ('["seaweedfs"]', '["seaweedfs", "ceph"]', "ceph 32MiB, seaweedfs 32MiB"),
+        ('["32MiB"]', '["32MiB", "64MiB"]', "seaweedfs 32MiB, seaweedfs 64MiB"),
+    ],
+)
+def test_seeding_two_kinds_of_fixtures_at_once_is_refused(tmp_path, old, new, kinds):
+    """A store keeps one backend's fixtures of one size: seeding a second would drop the
+    first."""
     config = tmp_path / "two.toml"
-    config.write_text(CONFIG.replace('["seaweedfs"]', '["seaweedfs", "ceph"]'))
+    config.write_text(CONFIG.replace(old, new))
     proc = bench("seed", str(config), *where(tmp_path))
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
-        "seeding failed: downloads from ceph, seaweedfs left: seed one backend at a time (--only)"
+        f"seeding failed: downloads of {kinds} left: a store keeps one backend's fixtures of "
+        "one size, so seed one at a time (--only)"
     )
     assert not (tmp_path / "work" / "stack").exists()  # refused before anything started
 
