@@ -68,32 +68,29 @@ def main(argv=None) -> int:
     from .campaign import run as run_campaign
     from .campaign import seed as seed_campaign
 
-    if args.cmd == "seed":
-        try:
+    failed = {"seed": "seeding failed", "run": "campaign incomplete"}[args.cmd]
+    try:  # the campaign's errors and their exit codes, for both commands
+        if args.cmd == "seed":
             seeded = seed_campaign(args.config, args.results, args.work_dir, args.only)
-        except CampaignFailed as exc:
-            print(f"seeding failed: {exc}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print("interrupted; run the same command again to resume", file=sys.stderr)
-            return 130
+        else:
+            info = run_campaign(
+                args.config, args.results, args.work_dir, args.only, args.rerun_failed
+            )
+    except CampaignStopped as exc:
+        print(str(exc), file=sys.stderr)
+        return 3
+    except CampaignFailed as exc:
+        print(f"{failed}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    if args.cmd == "seed":
         for key, ids in seeded.items():
             print(f"{key}: {len(ids)} fixtures ({', '.join(ids)})")
         if not seeded:
             print("no download runs left to seed", file=sys.stderr)
         return 0
-
-    try:
-        info = run_campaign(args.config, args.results, args.work_dir, args.only, args.rerun_failed)
-    except CampaignStopped as exc:
-        print(str(exc), file=sys.stderr)
-        return 3
-    except CampaignFailed as exc:
-        print(f"campaign incomplete: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
     print(f"results: {info['results_dir']} ({info['runs']} runs, {info['status']})")
     if not args.no_report:
         from .report import write_report
