@@ -91,7 +91,8 @@ def main(argv=None) -> int:
         if not seeded:
             print("no download runs left to seed", file=sys.stderr)
         return 0
-    print(f"results: {info['results_dir']} ({info['runs']} runs, {info['status']})")
+    done = info["runs"] - info["left"]
+    print(f"results: {info['results_dir']} ({done} of {info['runs']} runs done, {info['status']})")
     if not args.no_report:
         from .report import write_report
 

@@ -268,4 +268,9 @@ def run(
             + "\n"
             + summary
         )
-    return {"status": status, "results_dir": res, "runs": len(camp.runs)}
+    return {
+        "status": status,
+        "results_dir": res,
+        "runs": len(camp.runs),
+        "left": len(camp.left()),
+    }
