@@ -70,7 +70,7 @@ def test_seeded_fixtures_are_kept_for_the_next_run(tmp_path):
         key = f"seaweedfs__download__32MiB__ghga-cli__c{clients}__r1"
         result = json.loads((results / "runs" / f"{key}.json").read_text())
         assert result["verified"] is True and result["errors"] == 0, result["error_messages"]
-    assert "(2 of 4 runs done, SUCCESS)" in ran.stdout, ran.stdout  # the uploads are left
+    assert "(2 of 4 runs done, SUCCESS)" in ran.stdout, ran.stdout
     # uploads are left: the store stays for them
     assert (work / "stack" / "seaweedfs" / RECORD).exists()
 
