@@ -249,9 +249,9 @@ def run(
                 tasks, local_scheduler=True, workers=1, detailed_summary=True, log_level="WARNING"
             )
     finally:
-        keep_store = bool(camp.left())  # runs left: keep the store and its fixtures for them
+        left = camp.left()  # runs left: keep the store and its fixtures for them
         for key in list(_LABS):
-            _LABS.pop(key).close(keep_store=keep_store)
+            _LABS.pop(key).close(keep_store=bool(left))
     summary = outcome.summary_text
     missing = [s.key for s in camp.left(only)]
     if missing and stop.exists():
@@ -272,5 +272,5 @@ def run(
         "status": status,
         "results_dir": res,
         "runs": len(camp.runs),
-        "left": len(camp.left()),
+        "left": len(left),
     }
