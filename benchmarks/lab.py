@@ -235,24 +235,44 @@ class Lab:
     def _make_room(self, spec: RunSpec) -> None:
         """A 16 GiB run on a ~80 GB disk: drop what can be made again when it doesn't fit.
 
-        Download runs need room for their outputs (the source was only needed for seeding);
-        upload runs for the server's inbox and permanent copies and curl's part files, so the
-        download fixtures go, and if that is not enough, the whole store."""
+        Download runs need room for their outputs (the source was only needed for seeding,
+        except on nginx, which serves it); upload runs for the server's inbox and permanent
+        copies and curl's part files, so the download fixtures go. If that is not enough,
+        the stores other backends kept for a later start go, then this backend's whole store."""
         total = spec.total_bytes
         need = self._room(spec)
         if self._free() >= need:
             return
-        if spec.direction == "download":
+        if spec.direction == "upload":
+            self.log(f"disk: dropping download fixtures to make room for {size_label(total)}")
+            self.fixtures.drop(keep=-1, gc=self.c.gc != "never")
+        elif self.stack.backend != "nginx":
             self.log(f"disk: dropping cached sources to make room for {size_label(total)}")
             for meta in self.files_dir.glob("src-*.json"):
                 drop_source(meta)
-        else:
-            self.log(f"disk: dropping download fixtures to make room for {size_label(total)}")
-            self.fixtures.drop(keep=-1, gc=self.c.gc != "never")
+        if self._free() < need:
+            self._drop_idle_stores(f"a {size_label(total)} {spec.direction}")
+        if spec.direction == "upload":
             self._empty_store_if_short(need, f"a {size_label(total)} upload")
         free = self._free()
         if free < need:
             self.log(f"disk: only {free / 2**30:.0f} GiB free, the run may need {need / 2**30:.0f}")
+
+    def _drop_idle_stores(self, why: str) -> None:
+        """Remove the stores of backends not running now, kept on the disk for their next
+        start (which seeds its fixtures again): the check before the start counted them as
+        room."""
+        root = self.c.work_dir / "stack"
+        running = self.stack.backend if self.stack else None
+        idle = (
+            [p for p in root.iterdir() if p.is_dir() and p.name != running] if root.is_dir() else []
+        )
+        for data_dir in sorted(idle):
+            self.log(
+                f"disk: removing the {data_dir.name} store kept for a later start, "
+                f"{why} needs the room"
+            )
+            shutil.rmtree(data_dir, ignore_errors=True)
 
     # -- one run ----------------------------------------------------------------
 
@@ -272,11 +292,10 @@ class Lab:
         t_prep = time.monotonic()
         if spec.direction == "download":
             fids = self._fixtures_for(spec, src, sha, seeded)
-        if stack.backend != "nginx":
-            self._make_room(spec)
-            if self.warm_up_due:  # started again with an empty store
-                self._warm_up_emptied(spec)
-            stack = self.stack
+        self._make_room(spec)
+        if self.warm_up_due:  # started again with an empty store
+            self._warm_up_emptied(spec)
+        stack = self.stack
         ctxs = []
         for i in range(spec.clients):
             work = run_dir / f"client{i}"

@@ -123,6 +123,42 @@ def test_download_short_of_disk_drops_sources_not_the_store(lab, monkeypatch):
     assert not src.exists()
 
 
+def test_a_run_short_of_disk_removes_the_store_another_backend_kept(lab, monkeypatch):
+    """The check before the start counts a store kept for another backend as room: an nginx
+    run that needs it removes that store, and keeps the source nginx serves."""
+    kept = lab.c.work_dir / "stack" / "ceph"
+    kept.mkdir(parents=True)
+    (kept / "block").write_bytes(b"x" * 10)
+    lab.stack_for("nginx")
+    lab.files_dir.mkdir(parents=True)
+    served = lab.files_dir / "src-random-16GiB.bin"
+    served.write_bytes(b"x" * 10)
+    (lab.files_dir / "src-random-16GiB.json").write_text('{"size": 17179869184}')
+    frees = iter([10 * GiB, 10 * GiB, 60 * GiB])  # before, after the sources, after the store
+    monkeypatch.setattr(lab, "_free", lambda: next(frees))
+    spec = RunSpec(
+        backend="nginx", direction="download", size=16 * GiB, tool="curl", clients=1, rep=1
+    )
+    lab._make_room(spec)
+    assert not kept.exists()
+    assert served.exists() and (lab.c.work_dir / "stack").is_dir()
+    logs = [e[1] for e in lab.events if e[0] == "log"]
+    assert (
+        "disk: removing the ceph store kept for a later start, a 16GiB download needs the room"
+        in logs
+    )
+    assert not any("only" in m for m in logs)
+
+
+def test_a_store_is_kept_when_the_run_fits_without_it(lab, monkeypatch):
+    kept = lab.c.work_dir / "stack" / "ceph"
+    kept.mkdir(parents=True)
+    lab.stack_for("nginx")
+    monkeypatch.setattr(lab, "_free", lambda: 30 * GiB)
+    lab._make_room(RunSpec("nginx", "download", 16 * GiB, "curl", clients=1, rep=1))
+    assert kept.is_dir()
+
+
 def test_a_campaign_that_cannot_fit_the_disk_refuses_to_start(tmp_path):
     """Checked before anything starts: the largest run still to do, at stored_fraction."""
     import shutil
