@@ -62,10 +62,13 @@ class BlockWriter:
     """Writes a stream of bytes into a file from `start` on, in writes of `block` bytes that
     end at multiples of `block` in the file (the first and the last may be shorter).
 
-    Large writes at aligned offsets let the kernel keep the file's page cache in large folios.
-    A buffered file object writes what its buffer holds wherever the stream happens to be,
-    and the kernel then spends far more system time per byte on small folios (measured in
-    benchmarks/results/2026-12-03-vm-2cpu-separate-downloads/NOTES.md)."""
+    Aligned writes let the kernel keep the file's page cache in multi-page folios. A buffered
+    file object writes what its buffer holds wherever the stream happens to be, and the kernel
+    then spends far more system time per byte on small folios. Large blocks make the kernel
+    allocate large folios, and on a VM whose host takes free memory back (free page
+    reporting) those soon land in memory the host must fault in again, at many times the
+    cost; 256 KiB blocks avoid both (measured in
+    benchmarks/results/2026-12-04-vm-2cpu-write-block/NOTES.md)."""
 
     def __init__(self, path: str, start: int, block: int):
         self._raw = open(path, "r+b", buffering=0)

@@ -34,13 +34,14 @@ from .errors import (
 from .fileio import is_disk_full
 from .parts import Part
 from .settings import Settings
-from .units import MiB
+from .units import KiB, MiB
 
 log = logging.getLogger("ghga_tasks")
 
 UPLOAD_BUFFER = 2 * MiB  # libcurl's maximum
 DOWNLOAD_BUFFER = 1 * MiB
-WRITE_BLOCK = 4 * MiB  # downloads write in blocks this large, aligned in the file
+# downloads write in blocks this large, aligned in the file (fileio.BlockWriter says why)
+WRITE_BLOCK = 256 * KiB
 MAX_REFRESH = 4  # fresh URLs in a row that storage may refuse before we give up
 STALL_SPEED = 1024  # bytes/s; slower than this for the stall limit (--timeout) is a stall
 # a range's written prefix is logged every PIECE_SIZE bytes, up to its last WRITE_BLOCK written:
