@@ -134,7 +134,7 @@ def test_a_run_short_of_disk_removes_the_store_another_backend_kept(lab, monkeyp
     served = lab.files_dir / "src-random-16GiB.bin"
     served.write_bytes(b"x" * 10)
     (lab.files_dir / "src-random-16GiB.json").write_text('{"size": 17179869184}')
-    frees = iter([10 * GiB, 10 * GiB, 60 * GiB])  # before, after the sources, after the store
+    frees = iter([10 * GiB, 10 * GiB, 60 * GiB])  # before, before the kept stores go, after
     monkeypatch.setattr(lab, "_free", lambda: next(frees))
     spec = RunSpec(
         backend="nginx", direction="download", size=16 * GiB, tool="curl", clients=1, rep=1
