@@ -18,9 +18,9 @@ from ghga_tasks.errors import ApiRefused, IntegrityError, OutputError, PartsNotS
 from ghga_tasks.server.stub import StubServer, drs_object, serve_range
 from ghga_tasks.settings import Settings
 from ghga_tasks.transfer_dir import ATTEMPT, CONFIRMED, PARTS, TransferDir
+from ghga_tasks.units import KiB
 from ghga_tasks.upload_steps import Upload
 
-KiB = 1024
 PART = 1024 * KiB  # the smallest range size Settings allows
 
 
