@@ -17,7 +17,7 @@ PATH = os.path.join(os.environ.get("DIR", "/var/tmp"), "write-sizes-probe.bin")
 
 
 def write(block: int) -> float:
-    chunk = bytes(os.urandom(min(block, 1 << 20))) * max(1, block >> 20)
+    chunk = os.urandom(min(block, 1 << 20)) * max(1, block >> 20)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
     fd = os.open(PATH, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
