@@ -295,7 +295,7 @@ class Download:
             url["value"] = access_url(self.client.wait_for_object(self.file_id))
 
         def on_piece(offset: int, length: int) -> None:
-            ledger.append([{"offset": offset, "size": length, "boot": boot}], sync=False)
+            ledger.append_later([{"offset": offset, "size": length, "boot": boot}])
             done.append((offset, length))
             done[:] = planning.merge(done)  # a few intervals, however many pieces
             hasher.advance(planning.contiguous_prefix(done))

@@ -10,6 +10,7 @@ import errno
 import hashlib
 import json
 import os
+import queue
 import re
 import sys
 import threading
@@ -87,7 +88,14 @@ class Ledger:
 
     A torn last line (the process died mid-write) is ignored. A header that differs from
     the expected one (another upload attempt, a changed source file) starts a new ledger.
+
+    The pycurl loop logs through append_later(): a thread of the ledger's own writes the
+    lines, so the loop never waits for the file system (btrfs holds an append back while
+    writeback has the file's last page locked, with compression for a tenth of a second).
     """
+
+    # append_later() waits only while this many calls' lines wait for the writer thread
+    QUEUED_CALLS = 16
 
     def __init__(self, path: Path, header: dict):
         self.path = path
@@ -95,6 +103,9 @@ class Ledger:
         self._entries: list = []
         self._fh = None
         self._lock = threading.Lock()
+        self._queue: Optional[queue.Queue] = None
+        self._writer: Optional[threading.Thread] = None
+        self._writer_error: Optional[OutputError] = None
         self._load()
 
     def _load(self) -> None:
@@ -135,6 +146,7 @@ class Ledger:
     def replace(self, items: Iterable[dict]) -> None:
         """Start over with these entries (atomically)."""
         with self._lock:
+            self._stop_writer()
             if self._fh is not None:
                 self._fh.close()
                 self._fh = None
@@ -145,30 +157,93 @@ class Ledger:
     def entries(self) -> list:
         return list(self._entries)
 
-    def append(self, items: Iterable[dict], sync: bool = True) -> None:
-        """Append lines; with sync=False they survive a killed process but not a power loss."""
+    def append(self, items: Iterable[dict]) -> None:
+        """Append lines after every queued one, fsync, and return: they survive a power cut."""
+        written = threading.Event()
+        if self._enqueue(items, written):
+            written.wait()
+            self._raise_writer_error()
+
+    def append_later(self, items: Iterable[dict]) -> None:
+        """Queue lines for the writer thread, which appends them at once unless the file
+        system holds it back; they then survive a killed process, not a power cut. A kill
+        loses the lines still queued: at most QUEUED_CALLS calls' lines. Raises the error
+        of an earlier line the writer could not append."""
+        self._raise_writer_error()
+        self._enqueue(items, None)
+
+    def _enqueue(self, items: Iterable[dict], written: Optional[threading.Event]) -> bool:
         items = list(items)
         if not items:
-            return
-        with self._lock:
-            try:
-                if self._fh is None:
-                    self._fh = open(self.path, "a", encoding="utf-8")
-                self._fh.write("".join(json.dumps(i, sort_keys=True) + "\n" for i in items))
-                self._fh.flush()
-                if sync:
-                    os.fsync(self._fh.fileno())
-            except OSError as exc:
-                raise state_error(self.path, exc, "ledger") from None
+            return False
+        with self._lock:  # the lines go into the file in the order of self._entries
+            if self._writer is None:
+                self._queue = queue.Queue(maxsize=self.QUEUED_CALLS)
+                self._writer = threading.Thread(
+                    target=self._write_queued, args=(self._queue,), name="ghga-ledger", daemon=True
+                )
+                self._writer.start()
             self._entries.extend(items)
+            self._queue.put((items, written))
+        return True
+
+    def _write_queued(self, calls: queue.Queue) -> None:
+        while True:
+            batch = [calls.get()]
+            while batch[-1] is not None:  # what else waits goes out in the same write
+                try:
+                    batch.append(calls.get_nowait())
+                except queue.Empty:
+                    break
+            done = [call for call in batch if call is not None]
+            lines = [item for items, _ in done for item in items]
+            try:
+                if lines and self._writer_error is None:
+                    self._write(lines, sync=any(written for _, written in done))
+            except OutputError as exc:
+                self._writer_error = exc
+            finally:
+                for _, written in done:
+                    if written is not None:
+                        written.set()
+            if batch[-1] is None:
+                return
+
+    def _write(self, items: list, sync: bool = False) -> None:
+        try:
+            if self._fh is None:
+                self._fh = open(self.path, "a", encoding="utf-8")
+            self._fh.write("".join(json.dumps(i, sort_keys=True) + "\n" for i in items))
+            self._fh.flush()
+            if sync:
+                os.fsync(self._fh.fileno())
+        except OSError as exc:
+            raise state_error(self.path, exc, "ledger") from None
+
+    def _raise_writer_error(self) -> None:
+        if self._writer_error is not None:
+            error, self._writer_error = self._writer_error, None
+            raise error
+
+    def _stop_writer(self) -> None:
+        """Let the writer thread append what is queued, then end it (under self._lock)."""
+        if self._writer is not None and self._queue is not None:
+            self._queue.put(None)
+            self._writer.join()
+            self._writer = self._queue = None
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        """Append what is queued and close the file (an error of the writer thread is
+        dropped here: the next run then fetches or sends again what those lines logged)."""
+        with self._lock:
+            self._stop_writer()
+            self._writer_error = None
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
 
 
 def boot_id() -> Optional[str]:

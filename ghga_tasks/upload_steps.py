@@ -177,10 +177,10 @@ class Upload:
 
             def on_done(job: Job) -> None:
                 p = job.part
-                # no fsync: a line lost in a power cut only means sending that part again
-                ledger.append(
-                    [{"n": p.number, "offset": p.offset, "size": p.length, "md5": job.etag}],
-                    sync=False,
+                # no fsync: a line lost in a power cut or a kill only means sending that
+                # part again
+                ledger.append_later(
+                    [{"n": p.number, "offset": p.offset, "size": p.length, "md5": job.etag}]
                 )
                 done[p.number] = job.etag
                 intervals.append((p.offset, p.length))

@@ -25,7 +25,7 @@ def _checkpointer(tmp_path, clock, took):
         clock.now += took[0]
 
     ledger = state.Ledger(tmp_path / "ledger", {"file": "x"})
-    ledger.append([{"offset": 0, "size": 8}], sync=False)
+    ledger.append_later([{"offset": 0, "size": 8}])
     return Checkpointer(-1, ledger, clock=clock, sync=sync), ledger, syncs
 
 
