@@ -113,8 +113,10 @@ class Campaign(luigi.WrapperTask):
 
 
 def record_machine(camp: config_mod.Campaign) -> None:
-    versions = {tool.kind: tool.version_argv() for tool in camp.tools.values()}
-    versions.update({"weed": ["weed", "version"], "nginx": ["nginx", "-v"]})
+    versions = {
+        tool.kind: (tool.version_argv(), tool.version_env()) for tool in camp.tools.values()
+    }
+    versions.update({"weed": (["weed", "version"], None), "nginx": (["nginx", "-v"], None)})
     facts = machine_facts(camp.work_dir, versions)
     facts["campaign"] = camp.name
     facts["ghga_tasks_digest"] = source_digest(REPO / "ghga_tasks")

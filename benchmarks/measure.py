@@ -320,16 +320,19 @@ def _first_line(path: str, key: str) -> str:
     return ""
 
 
-def _version(argv: list[str]) -> str:
+def _version(argv: list[str], env: Optional[dict] = None) -> str:
     try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=20, env=env)
     except (OSError, subprocess.TimeoutExpired):
         return "missing"
     text = (out.stdout or out.stderr).strip().splitlines()
     return text[0] if text else "unknown"
 
 
-def machine_facts(work_dir: Path, tool_versions: dict[str, list[str]]) -> dict:
+def machine_facts(
+    work_dir: Path, tool_versions: dict[str, tuple[list[str], Optional[dict]]]
+) -> dict:
+    """The machine, and each tool's version: its (argv, environment) run once."""
     du = shutil.disk_usage(work_dir)
     return {
         "hostname": platform.node(),
@@ -340,6 +343,6 @@ def machine_facts(work_dir: Path, tool_versions: dict[str, list[str]]) -> dict:
         "cpus": os.cpu_count(),
         "mem_gib": round(_meminfo_bytes("MemTotal") / 2**30, 1),
         "disk_free_gib": round(du.free / 2**30, 1),
-        "tools": {name: _version(argv) for name, argv in tool_versions.items()},
+        "tools": {name: _version(argv, env) for name, (argv, env) in tool_versions.items()},
         "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

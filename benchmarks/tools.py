@@ -96,6 +96,10 @@ class Tool:
     def version_argv(self) -> list[str]:
         return (self.exe() or ["missing"]) + ["--version"]
 
+    def version_env(self) -> Optional[dict]:
+        """The environment version_argv() runs in (None: the harness's)."""
+        return None
+
     def supports(self, backend: str, direction: str, files: int = 1) -> bool:
         return (
             direction in self.directions
@@ -141,6 +145,9 @@ class GhgaCli(Tool):
 
     def exe(self):
         return ghga_cli_argv()
+
+    def version_env(self):
+        return ghga_env()  # the sources the runs use, not whatever is installed
 
     def _tuning(self) -> list[str]:
         args = []

@@ -88,6 +88,8 @@ def test_quick_campaign(tmp_path):
 
     machine = json.loads((results / "machine.json").read_text())
     assert machine["cpus"] and machine["tools"]
+    # the version of the sources the runs used (PYTHONPATH), not of what is installed
+    assert machine["tools"]["ghga-cli"].startswith("ghga-cli, version"), machine["tools"]
     report = (results / "report" / "REPORT.md").read_text()
     assert "## Goals" in report and "ghga-cli" in report
     assert "## Many files" in report and "## Killed halfway and resumed" in report
