@@ -105,7 +105,7 @@ class Ledger:
         self._lock = threading.Lock()
         self._queue: Optional[queue.Queue] = None
         self._writer: Optional[threading.Thread] = None
-        self._writer_error: Optional[OutputError] = None
+        self._writer_error: Optional[Exception] = None
         self._load()
 
     def _load(self) -> None:
@@ -200,7 +200,7 @@ class Ledger:
             try:
                 if lines and self._writer_error is None:
                     self._write(lines, sync=any(written for _, written in done))
-            except OutputError as exc:
+            except Exception as exc:  # the caller's next call raises it; the writer goes on
                 self._writer_error = exc
             finally:
                 for _, written in done:

@@ -73,3 +73,15 @@ def test_a_line_the_writer_cannot_append_fails_the_next_append(tmp_path):
     with pytest.raises(OutputError, match=r"cannot write ledger .*ledger: disk full"):
         ledger.append([{"durable": 1}])
     ledger.close()  # the lost lines only cost fetching their bytes again
+
+
+def test_a_line_that_cannot_be_written_at_all_is_raised_and_the_writer_goes_on(tmp_path):
+    path = tmp_path / "ledger"
+    ledger = state.Ledger(path, {"file": "x"})
+    ledger.append_later([{"offset": object()}])  # not JSON: a bug, raised where it was logged
+    with pytest.raises(TypeError):
+        ledger.append([{"durable": 0}])
+    for n in range(2 * ledger.QUEUED_CALLS):  # the writer still drains its queue
+        ledger.append_later([{"offset": n, "size": 1}])
+    ledger.close()
+    assert _lines(path)[-1] == {"offset": 2 * ledger.QUEUED_CALLS - 1, "size": 1}
