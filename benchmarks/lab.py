@@ -423,7 +423,7 @@ class Lab:
             "error_messages": [portable_text(m, self.c.work_dir) for m in messages],
             "verified": all(verified),
             "content": self.c.content,
-            "ghga_tasks_digest": source_digest(REPO / "ghga_tasks"),
+            "ghga_tasks_digest": source_digest((tool.sources or REPO) / "ghga_tasks"),
             "netns": self.netns.facts() if self.netns else None,
             "cpus": self.cpus.facts(process_tree(stack.server_pids())) if self.cpus else None,
             "client_fs": self.client_fs.facts() if self.client_fs else None,

@@ -121,11 +121,12 @@ def ghga_cli_argv() -> Optional[list[str]]:
     return [sys.executable, "-m", "ghga_tasks"]
 
 
-def ghga_env(home: Optional[Path] = None) -> dict:
-    """The environment for ghga-cli: this checkout's sources, no GHGA_TASKS_* settings, and
-    with `home` no user config file either."""
+def ghga_env(home: Optional[Path] = None, sources: Optional[Path] = None) -> dict:
+    """The environment for ghga-cli: this checkout's sources (or the checkout `sources`), no
+    GHGA_TASKS_* settings, and with `home` no user config file either."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GHGA_TASKS_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    first = str(sources or REPO)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [first, env.get("PYTHONPATH")]))
     if home is not None:
         env["HOME"] = str(home)
     return env

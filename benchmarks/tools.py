@@ -83,6 +83,8 @@ class Tool:
     backends = ("seaweedfs", "ceph", "seaweedfs-direct")
     many_files = False  # can move several files in one client (files > 1)
 
+    sources: Optional[Path] = None  # the checkout whose ghga_tasks a ghga-cli tool runs
+
     def __init__(self, name: str, opts: dict):
         self.name, self.opts = name, dict(opts)
 
@@ -127,6 +129,13 @@ class GhgaCli(Tool):
     many_files = True
     backends = ("seaweedfs", "ceph", "nginx", "seaweedfs-direct")
 
+    def __init__(self, name: str, opts: dict):
+        super().__init__(name, opts)
+        if "sources" in self.opts:  # another checkout: two engines in one campaign (A/B)
+            self.sources = Path(self.opts["sources"]).resolve()
+            if not (self.sources / "ghga_tasks" / "__init__.py").is_file():
+                raise ValueError(f"tool {name!r}: no ghga_tasks package in {self.sources}")
+
     @property
     def connections(self):
         if "parallel" in self.opts:
@@ -147,7 +156,7 @@ class GhgaCli(Tool):
         return ghga_cli_argv()
 
     def version_env(self):
-        return ghga_env()  # the sources the runs use, not whatever is installed
+        return ghga_env(sources=self.sources)  # the sources the runs use, not the installed
 
     def _tuning(self) -> list[str]:
         args = []
@@ -197,7 +206,7 @@ class GhgaCli(Tool):
         return ctx.extra["argv"]
 
     def env(self, ctx):
-        env = ghga_env(home=ctx.work)
+        env = ghga_env(home=ctx.work, sources=self.sources)
         if ctx.extra.get("compressing_fs"):  # reserved blocks would be stored uncompressed
             env["GHGA_TASKS_PREALLOCATE"] = "false"
         return env
