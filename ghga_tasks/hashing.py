@@ -54,7 +54,7 @@ class PrefixHasher:
     hashlib and reads release the GIL, so this runs beside the pycurl loop.
 
     A file is read into one buffer (READ). With `mapped`, windows of it may instead be
-    hashed where they lie in the page cache (MAPPED): no copy, which saved about a tenth of
+    hashed where they lie in the page cache (MAPPED): no copy, which saved up to a tenth of
     a download's CPU on one day; on another, on the same VM, SHA-256 ran far slower on
     memory outside the CPU's caches, and reading cost less. So the hasher measures its own
     CPU time per byte each way and mostly takes the cheaper (CheaperWay), window by window.
