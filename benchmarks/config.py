@@ -182,6 +182,9 @@ def load(path, results_dir=None, work_dir=None) -> Campaign:
     netns = raw.get("netns")
     if netns is not None and not netns.get("enabled", True):
         netns = None
+    cpus = raw.get("cpus")
+    if netns and netns.get("rps") and not (cpus and cpus.get("enabled", True)):
+        raise ValueError(f"{path}: [netns] rps = true needs [cpus] (whose CPUs receive what)")
     return Campaign(
         name=name,
         path=path.resolve(),
@@ -193,7 +196,7 @@ def load(path, results_dir=None, work_dir=None) -> Campaign:
         run_timeout=float(camp.get("run_timeout", 600)),
         content=camp.get("content", "random"),
         netns=netns,
-        cpus=raw.get("cpus"),
+        cpus=cpus,
         client_fs=raw.get("client_fs"),
         stored_fraction=float(camp.get("stored_fraction", 1.0)),
         gc=camp.get("gc", "every-run"),

@@ -78,6 +78,10 @@ class CpuSplit:
             raise ValueError(f"[cpus] asks for CPUs this process may not use (it has {have})")
         return split
 
+    def masks(self) -> tuple[str, str]:
+        """The kernel's CPU masks of (servers, clients)."""
+        return cpumask(parse_cpu_list(self.servers)), cpumask(parse_cpu_list(self.clients))
+
     def pin_harness(self) -> None:
         """Every thread of this process on the server CPUs (children inherit them)."""
         self.pin_threads(parse_cpu_list(self.servers))
@@ -116,7 +120,7 @@ class CpuSplit:
         path = Path(WORKQUEUE_CPUMASK)
         try:
             before = path.read_text().strip()
-            path.write_text(cpumask(parse_cpu_list(self.servers)) + "\n")
+            path.write_text(self.masks()[0] + "\n")
         except OSError:
             return None
         return before

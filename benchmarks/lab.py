@@ -83,10 +83,13 @@ class Lab:
             self.files_dir = self.client_fs.mountpoint / "files"
             self.runs_dir = self.client_fs.mountpoint / "runs"
         if self.c.netns:
+            rps = self.c.netns.get("rps") and self.cpus is not None  # config.py checks
+            rx_cpus = self.cpus.masks() if rps else None
             self.netns = Netns(
                 self.c.netns.get("name", "ghgab"),
                 self.c.netns.get("rate", "1gbit"),
                 self.c.netns.get("mtu", 1500),
+                rx_cpus=rx_cpus,
             )
             self.netns.up()
 

@@ -10,7 +10,12 @@ unchanged and no traffic ever uses another range:
   exists; ``down()`` puts it back);
 - ``route_localnet=1`` on both ends lets 127/8 cross a real link, static neighbour
   entries replace ARP, and ``tbf`` on both ends caps each direction (netem delay is not
-  in this kernel).
+  in this kernel);
+- with ``rx_cpus`` (``[netns] rps = true`` beside ``[cpus]``), Receive Packet Steering
+  processes what each end receives on its own side's CPUs, as two machines would: a veth
+  otherwise hands a packet to the receiving stack on the sender's CPU, so the client's
+  TCP receive work, and the server's sending that the client's ACKs set off, land on
+  whichever CPU sent last.
 
 Several namespaces may exist at once, each with its own ``addr`` (127.0.0.2 by default):
 each adds its own route and ``to ADDR`` rule, and the last one down restores ``local``.
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Optional
 
 TABLE = "4242"
 CLIENT_ADDR = "127.0.0.2"
@@ -51,10 +57,17 @@ def _rate_bits(rate) -> int:
 
 class Netns:
     def __init__(
-        self, name: str = "ghgab", rate: str = "1gbit", mtu: int = 1500, addr: str = CLIENT_ADDR
+        self,
+        name: str = "ghgab",
+        rate: str = "1gbit",
+        mtu: int = 1500,
+        addr: str = CLIENT_ADDR,
+        rx_cpus: Optional[tuple[str, str]] = None,
     ):
+        """rx_cpus: (server side, client side) kernel CPU masks for Receive Packet Steering."""
         self.name, self.rate, self.mtu, self.addr = name, rate, int(mtu), addr
         self.host, self.peer = f"{name}-h", f"{name}-c"
+        self.rx_cpus = rx_cpus
 
     def prefix(self) -> list[str]:
         return ["ip", "netns", "exec", self.name]
@@ -75,7 +88,10 @@ class Netns:
         }
 
     def facts(self) -> dict:
-        return {"netns": self.name, "rate": self.rate, "mtu": self.mtu}
+        facts = {"netns": self.name, "rate": self.rate, "mtu": self.mtu}
+        if self.rx_cpus:
+            facts["rps"] = {"server": self.rx_cpus[0], "client": self.rx_cpus[1]}
+        return facts
 
     def up(self) -> None:
         self.down()  # leftovers of a killed campaign
@@ -146,6 +162,10 @@ class Netns:
             "permanent",
             ns=ns,
         )
+        if self.rx_cpus:
+            for dev, where, mask in ((h, "", self.rx_cpus[0]), (c, ns, self.rx_cpus[1])):
+                rps = f"/sys/class/net/{dev}/queues/rx-0/rps_cpus"
+                _ip("sh", "-c", f"echo {mask} > {rps}", ns=where)
         for dev, where in ((h, ""), (c, ns)) if rate_bits else ():
             _ip(
                 "tc",

@@ -78,8 +78,11 @@ def write_report(results_dir: Path, out: Optional[Path] = None) -> Path:
         (
             "loopback"
             if not r.get("netns")
-            else "namespace {netns}, veth {cap}, MTU {mtu}".format(
+            else "namespace {netns}, veth {cap}, MTU {mtu}{steering}".format(
                 cap=f"capped at {r['netns']['rate']}" if capped(r["netns"]["rate"]) else "uncapped",
+                steering=", each side receiving on its own CPUs (RPS)"
+                if r["netns"].get("rps")
+                else "",
                 **r["netns"],
             )
         )

@@ -65,3 +65,17 @@ def test_medians_spread_and_errors_over_repetitions(tmp_path):
     goal = next(line for line in report.splitlines() if "best peer" in line)
     assert "| 0.79 |" in goal and "MISS" in goal
     assert "seaweedfs__download__1GiB__ghga-cli__c1__r3" in report  # listed under errors
+
+
+def test_the_client_network_line_says_whether_each_side_received_on_its_cpus(tmp_path):
+    (tmp_path / "runs").mkdir()
+    for rep, rps in ((1, {"server": "1", "client": "2"}), (2, None)):
+        r = run("s5cmd", "s5cmd", rep, 400.0)
+        r["netns"] = {"netns": "ghgas", "rate": "none", "mtu": 1500}
+        if rps:
+            r["netns"]["rps"] = rps
+        (tmp_path / "runs" / f"{r['key']}.json").write_text(json.dumps(r))
+    report = write_report(tmp_path).read_text()
+    line = next(line for line in report.splitlines() if "client network" in line)
+    assert "namespace ghgas, veth uncapped, MTU 1500, each side receiving on its own CPUs" in line
+    assert line.count("namespace ghgas") == 2  # the run without steering is listed too

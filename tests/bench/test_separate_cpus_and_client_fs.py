@@ -14,6 +14,7 @@ import pytest
 from benchmarks.clientfs import ClientFs
 from benchmarks.cpus import CpuSplit, cpumask, parse_cpu_list
 from benchmarks.files import BLOCK, source_file
+from benchmarks.paths import REPO
 
 
 def test_cpu_lists_and_masks():
@@ -32,6 +33,21 @@ def test_overlapping_or_missing_cpus_are_refused():
     with pytest.raises(ValueError, match="may not use"):
         CpuSplit.from_config({"servers": "0", "clients": "4095"})
     assert CpuSplit.from_config({"enabled": False, "servers": "0", "clients": "1"}) is None
+
+
+def test_rps_needs_the_cpu_split(tmp_path):
+    """[netns] rps steers received packets to each side's CPUs: without [cpus] there are none."""
+    from benchmarks.config import load
+
+    base = (REPO / "configs" / "benchmarks" / "quick.toml").read_text()
+    toml = tmp_path / "c.toml"
+    toml.write_text(base + '\n[netns]\nname = "ghgaq"\nrate = "none"\nrps = true\n')
+    with pytest.raises(ValueError, match=r"rps = true needs \[cpus\]"):
+        load(toml, results_dir=tmp_path / "r", work_dir=tmp_path / "w")
+    toml.write_text(toml.read_text() + '\n[cpus]\nservers = "0"\nclients = "1"\n')
+    camp = load(toml, results_dir=tmp_path / "r", work_dir=tmp_path / "w")
+    assert camp.netns["rps"] is True and camp.cpus == {"servers": "0", "clients": "1"}
+    assert CpuSplit("0", "1").masks() == ("1", "2")
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
