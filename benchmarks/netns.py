@@ -14,8 +14,8 @@ unchanged and no traffic ever uses another range:
 - with ``rx_cpus`` (``[netns] rps = true`` beside ``[cpus]``), Receive Packet Steering
   processes what each end receives on its own side's CPUs, as two machines would: a veth
   otherwise hands a packet to the receiving stack on the sender's CPU, so the client's
-  TCP receive work, and the server's sending that the client's ACKs set off, land on
-  whichever CPU sent last.
+  TCP receive work lands on the server's CPU, and the server's sending that the client's
+  ACKs set off on the client's.
 
 Several namespaces may exist at once, each with its own ``addr`` (127.0.0.2 by default):
 each adds its own route and ``to ADDR`` rule, and the last one down restores ``local``.

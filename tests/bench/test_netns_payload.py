@@ -136,7 +136,9 @@ def test_rps_hands_what_the_client_receives_to_the_client_cpus(tmp_path):
         curl = ns.prefix() + ["taskset", "-c", "1", "curl", "-sS", "--fail"]
         curl += ["--retry", "20", "--retry-connrefused", "--retry-delay", "1"]
         out = tmp_path / "down"
-        subprocess.run(curl + ["-o", str(out), f"http://127.0.0.1:{port}/blob"], timeout=120)
+        subprocess.run(
+            curl + ["-o", str(out), f"http://127.0.0.1:{port}/blob"], check=True, timeout=120
+        )
         after = _rps_wakeups()
     finally:
         ns.down()

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from benchmarks.clientfs import ClientFs
+from benchmarks.config import load
 from benchmarks.cpus import CpuSplit, cpumask, parse_cpu_list
 from benchmarks.files import BLOCK, source_file
 from benchmarks.paths import REPO
@@ -37,8 +38,6 @@ def test_overlapping_or_missing_cpus_are_refused():
 
 def test_rps_needs_the_cpu_split(tmp_path):
     """[netns] rps steers received packets to each side's CPUs: without [cpus] there are none."""
-    from benchmarks.config import load
-
     base = (REPO / "configs" / "benchmarks" / "quick.toml").read_text()
     toml = tmp_path / "c.toml"
     toml.write_text(base + '\n[netns]\nname = "ghgaq"\nrate = "none"\nrps = true\n')
