@@ -41,6 +41,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def _scratch_netns(prefix: str, **options) -> Netns:
+    """A namespace of this test's own: a random name and client address, so that it never
+    meets a campaign's (or another test's) namespace."""
+    octets = [secrets.randbelow(150) + 100, secrets.randbelow(254) + 1]
+    addr = "127.{}.{}.2".format(*octets)
+    return Netns(name=f"{prefix}{secrets.token_hex(3)}", addr=addr, **options)
+
+
 def _retransmitted_segments(prefix: list[str]) -> int:
     """Tcp RetransSegs of a network namespace (prefix [] for this one, the server's)."""
     snmp = subprocess.run(
@@ -57,12 +65,7 @@ def test_payload_bytes_count_bodies_not_packet_headers(tmp_path):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/blob"
-    octets = [secrets.randbelow(150) + 100, secrets.randbelow(254) + 1]
-    ns = Netns(
-        name=f"gpl{secrets.token_hex(3)}",
-        rate="1gbit",
-        addr="127.{}.{}.2".format(*octets),
-    )
+    ns = _scratch_netns("gpl", rate="1gbit")
     ns.up()
     try:
         moved, resent = {}, {}
@@ -113,13 +116,7 @@ def test_rps_hands_what_the_client_receives_to_the_client_cpus(tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    octets = [secrets.randbelow(150) + 100, secrets.randbelow(254) + 1]
-    ns = Netns(
-        name=f"gps{secrets.token_hex(3)}",
-        rate="none",
-        addr="127.{}.{}.2".format(*octets),
-        rx_cpus=("1", "2"),  # servers on CPU 0, the client on CPU 1
-    )
+    ns = _scratch_netns("gps", rate="none", rx_cpus=("1", "2"))  # servers CPU 0, client 1
     ns.up()
     try:
         steering = [
