@@ -73,6 +73,12 @@ class BenchRun(luigi.Task):
     def output(self):
         return luigi.LocalTarget(str(Path(self.results_dir) / "runs" / f"{self.key}.json"))
 
+    def complete(self):
+        # once a stop is asked for, a run not started counts as done for this build, so that
+        # luigi does not report the campaign's unfulfilled dependencies; run() counts the
+        # runs left by their results
+        return super().complete() or (Path(self.work_dir) / STOP_FILE).exists()
+
     def run(self):
         stop = Path(self.work_dir) / STOP_FILE
         if stop.exists():  # no result: run() reports the stop and the runs left
