@@ -75,8 +75,8 @@ class BenchRun(luigi.Task):
 
     def complete(self):
         # once a stop is asked for, a run not started counts as done for this build, so that
-        # luigi does not report the campaign's unfulfilled dependencies; run() counts the
-        # runs left by their results
+        # luigi does not report the campaign's unfulfilled dependencies; the module's run()
+        # counts the runs left by their results
         return super().complete() or (Path(self.work_dir) / STOP_FILE).exists()
 
     def run(self):
