@@ -73,16 +73,19 @@ class BenchRun(luigi.Task):
     def output(self):
         return luigi.LocalTarget(str(Path(self.results_dir) / "runs" / f"{self.key}.json"))
 
+    @property
+    def stop_file(self) -> Path:
+        return Path(self.work_dir) / STOP_FILE
+
     def complete(self):
         # once a stop is asked for, a run not started counts as done for this build, so that
         # luigi does not report the campaign's unfulfilled dependencies; the module's run()
         # counts the runs left by their results
-        return super().complete() or (Path(self.work_dir) / STOP_FILE).exists()
+        return super().complete() or self.stop_file.exists()
 
     def run(self):
-        stop = Path(self.work_dir) / STOP_FILE
-        if stop.exists():  # no result: run() reports the stop and the runs left
-            log.info("%s not started: %s exists", self.key, stop)
+        if self.stop_file.exists():  # asked after luigi picked this run: no result either
+            log.info("%s not started: %s exists", self.key, self.stop_file)
             return
         lab = _lab(self.config, self.results_dir, self.work_dir)
         spec = lab.c.run(self.key)
