@@ -175,7 +175,9 @@ class Download:
             )
         resumed = planning.done_bytes(done)
         fd = open_partial(part, size, reserve=self.settings.preallocate)
-        hasher = PrefixHasher(str(part), kind or "sha256", mapped=True)
+        hasher = PrefixHasher(
+            str(part), kind or "sha256", mapped=True, drop=not self.settings.keep_page_cache
+        )
         hasher.advance(planning.contiguous_prefix(done))
         ok = False
         try:

@@ -1,11 +1,15 @@
 """File I/O of the engine: positioned reads with one portable fallback (Windows has no
-os.pread), preallocation, and the block writer downloads write their ranges through."""
+os.pread), preallocation, the block writer downloads write their ranges through, and the
+page-cache dropper that trails them."""
 
 from __future__ import annotations
 
 import errno
 import os
 import threading
+from typing import Optional
+
+from .units import GiB, MiB
 
 _seek_lock = threading.Lock()
 
@@ -121,3 +125,48 @@ class BlockWriter:
             view = view[n:]
         self._filled = 0
         self._limit = self._block - self.written_to % self._block
+
+
+class DropBehind:
+    """Keeps a file being written out of the page cache behind a reader that is done with
+    its bytes (a download's hasher): each WINDOW that reader passed `lag` bytes ago is
+    dropped from the cache. By then the kernel's own writeback has written it, so dropping
+    costs only the freeing of its pages (DONTNEED starts the writeback of any still dirty).
+
+    Without it a download of hundreds of gigabytes fills the page cache, and every page for
+    new bytes is one the kernel must first reclaim from other files, or, on a VM whose host
+    takes free memory back (free page reporting), one the host must fault in again, at many
+    times the cost of the write (benchmarks/results/2026-12-05-vm-2cpu-drop-behind). Pages
+    dropped here are reused at once for the next bytes. A file shorter than `lag` is left
+    alone. A no-op where posix_fadvise is missing (macOS, Windows); only clean pages are
+    ever dropped, never data."""
+
+    WINDOW = 64 * MiB  # a multiple of the largest folio: DONTNEED drops only whole ones
+
+    def __init__(self, fd: int, lag: Optional[int] = None):
+        self._fd = fd
+        self.lag = default_drop_lag() if lag is None else lag
+        self._next = 0  # the first window not yet dropped
+        self._advise = getattr(os, "posix_fadvise", None)
+
+    def passed(self, offset: int) -> None:
+        """The reader is done with bytes [0, offset)."""
+        while self._advise is not None and (self._next + 1) * self.WINDOW + self.lag <= offset:
+            try:
+                self._advise(
+                    self._fd, self._next * self.WINDOW, self.WINDOW, os.POSIX_FADV_DONTNEED
+                )
+            except OSError:  # advice only: a file system that refuses it keeps its cache
+                self._advise = None
+            self._next += 1
+
+
+def default_drop_lag() -> int:
+    """How far behind the hasher a download's pages are dropped: an eighth of the machine's
+    memory, from 256 MiB to 4 GiB; room for the kernel's writeback (which starts at a tenth
+    of free memory by default) to have written them."""
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):  # no sysconf (Windows)
+        memory = 0
+    return min(4 * GiB, max(256 * MiB, memory // 8))

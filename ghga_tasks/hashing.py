@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Optional
 
-from .fileio import O_BINARY
+from .fileio import O_BINARY, DropBehind
 
 # One buffer, read into again and again: SHA-256 runs at its in-cache speed on it.
 READ_BLOCK = 1024 * 1024
@@ -63,7 +63,9 @@ class PrefixHasher:
     raising. Where mmap fails, the hasher reads.
     """
 
-    def __init__(self, path: str, algorithm: str = "sha256", mapped: bool = False):
+    def __init__(
+        self, path: str, algorithm: str = "sha256", mapped: bool = False, drop: bool = False
+    ):
         self.path = path
         self.algorithm = algorithm
         self.ways: Optional[CheaperWay] = CheaperWay() if mapped else None
@@ -74,6 +76,7 @@ class PrefixHasher:
         self._hash = hashlib.new(algorithm)
         self._extra = hashlib.sha256() if algorithm != "sha256" else None
         self._fd = os.open(path, os.O_RDONLY | O_BINARY)
+        self._dropper = DropBehind(self._fd) if drop else None
         self._buffer = memoryview(bytearray(READ_BLOCK))
         self._pos = 0
         self._target = 0
@@ -102,6 +105,8 @@ class PrefixHasher:
                         target = self._target
                     while self._pos < target and not self._aborted:
                         self._step(reader, target)
+                        if self._dropper is not None:
+                            self._dropper.passed(self._pos)
         except BaseException as exc:  # reported by finish()
             self._error = exc
         finally:

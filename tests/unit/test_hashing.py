@@ -7,11 +7,15 @@ import errno
 import hashlib
 import mmap
 import os
+import shutil
+import subprocess
 
 import pytest
 
-from ghga_tasks import hashing
+from ghga_tasks import fileio, hashing
+from ghga_tasks.fileio import DropBehind
 from ghga_tasks.hashing import READ_BLOCK, CheaperWay, PrefixHasher
+from ghga_tasks.units import GiB, MiB
 
 WINDOW = 16 * 65536  # a multiple of every mmap.ALLOCATIONGRANULARITY, a few READ_BLOCKs
 
@@ -134,3 +138,82 @@ def test_close_without_finishing_stops_the_thread(tmp_path):
     hasher.advance(4 * READ_BLOCK)
     hasher.close(abort=True)
     assert not hasher._thread.is_alive()
+
+
+# DONTNEED drops only whole folios of the page cache (up to 2 MiB on x86-64)
+DROP = 4 * MiB
+
+
+@pytest.fixture
+def advice(monkeypatch):
+    """Small DropBehind windows, two of them as the lag, and the windows every DONTNEED was
+    given for (as (window, windows long))."""
+    monkeypatch.setattr(DropBehind, "WINDOW", DROP)
+    monkeypatch.setattr(fileio, "default_drop_lag", lambda: 2 * DROP)
+    given, real = [], getattr(os, "posix_fadvise", None)
+
+    def recording_fadvise(fd, offset, length, advice):
+        assert advice == os.POSIX_FADV_DONTNEED
+        given.append((offset // DROP, length // DROP))
+        if real is not None:
+            real(fd, offset, length, advice)
+
+    monkeypatch.setattr(fileio.os, "posix_fadvise", recording_fadvise, raising=False)
+    monkeypatch.setattr(fileio.os, "POSIX_FADV_DONTNEED", 4, raising=False)
+    return given
+
+
+def test_drop_behind_drops_each_window_once_the_reader_is_lag_bytes_past_it(tmp_path, advice):
+    path = tmp_path / "partial"
+    path.write_bytes(b"x" * 6 * DROP)
+    with open(path, "rb") as reader:
+        dropper = DropBehind(reader.fileno())
+        assert dropper.lag == 2 * DROP
+        dropper.passed(3 * DROP - 1)
+        assert advice == []
+        dropper.passed(3 * DROP)
+        assert advice == [(0, 1)]
+        dropper.passed(5 * DROP + 5)
+        assert advice == [(0, 1), (1, 1), (2, 1)]
+        dropper.passed(4 * DROP)  # never backwards
+        assert len(advice) == 3
+
+
+@pytest.mark.parametrize(
+    ("memory", "lag"), [(2 * GiB, 256 * MiB), (16 * GiB, 2 * GiB), (64 * GiB, 4 * GiB)]
+)
+def test_the_drop_lag_is_an_eighth_of_memory_within_bounds(monkeypatch, memory, lag):
+    pages = {"SC_PHYS_PAGES": memory // 4096, "SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr(fileio.os, "sysconf", pages.__getitem__, raising=False)
+    assert fileio.default_drop_lag() == lag
+
+
+def _cached_bytes(path) -> int:
+    """How many of the file's bytes are in the page cache (util-linux's fincore)."""
+    out = subprocess.run(
+        ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout.strip())
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise (macOS, Windows)")
+@pytest.mark.skipif(shutil.which("fincore") is None, reason="util-linux's fincore is missing")
+@pytest.mark.parametrize("drop", [True, False])
+def test_the_hasher_drops_what_it_hashed_from_the_page_cache(tmp_path, advice, drop):
+    data = os.urandom(5 * DROP)
+    path = tmp_path / "partial"
+    with open(path, "wb") as out:
+        out.write(data)
+        os.fsync(out.fileno())  # written back, as the kernel's writeback does before the lag
+    assert _cached_bytes(path) == len(data)
+    digests = PrefixHasher(str(path), drop=drop).finish(len(data))
+    assert digests == {"sha256": hashlib.sha256(data).hexdigest()}
+    if drop:  # the windows two behind the end are gone, the last two stay
+        assert advice == [(0, 1), (1, 1), (2, 1)]
+        assert _cached_bytes(path) == 2 * DROP
+    else:
+        assert advice == []
+        assert _cached_bytes(path) == len(data)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ghga_tasks import upload_steps
+from ghga_tasks import fileio, upload_steps
 from ghga_tasks.clients import DrsClient
 from ghga_tasks.download_steps import Download, is_in_place
 from ghga_tasks.errors import ApiRefused, IntegrityError, OutputError, PartsNotStored
@@ -182,6 +182,33 @@ def test_fetch_verify_place_then_present(tmp_path):
         assert sorted(p.name for p in out.iterdir()) == ["F1"]
         again = download.fetch(str(out))
         assert (again.status, again.bytes_transferred) == ("present", 0)
+    finally:
+        storage.close()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_download_drops_its_hashed_pages_unless_asked_to_keep_them(tmp_path, monkeypatch, keep):
+    monkeypatch.setattr(fileio.DropBehind, "WINDOW", PART)
+    monkeypatch.setattr(fileio, "default_drop_lag", lambda: 2 * PART)
+    given = []  # the windows a DONTNEED was given for
+    monkeypatch.setattr(
+        fileio.os,
+        "posix_fadvise",
+        lambda fd, offset, length, advice: given.append(offset // PART),
+        raising=False,
+    )
+    monkeypatch.setattr(fileio.os, "POSIX_FADV_DONTNEED", 4, raising=False)
+    data = os.urandom(8 * PART)
+    storage = StubServer(lambda method, path, headers: serve_range(data, headers))
+    try:
+        settings = Settings(parallel=2, part_size=PART, retries=0, keep_page_cache=keep)
+        sha = hashlib.sha256(data).hexdigest()
+        client = FakeDrs({"F1": drs_object("F1", len(data), sha, f"{storage.url}/F1")}, settings)
+        tdir = TransferDir(tmp_path / "state", "downloads", "http://drs", "F1")
+        fetched = Download(client, tdir, "F1", settings).fetch(str(tmp_path))
+        assert (tmp_path / "F1").read_bytes() == data and fetched.sha256 == sha
+        # each window once the hasher is two windows (the lag) past it
+        assert given == ([] if keep else [0, 1, 2, 3, 4, 5])
     finally:
         storage.close()
 
