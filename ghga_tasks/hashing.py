@@ -60,7 +60,8 @@ class PrefixHasher:
     CPU time per byte each way and mostly takes the cheaper (CheaperWay), window by window.
     `mapped` only for a file of our own that keeps its size (a download's preallocated
     partial file): a mapping whose file is truncated under it faults (SIGBUS) instead of
-    raising. Where mmap fails, the hasher reads.
+    raising. Where mmap fails, the hasher reads. With `drop` (a download's partial file),
+    what it hashed is dropped from the page cache well behind it (fileio.DropBehind).
     """
 
     def __init__(

@@ -59,7 +59,7 @@ class Settings:
     task_retry_delay: float = 10.0  # pause before such a re-run (s)
     partial_dir: Optional[str] = None  # None = the output dir (same filesystem: atomic move)
     preallocate: bool = True  # download: reserve the file's space first (off: sparse file)
-    keep_page_cache: bool = False  # download: keep its pages cached (off: dropped once hashed)
+    keep_page_cache: bool = False  # download: keep its pages cached (off: dropped behind the hash)
     ca_bundle: Optional[str] = None
     token: Optional[str] = dataclasses.field(default=None, repr=False)  # never printed
     json: bool = False
