@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from typing import Optional
 
 from .units import GiB, MiB
 
@@ -143,9 +142,9 @@ class DropBehind:
 
     WINDOW = 64 * MiB  # a multiple of the largest folio: DONTNEED drops only whole ones
 
-    def __init__(self, fd: int, lag: Optional[int] = None):
+    def __init__(self, fd: int):
         self._fd = fd
-        self.lag = default_drop_lag() if lag is None else lag
+        self.lag = default_drop_lag()
         self._next = 0  # the first window not yet dropped
         self._advise = getattr(os, "posix_fadvise", None)
 
