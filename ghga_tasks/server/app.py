@@ -8,12 +8,14 @@ from __future__ import annotations
 import hmac
 import logging
 import random
+from typing import Optional
 
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 
 from . import admin_api, drs_api, upload_api
 from .core import Core
@@ -37,43 +39,62 @@ def _faulty_path(path: str) -> bool:
     )
 
 
+class FaultsAndToken:
+    """Injected faults (the error-rate knob) and the bearer token, before any route.
+
+    A plain ASGI middleware: Starlette's BaseHTTPMiddleware (`@app.middleware`) runs every
+    request through an extra task and stream, a cost each part URL of an upload pays."""
+
+    def __init__(self, app, core: Core):
+        self.app = app
+        self.core = core
+        self.chance = random.Random()
+        self.token = core.settings.auth_token
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and _faulty_path(scope["path"]):
+            refusal = self._refusal(Headers(scope=scope))
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, headers: Headers) -> Optional[JSONResponse]:
+        knobs = self.core.knobs.get()
+        if knobs.error_rate and self.chance.random() < knobs.error_rate:
+            status = self.chance.choice((503, 429))
+            exception_id = "serviceUnavailable" if status == 503 else "tooManyRequests"
+            return JSONResponse(
+                {
+                    "exception_id": exception_id,
+                    "description": "Injected fault (error_rate); try again later.",
+                    "data": {},
+                },
+                status_code=status,
+                headers={"Retry-After": str(knobs.retry_after)},
+            )
+        if self.token is not None:
+            sent = headers.get("authorization", "")
+            if not hmac.compare_digest(sent.encode(), f"Bearer {self.token}".encode()):
+                return JSONResponse(
+                    {
+                        "exception_id": "noFileAccess",
+                        "description": "Missing or wrong bearer token.",
+                        "data": {},
+                    },
+                    status_code=403,
+                )
+        return None
+
+
 def create_app(core: Core) -> FastAPI:
     app = FastAPI(
         title="ghga-tasks reference server",
         description="Upload Controller API, DRS3 API and admin API in one process.",
     )
     app.state.core = core
-    chance = random.Random()
-    token = core.settings.auth_token
 
-    @app.middleware("http")
-    async def faults_and_token(request: Request, call_next):
-        if _faulty_path(request.url.path):
-            knobs = core.knobs.get()
-            if knobs.error_rate and chance.random() < knobs.error_rate:
-                status = chance.choice((503, 429))
-                exception_id = "serviceUnavailable" if status == 503 else "tooManyRequests"
-                return JSONResponse(
-                    {
-                        "exception_id": exception_id,
-                        "description": "Injected fault (error_rate); try again later.",
-                        "data": {},
-                    },
-                    status_code=status,
-                    headers={"Retry-After": str(knobs.retry_after)},
-                )
-            if token is not None:
-                sent = request.headers.get("authorization", "")
-                if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-                    return JSONResponse(
-                        {
-                            "exception_id": "noFileAccess",
-                            "description": "Missing or wrong bearer token.",
-                            "data": {},
-                        },
-                        status_code=403,
-                    )
-        return await call_next(request)
+    app.add_middleware(FaultsAndToken, core=core)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):

@@ -85,7 +85,9 @@ def claim(core: Context, row: UploadRow, writer: Optional[str]) -> None:
         return
     lease = core.knobs.get().writer_lease
     now = time.time()
-    holder = core.db.claim(row.upload_id, writer, now, lease)
+    # the writer's last request is recorded to within a tenth of the lease (a second at
+    # most), not once per part URL: reads, not a write transaction, for most requests
+    holder = core.db.claim(row.upload_id, writer, now, lease, refresh=min(1.0, lease / 10))
     if holder is not None:
         idle = now - (holder.writer_seen or now)
         wait = max(1, math.ceil(lease - idle))
