@@ -1,0 +1,69 @@
+"""The reference server's own CPU per part-URL request (POST .../signed_urls), for one or
+more checkouts of ghga_tasks, in alternating rounds.
+
+    python api_cost.py CALLS ROUNDS SOURCES...   # e.g. 2000 3 /work/main /tmp/exp/old
+
+Each round starts `python -m ghga_tasks serve` (embedded SeaweedFS) from each SOURCES in
+turn, starts an upload attempt as writer "w1" and asks for CALLS part URLs from four
+threads, as an upload with four connections does. The server process's CPU (utime + stime
+from /proc; SeaweedFS is a child process and not counted) is read before and after."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import requests
+
+
+def server_cpu(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(sources: str, calls: int) -> float:
+    env = dict(os.environ, PYTHONPATH=sources)
+    argv = [sys.executable, "-m", "ghga_tasks", "serve", "--register", "f1=4294967296"]
+    srv = subprocess.Popen(
+        argv + ["--log-level", "warning"], stdout=subprocess.PIPE, env=env, text=True
+    )
+    try:
+        api = json.loads(srv.stdout.readline())["upload_api"]
+        r = requests.post(f"{api}/uploads", json={"file_id": "f1", "writer": "w1"}, timeout=30)
+        r.raise_for_status()
+        upload_id = r.json()["upload_id"]
+
+        def ask(first: int, count: int) -> None:
+            with requests.Session() as s:
+                for i in range(first, first + count * 4, 4):
+                    url = f"{api}/uploads/{upload_id}/parts/{i % 256 + 1}/signed_urls"
+                    s.post(url, json={"writer": "w1"}, timeout=30).raise_for_status()
+
+        ask(0, 50)  # warm: imports, connections, boto's signer
+        before = server_cpu(srv.pid)
+        threads = [threading.Thread(target=ask, args=(k, calls // 4)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return (server_cpu(srv.pid) - before) / (calls // 4 * 4)
+    finally:
+        srv.terminate()
+        srv.wait(60)
+
+
+def main(calls: int, rounds: int, sources: list) -> None:
+    results = {s: [] for s in sources}
+    for r in range(rounds):
+        for s in sources:
+            ms = 1000 * measure(s, calls)
+            results[s].append(ms)
+            print(f"round {r + 1}: {s}: {ms:.2f} server CPU-ms per part URL", flush=True)
+    for s, values in results.items():
+        each = ", ".join(f"{v:.2f}" for v in values)
+        print(f"{s}: median {sorted(values)[len(values) // 2]:.2f} ms ({each})")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:])
