@@ -1,7 +1,6 @@
 """The server's state in SQLite: registered files, upload attempts, staged objects.
 
-One connection shared by all threads behind a lock; every method that writes is one
-transaction.
+One connection shared by all threads behind a lock; every method is one transaction.
 """
 
 from __future__ import annotations
@@ -210,19 +209,9 @@ class Database:
             )
             return cur.rowcount == 1
 
-    def claim(
-        self, upload_id: str, writer: str, now: float, lease: float, refresh: float = 0.0
-    ) -> Optional[UploadRow]:
+    def claim(self, upload_id: str, writer: str, now: float, lease: float) -> Optional[UploadRow]:
         """Make `writer` the attempt's writer unless another one was active within `lease`
-        seconds; returns None on success, else the row of the attempt as held by the other.
-        A writer that holds the attempt and was recorded less than `refresh` seconds ago is
-        not written again (no transaction: a part URL request reads only)."""
-        if refresh > 0:
-            held = self._all(
-                "SELECT writer, writer_seen FROM uploads WHERE upload_id = ?", (upload_id,)
-            )
-            if held and held[0][0] == writer and now - (held[0][1] or 0) < refresh:
-                return None
+        seconds; returns None on success, else the row of the attempt as held by the other."""
         with self._tx() as c:
             rows = c.execute("SELECT * FROM uploads WHERE upload_id = ?", (upload_id,)).fetchall()
             if not rows:

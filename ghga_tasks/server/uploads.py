@@ -86,8 +86,10 @@ def claim(core: Context, row: UploadRow, writer: Optional[str]) -> None:
     lease = core.knobs.get().writer_lease
     now = time.time()
     # the writer's last request is recorded to within a tenth of the lease (a second at
-    # most), not once per part URL: reads, not a write transaction, for most requests
-    holder = core.db.claim(row.upload_id, writer, now, lease, refresh=min(1.0, lease / 10))
+    # most), not once per part URL: most requests of the holder then write nothing
+    if row.writer == writer and now - (row.writer_seen or 0) < min(1.0, lease / 10):
+        return
+    holder = core.db.claim(row.upload_id, writer, now, lease)
     if holder is not None:
         idle = now - (holder.writer_seen or now)
         wait = max(1, math.ceil(lease - idle))
