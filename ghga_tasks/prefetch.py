@@ -26,17 +26,21 @@ def url_lifetime(url: str) -> Optional[float]:
 
 
 class UrlPrefetcher:
-    """Keeps up to `ahead` URLs ready, in the order the parts will be sent.
+    """Keeps up to `ahead` URLs ready or on their way, in the order the parts will be sent,
+    asking for up to `fetchers` of them at once: over a long round trip to the API, one ask
+    at a time would bound the parts sent per second.
 
     get(n) returns a ready URL for part n when it is still fresh (less than half of its
-    stated lifetime gone), else fetches one at once, ahead of the queue. Errors of a
-    prefetch are not raised: get() asks again and raises what that ask raises."""
+    stated lifetime gone), waits for it when it is on its way, else asks for one at once,
+    ahead of the queue. Errors of a prefetch are not raised: get() asks again and raises
+    what that ask raises."""
 
     def __init__(
         self,
         fetch: Callable[[int], str],
         order: Iterable[int],
         ahead: int,
+        fetchers: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ):
         self._fetch = fetch
@@ -45,12 +49,18 @@ class UrlPrefetcher:
         self._clock = clock
         self._ready: Dict[int, Tuple[str, float]] = {}  # part -> (url, time it goes stale)
         self._urgent: Deque[int] = deque()
-        self._results: Dict[int, object] = {}  # urgent part -> url or exception
+        self._results: Dict[int, object] = {}  # waited-for part -> url or exception
         self._taken: Set[int] = set()  # parts get() has asked for
+        self._underway: Set[int] = set()  # prefetches being asked for
+        self._wanted: Set[int] = set()  # of those, parts get() waits for
         self._closing = False
         self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="ghga-urls", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"ghga-urls-{k}", daemon=True)
+            for k in range(max(1, min(fetchers, self._ahead)))
+        ]
+        for t in self._threads:
+            t.start()
 
     def _stale_at(self, url: str, fetched: float) -> float:
         lifetime = url_lifetime(url)
@@ -62,8 +72,10 @@ class UrlPrefetcher:
             return self._urgent.popleft(), True
         while self._order and (self._order[0] in self._ready or self._order[0] in self._taken):
             self._order.popleft()
-        if self._order and len(self._ready) < self._ahead:
-            return self._order.popleft(), False
+        if self._order and len(self._ready) + len(self._underway) < self._ahead:
+            number = self._order.popleft()
+            self._underway.add(number)
+            return number, False
         return None
 
     def _run(self) -> None:
@@ -75,18 +87,21 @@ class UrlPrefetcher:
                     return
             number, urgent = item
             try:
-                url = self._fetch(number)
+                url: object = self._fetch(number)
             except BaseException as exc:  # noqa: BLE001 - handed to get() for urgent asks
-                with self._cond:
-                    if urgent:
-                        self._results[number] = exc
-                        self._cond.notify_all()
-                continue
+                url = exc
             fetched = self._clock()
             with self._cond:
+                self._underway.discard(number)
                 if urgent:
                     self._results[number] = url
-                elif number not in self._taken:  # else get() asked meanwhile: drop it
+                elif number in self._wanted:  # get() waits for this prefetch
+                    self._wanted.discard(number)
+                    if isinstance(url, BaseException):
+                        self._urgent.append(number)  # ask again; get() raises that one
+                    else:
+                        self._results[number] = url
+                elif number not in self._taken and not isinstance(url, BaseException):
                     self._ready[number] = (url, self._stale_at(url, fetched))
                 self._cond.notify_all()
 
@@ -99,10 +114,13 @@ class UrlPrefetcher:
             self._cond.notify_all()  # room for one more ahead
             if ready is not None and self._clock() < ready[1]:
                 return ready[0]
-            self._urgent.append(number)
-            self._cond.notify_all()
+            if number in self._underway and number not in self._wanted:
+                self._wanted.add(number)  # on its way: wait for it, don't ask twice
+            else:
+                self._urgent.append(number)
+                self._cond.notify_all()
             while number not in self._results:  # the fetch's own timeouts bound this
-                if not self._thread.is_alive():
+                if not any(t.is_alive() for t in self._threads):
                     raise RuntimeError("URL prefetcher stopped")
                 self._cond.wait(1.0)
             result = self._results.pop(number)
@@ -114,4 +132,5 @@ class UrlPrefetcher:
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        self._thread.join(timeout=5.0)  # a fetch in flight is bounded by its own timeouts
+        for t in self._threads:  # a fetch in flight is bounded by its own timeouts
+            t.join(timeout=5.0)

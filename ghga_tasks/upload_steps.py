@@ -195,7 +195,8 @@ class Upload:
             urls = UrlPrefetcher(
                 lambda n: self.client.part_url(attempt["upload_id"], n, writer),
                 [p.number for p in todo],
-                ahead=self.settings.parallel,
+                ahead=2 * self.settings.parallel,
+                fetchers=self.settings.parallel,
             )
             try:
                 engine.run(UploadStrategy(fd, urls.get, on_done, md5), todo)

@@ -103,3 +103,91 @@ def test_close_while_idle_returns_and_get_after_close_raises():
     urls.close()
     with pytest.raises(RuntimeError, match="closed"):
         urls.get(1)
+
+
+class GatedApi(Api):
+    """An Api whose answers wait until the test opens the gate of that part."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.gates: dict[int, threading.Event] = {}
+        self.waiting: set[int] = set()
+
+    def gate(self, n: int) -> threading.Event:
+        with self.lock:
+            return self.gates.setdefault(n, threading.Event())
+
+    def __call__(self, n: int) -> str:
+        with self.lock:
+            self.waiting.add(n)
+        try:
+            if not self.gate(n).wait(30):
+                raise AssertionError(f"the gate of part {n} was never opened")
+        finally:
+            with self.lock:
+                self.waiting.discard(n)
+        return super().__call__(n)
+
+
+def get_in_thread(urls: UrlPrefetcher, n: int) -> tuple[threading.Thread, list]:
+    got: list = []
+
+    def run() -> None:
+        try:
+            got.append(urls.get(n))
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            got.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, got
+
+
+def test_asks_for_several_urls_at_once():
+    api = GatedApi()
+    urls = UrlPrefetcher(api, [1, 2, 3, 4, 5], ahead=4, fetchers=3)
+    try:
+        wait_until(lambda: api.waiting == {1, 2, 3}, "three asks at once", 10, interval=0.01)
+        for n in (1, 2, 3, 4, 5):
+            api.gate(n).set()
+        for n in (2, 1, 3, 5, 4):
+            assert f"partNumber={n}&" in urls.get(n)
+        assert sorted(api.asked) == [1, 2, 3, 4, 5]  # each once, however they interleaved
+    finally:
+        for gate in api.gates.values():
+            gate.set()
+        urls.close()
+
+
+def test_a_url_on_its_way_is_waited_for_not_asked_for_again():
+    api = GatedApi()
+    urls = UrlPrefetcher(api, [1, 2], ahead=1)
+    try:
+        wait_until(lambda: api.waiting == {1}, "the prefetch of part 1", 10, interval=0.01)
+        t, got = get_in_thread(urls, 1)
+        wait_until(lambda: 1 in urls._wanted, "get(1) waiting for the prefetch", 10, interval=0.01)
+        api.gate(1).set()
+        t.join(30)
+        assert got and got[0].endswith("partNumber=1&X-Amz-Expires=600&X-Amz-Signature=s1")
+        api.gate(2).set()
+        assert "partNumber=2&" in urls.get(2)
+        assert api.asked == [1, 2]  # part 1 once: the start of an upload asked twice before
+    finally:
+        for gate in api.gates.values():
+            gate.set()
+        urls.close()
+
+
+def test_a_failed_prefetch_someone_waits_for_is_asked_again():
+    api = GatedApi(fail={1})
+    urls = UrlPrefetcher(api, [1], ahead=1)
+    try:
+        wait_until(lambda: api.waiting == {1}, "the prefetch of part 1", 10, interval=0.01)
+        t, got = get_in_thread(urls, 1)
+        wait_until(lambda: 1 in urls._wanted, "get(1) waiting for the prefetch", 10, interval=0.01)
+        api.gate(1).set()
+        t.join(30)
+        assert got and got[0].endswith("Signature=s2")  # the second ask's URL, not an error
+        assert api.asked == [1, 1]
+    finally:
+        urls.close()
