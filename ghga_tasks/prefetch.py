@@ -1,4 +1,4 @@
-"""Part URLs fetched ahead of the pycurl loop, on a thread of their own.
+"""Part URLs fetched ahead of the pycurl loop, on threads of their own.
 
 Each upload part needs its own pre-signed URL from the API. Asked for inside the loop, every
 round trip would stall all handles; asked for here, the loop finds the URL waiting. A URL is

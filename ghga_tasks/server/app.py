@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import random
@@ -30,8 +31,8 @@ ADMIN_PREFIX = "/admin"
 
 
 def _faulty_path(path: str) -> bool:
-    """Requests the error-rate knob and the token apply to: the two GHGA APIs, not health
-    or the DRS service-info."""
+    """Requests the error-rate and api-delay knobs and the token apply to: the two GHGA
+    APIs, not health or the DRS service-info."""
     return (
         (path.startswith(UPLOAD_PREFIX + "/") or path.startswith(DRS_PREFIX + "/"))
         and not path.endswith("/health")
@@ -40,7 +41,9 @@ def _faulty_path(path: str) -> bool:
 
 
 class FaultsAndToken:
-    """Injected faults (the error-rate knob) and the bearer token, before any route.
+    """Injected faults (the error-rate knob), a far-away API (the api-delay knob: every
+    answer held back that long, without holding up the others) and the bearer token,
+    before any route.
 
     A plain ASGI middleware: Starlette's BaseHTTPMiddleware (`@app.middleware`) runs every
     request through an extra task and stream, a cost each part URL of an upload pays."""
@@ -53,6 +56,9 @@ class FaultsAndToken:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and _faulty_path(scope["path"]):
+            delay = self.core.knobs.get().api_delay
+            if delay:
+                await asyncio.sleep(delay)
             refusal = self._refusal(Headers(scope=scope))
             if refusal is not None:
                 await refusal(scope, receive, send)

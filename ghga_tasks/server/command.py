@@ -115,6 +115,14 @@ def _check_prefix(ctx, param, value: str) -> str:
     help="Share of Upload/DRS API requests answered 503 or 429.",
 )
 @click.option(
+    "--api-delay",
+    type=click.FloatRange(0, 60),
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Hold back every Upload/DRS API answer this long (an API far away).",
+)
+@click.option(
     "--writer-lease",
     type=click.FloatRange(0),
     default=600.0,
@@ -176,6 +184,7 @@ def serve(
     outbox_lifetime,
     list_parts_page_size,
     error_rate,
+    api_delay,
     writer_lease,
     multipart_copy_threshold,
     orphan_sweep,
@@ -233,6 +242,7 @@ def serve(
             list_parts_page_size=list_parts_page_size,
             error_rate=error_rate,
             writer_lease=writer_lease,
+            api_delay=api_delay,
         ),
     )
 

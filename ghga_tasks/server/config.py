@@ -34,6 +34,9 @@ def copy_ranges(size: int, threshold: int) -> List[Tuple[int, int]]:
     return [(start, min(start + part, size) - 1) for start in range(0, size, part)]
 
 
+MAX_API_DELAY = 60.0  # s; a client's read timeout is 60 s by default
+
+
 @dataclasses.dataclass
 class Knobs:
     """Fault and timing knobs; JSON keys of GET/PATCH /admin/config."""
@@ -45,6 +48,7 @@ class Knobs:
     list_parts_page_size: int = 1000
     error_rate: float = 0.0
     writer_lease: float = 600.0
+    api_delay: float = 0.0
 
     def as_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -74,6 +78,8 @@ def check_knobs(values: Dict[str, Any]) -> Dict[str, Any]:
             raise ValueError("list_parts_page_size must be within 1..1000")
         if key == "error_rate" and value > 1:
             raise ValueError("error_rate must be within 0..1")
+        if key == "api_delay" and value > MAX_API_DELAY:
+            raise ValueError(f"api_delay must be within 0..{MAX_API_DELAY:g} seconds")
         out[key] = value
     return out
 

@@ -6,6 +6,8 @@ import collections
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import requests
 
@@ -71,6 +73,40 @@ def test_error_rate_leaves_no_side_effects(stack):
     finally:
         stack.configure(error_rate=0)
     assert stack.file_info(file_id)["uploads"] == []
+
+
+def test_api_delay_holds_back_api_answers_but_not_the_server(stack):
+    """A far-away API: the answer comes after the delay, right; meanwhile /health answers."""
+    file_id = new_id()
+    stack.register(file_id, 10)
+    answers: list = []
+
+    def delayed() -> None:
+        started = time.monotonic()
+        r = requests.get(f"{stack.upload_api}/files/{file_id}", timeout=T)
+        answers.append((r, time.monotonic() - started))
+
+    stack.configure(api_delay=8)
+    try:
+        t = threading.Thread(target=delayed, daemon=True)
+        t.start()
+        time.sleep(0.5)  # let it reach the server; no bound is asserted on this
+        assert requests.get(f"{stack.url}/health", timeout=T).status_code == 200
+        assert requests.get(f"{stack.admin_api}/config", timeout=T).json()["api_delay"] == 8
+        assert t.is_alive()  # /health was answered while the API answer was held back
+        t.join(T)
+    finally:
+        stack.configure(api_delay=0)
+    ((r, took),) = answers
+    assert r.status_code == 200 and r.json()["file_id"] == file_id
+    assert took >= 8
+
+
+def test_api_delay_knob_is_bounded(stack):
+    for bad in (-1, 61, "1"):
+        r = requests.patch(f"{stack.admin_api}/config", json={"api_delay": bad}, timeout=T)
+        assert r.status_code == 422 and error_id(r) == "invalidConfig", (bad, r.text)
+    assert requests.get(f"{stack.admin_api}/config", timeout=T).json()["api_delay"] == 0
 
 
 def test_bearer_token(stack_factory):

@@ -6,13 +6,16 @@ more checkouts of ghga_tasks, in alternating rounds.
 Each round starts `python -m ghga_tasks serve` (embedded SeaweedFS) from each SOURCES in
 turn, starts an upload attempt as writer "w1" and asks for CALLS part URLs from four
 threads, as an upload with four connections does. The server process's CPU (utime + stime
-from /proc; SeaweedFS is a child process and not counted) is read before and after."""
+from /proc; SeaweedFS is a child process and not counted) is read before and after. Then
+200 more, one after the other on one kept-alive connection: the median time each took
+(the round trip a prefetch waits for)."""
 
 import json
 import os
 import subprocess
 import sys
 import threading
+import time
 
 import requests
 
@@ -47,7 +50,15 @@ def measure(sources: str, calls: int) -> float:
             t.start()
         for t in threads:
             t.join()
-        return (server_cpu(srv.pid) - before) / (calls // 4 * 4)
+        cpu = (server_cpu(srv.pid) - before) / (calls // 4 * 4)
+        took = []
+        with requests.Session() as s:
+            for i in range(200):
+                url = f"{api}/uploads/{upload_id}/parts/{i % 256 + 1}/signed_urls"
+                started = time.perf_counter()
+                s.post(url, json={"writer": "w1"}, timeout=30).raise_for_status()
+                took.append(time.perf_counter() - started)
+        return cpu, sorted(took)[len(took) // 2]
     finally:
         srv.terminate()
         srv.wait(60)
@@ -55,14 +66,22 @@ def measure(sources: str, calls: int) -> float:
 
 def main(calls: int, rounds: int, sources: list) -> None:
     results = {s: [] for s in sources}
+    waits = {s: [] for s in sources}
     for r in range(rounds):
         for s in sources:
-            ms = 1000 * measure(s, calls)
-            results[s].append(ms)
-            print(f"round {r + 1}: {s}: {ms:.2f} server CPU-ms per part URL", flush=True)
+            cpu, wait = measure(s, calls)
+            results[s].append(1000 * cpu)
+            waits[s].append(1000 * wait)
+            print(
+                f"round {r + 1}: {s}: {1000 * cpu:.2f} server CPU-ms per part URL, "
+                f"{1000 * wait:.2f} ms per request one after the other",
+                flush=True,
+            )
     for s, values in results.items():
         each = ", ".join(f"{v:.2f}" for v in values)
-        print(f"{s}: median {sorted(values)[len(values) // 2]:.2f} ms ({each})")
+        print(f"{s}: median {sorted(values)[len(values) // 2]:.2f} CPU-ms ({each})")
+        each = ", ".join(f"{v:.2f}" for v in waits[s])
+        print(f"{s}: median {sorted(waits[s])[len(waits[s]) // 2]:.2f} ms a request ({each})")
 
 
 if __name__ == "__main__":
