@@ -26,10 +26,11 @@ def server_cpu(pid: int) -> float:
 
 
 def measure(sources: str, calls: int) -> float:
+    sources = os.path.abspath(sources)
     env = dict(os.environ, PYTHONPATH=sources)
     argv = [sys.executable, "-m", "ghga_tasks", "serve", "--register", "f1=4294967296"]
-    srv = subprocess.Popen(
-        argv + ["--log-level", "warning"], stdout=subprocess.PIPE, env=env, text=True
+    srv = subprocess.Popen(  # in SOURCES: `-m` puts the working directory first on sys.path
+        argv + ["--log-level", "warning"], stdout=subprocess.PIPE, env=env, text=True, cwd=sources
     )
     try:
         api = json.loads(srv.stdout.readline())["upload_api"]
