@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 
 from . import admin_api, drs_api, upload_api
+from .config import Knobs
 from .core import Core
 from .errors import ApiError
 from .storage import error_code
@@ -56,17 +57,16 @@ class FaultsAndToken:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and _faulty_path(scope["path"]):
-            delay = self.core.knobs.get().api_delay
-            if delay:
-                await asyncio.sleep(delay)
-            refusal = self._refusal(Headers(scope=scope))
+            knobs = self.core.knobs.get()
+            if knobs.api_delay:
+                await asyncio.sleep(knobs.api_delay)
+            refusal = self._refusal(knobs, Headers(scope=scope))
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
-    def _refusal(self, headers: Headers) -> Optional[JSONResponse]:
-        knobs = self.core.knobs.get()
+    def _refusal(self, knobs: Knobs, headers: Headers) -> Optional[JSONResponse]:
         if knobs.error_rate and self.chance.random() < knobs.error_rate:
             status = self.chance.choice((503, 429))
             exception_id = "serviceUnavailable" if status == 503 else "tooManyRequests"
