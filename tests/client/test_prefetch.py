@@ -129,7 +129,10 @@ class GatedApi(Api):
         return super().__call__(n)
 
 
-def get_in_thread(urls: UrlPrefetcher, n: int) -> tuple[threading.Thread, list]:
+def get_while_prefetching(api: GatedApi, urls: UrlPrefetcher, n: int):
+    """Call urls.get(n) on a thread while the prefetch of part n hangs at its gate; return
+    (thread, list the thread appends the URL or the error to) once get() waits for it."""
+    wait_until(lambda: api.waiting == {n}, f"the prefetch of part {n}", 10, interval=0.01)
     got: list = []
 
     def run() -> None:
@@ -140,6 +143,7 @@ def get_in_thread(urls: UrlPrefetcher, n: int) -> tuple[threading.Thread, list]:
 
     t = threading.Thread(target=run, daemon=True)
     t.start()
+    wait_until(lambda: n in urls._wanted, f"get({n}) waiting for the prefetch", 10, interval=0.01)
     return t, got
 
 
@@ -163,9 +167,7 @@ def test_a_url_on_its_way_is_waited_for_not_asked_for_again():
     api = GatedApi()
     urls = UrlPrefetcher(api, [1, 2], ahead=1)
     try:
-        wait_until(lambda: api.waiting == {1}, "the prefetch of part 1", 10, interval=0.01)
-        t, got = get_in_thread(urls, 1)
-        wait_until(lambda: 1 in urls._wanted, "get(1) waiting for the prefetch", 10, interval=0.01)
+        t, got = get_while_prefetching(api, urls, 1)
         api.gate(1).set()
         t.join(30)
         assert got and got[0].endswith("partNumber=1&X-Amz-Expires=600&X-Amz-Signature=s1")
@@ -182,9 +184,7 @@ def test_a_failed_prefetch_someone_waits_for_is_asked_again():
     api = GatedApi(fail={1})
     urls = UrlPrefetcher(api, [1], ahead=1)
     try:
-        wait_until(lambda: api.waiting == {1}, "the prefetch of part 1", 10, interval=0.01)
-        t, got = get_in_thread(urls, 1)
-        wait_until(lambda: 1 in urls._wanted, "get(1) waiting for the prefetch", 10, interval=0.01)
+        t, got = get_while_prefetching(api, urls, 1)
         api.gate(1).set()
         t.join(30)
         assert got and got[0].endswith("Signature=s2")  # the second ask's URL, not an error

@@ -114,14 +114,12 @@ def test_config_get_patch_reset(stack):
         "list_parts_page_size": 1000,
         "error_rate": 0.0,
         "writer_lease": 600.0,
+        "api_delay": 0.0,
     }
-    r = requests.patch(
-        f"{stack.admin_api}/config",
-        json={"staging_delay": 1.5, "outbox_lifetime": 60, "error_rate": 0.25},
-        timeout=T,
-    )
+    changes = {"staging_delay": 1.5, "outbox_lifetime": 60, "error_rate": 0.25, "api_delay": 0.5}
+    r = requests.patch(f"{stack.admin_api}/config", json=changes, timeout=T)
     assert r.status_code == 200
-    assert r.json() == dict(start_config, staging_delay=1.5, outbox_lifetime=60, error_rate=0.25)
+    assert r.json() == dict(start_config, **changes)
     stack.reset()
     assert stack.config() == start_config
 
@@ -135,6 +133,8 @@ def test_config_rejects_bad_values(stack):
         {"list_parts_page_size": 0},
         {"url_lifetime": "long"},
         {"retry_after": 1.5},
+        {"api_delay": -1},
+        {"api_delay": 61},
     ):
         r = requests.patch(f"{stack.admin_api}/config", json=body, timeout=T)
         assert r.status_code == 422, body
