@@ -287,6 +287,8 @@ class Download:
     ) -> Optional[Engine]:
         """The engine that moved this run's bytes (its counters); None: nothing was missing."""
         todo = planning.missing_ranges(size, self.settings.part_size, done)
+        if self.settings.parallel > 1:  # one connection: the hash keeps up piece by piece
+            todo = planning.fine_tail(todo, self.settings.parallel)
         if not todo:
             return None
         url = {"value": first_url}

@@ -83,3 +83,18 @@ def missing_ranges(size: int, range_size: int, done: Iterable[Tuple[int, int]]) 
             pos += n
         pos = max(pos, offset + length)
     return ranges
+
+
+def fine_tail(ranges: List[Part], count: int, pieces: int = 8, floor: int = MiB) -> List[Part]:
+    """The same bytes, with the last `count` ranges cut into `pieces` each (none below
+    `floor` bytes). A download's hash trails its contiguous prefix: when the last ranges,
+    sent side by side, finish together, all they hold is hashed after the last byte came
+    in, and the store waits meanwhile. Small last ranges keep that short."""
+    cut = max(0, len(ranges) - count)
+    out = ranges[:cut]
+    for r in ranges[cut:]:
+        step = max(floor, -(-r.length // pieces))
+        out.extend(
+            Part(r.number, pos, min(step, r.end - pos)) for pos in range(r.offset, r.end, step)
+        )
+    return out

@@ -49,6 +49,20 @@ def whole_ranges_bytes(intervals: list, size: int, range_size: int) -> int:
 # --- planning: pieces are arbitrary, overlapping or adjacent intervals ----------------------
 
 
+def test_fine_tail_cuts_the_last_ranges_and_keeps_every_byte_once():
+    ranges = planning.missing_ranges(100 * MiB, 16 * MiB, [(0, 10 * MiB)])
+    tail = planning.fine_tail(ranges, count=2, pieces=4)
+    assert tail[:4] == ranges[:4]  # sent first, as they were
+    assert [p.length for p in tail[4:]] == [4 * MiB] * 4 + [int(2.5 * MiB)] * 4  # quarters
+    assert planning.merge((p.offset, p.length) for p in tail) == [(10 * MiB, 90 * MiB)]
+    assert sum(p.length for p in tail) == 90 * MiB  # no byte twice
+    assert [p.offset for p in tail] == sorted(p.offset for p in tail)
+    # never below the floor, and nothing to cut is nothing
+    assert [p.length for p in planning.fine_tail([Part(0, 0, 3 * MiB)], 4)] == [MiB] * 3
+    assert planning.fine_tail([], 4) == []
+    assert planning.fine_tail(ranges, 0) == ranges
+
+
 def test_missing_ranges_fetch_only_the_gaps_between_pieces():
     size = 100
     pieces = [(30, 5), (0, 10), (10, 5), (32, 10), (60, 40), (42, 0), (70, 5)]
